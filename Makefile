@@ -1,0 +1,64 @@
+# The project's one interface: the same targets locally and in CI.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
+PYTHON ?= python3
+
+.PHONY: setup up down status test test-fast check proto bench bench-assign bench-ingest \
+        bench-stats bench-analysis simulate clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock scripts/dev_paths.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) scripts/dev_paths.py
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+up: setup            ## run the platform (embedded PostgreSQL/Redis unless URLs are set)
+	$(VENV)/bin/verdict up
+
+down: setup          ## stop what `make up` started (data persists)
+	$(VENV)/bin/verdict down
+
+status: setup
+	$(VENV)/bin/verdict status
+
+test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+check: setup         ## format, lint, types, proto lint, generated-code drift
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	cd protos && ../$(VENV)/bin/buf lint
+	@tmp=$$(mktemp -d) && VENV=$(VENV) scripts/gen_proto.sh $$tmp >/dev/null 2>&1 && \
+	  if diff -r -q $$tmp/verdict/v1 clients/python/verdict/v1 -x __pycache__; then \
+	    echo "generated code matches protos"; rm -rf $$tmp; \
+	  else echo "generated code drifted from protos: run make proto" >&2; rm -rf $$tmp; exit 1; fi
+
+proto: setup         ## regenerate clients/python/verdict/v1 from protos/
+	VENV=$(VENV) scripts/gen_proto.sh clients/python
+
+bench: setup
+	@for t in bench-assign bench-ingest bench-stats bench-analysis; do \
+	  $(MAKE) --no-print-directory $$t || exit 1; done
+
+bench-assign: setup
+	$(PY) bench/bench_assign.py
+
+bench-ingest: setup
+	$(PY) bench/bench_ingest.py
+
+bench-stats: setup
+	$(PY) bench/bench_stats.py
+
+bench-analysis: setup
+	$(PY) bench/bench_analysis.py
+
+simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
+	$(PY) bench/simulate.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

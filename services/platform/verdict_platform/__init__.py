@@ -1,0 +1,1 @@
+"""Shared plumbing of Verdict's services: settings, server bootstrap, auth, errors, storage."""

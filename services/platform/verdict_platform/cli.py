@@ -1,0 +1,109 @@
+"""The `verdict` command: migrations, API keys, and running the platform locally.
+
+verdict migrate
+verdict keys create --role ROLE --name NAME    (prints the key once)
+verdict keys list
+verdict keys revoke NAME
+verdict up | down | status                     (what `make up` / `make down` call)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from verdict_platform import redis_conn
+from verdict_platform.db import connect
+from verdict_platform.embedded import resolve_servers
+from verdict_platform.errors import VerdictError
+from verdict_platform.keys import KeyStore, parse_role
+from verdict_platform.migrator import migrate
+from verdict_platform.settings import Settings, SettingsError, load_settings
+
+
+async def _migrate(settings: Settings) -> int:
+    conn = await connect(settings)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    return 0
+
+
+async def _announce_keys_changed(settings: Settings) -> None:
+    client = redis_conn.connect_redis(settings)
+    try:
+        await client.publish(redis_conn.name(settings, redis_conn.KEYS_CHANNEL), b"changed")
+    except Exception as exc:  # services also reload on a timer; a down Redis only delays it
+        print(f"warning: could not announce the change on Redis ({exc})", file=sys.stderr)
+    finally:
+        await client.aclose()
+
+
+async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=1)
+    try:
+        store = KeyStore(pool)
+        if args.keys_command == "create":
+            key = await store.create(args.name, parse_role(args.role))
+            await _announce_keys_changed(settings)
+            print(key)
+        elif args.keys_command == "list":
+            for k in await store.list():
+                state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+                print(f"{k.name}\t{k.role.value}\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+        else:
+            await store.revoke(args.name)
+            await _announce_keys_changed(settings)
+            print(f"revoked {args.name}")
+    finally:
+        await pool.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="verdict", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending database migrations")
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--role", required=True, help="assign, ingest, read or admin")
+    create.add_argument("--name", required=True, help="unique name of the key's holder")
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
+    revoke.add_argument("name")
+    sub.add_parser("up", help="start the embedded servers (if needed) and every service")
+    sub.add_parser("down", help="stop what `up` started")
+    sub.add_parser("status", help="show what runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command in ("up", "down", "status"):
+            from verdict_platform import launcher
+
+            return launcher.run(args.command, settings)
+        settings = resolve_servers(settings)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        return asyncio.run(_with_store(settings, args))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except VerdictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

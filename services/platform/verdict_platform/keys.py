@@ -1,0 +1,109 @@
+"""API keys: generation, hashing and the store behind them.
+
+A key is 32 random bytes (urlsafe base64, prefixed `vdk_`), shown once at creation. Only its
+SHA-256 is stored. A fast hash is enough here, unlike passwords: the key has 256 bits of entropy, so
+a stolen table cannot be brute-forced, and verification stays cheap on the Assign hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from verdict_platform.errors import AlreadyExists, InvalidArgument, NotFound
+from verdict_platform.roles import Role
+
+KEY_PREFIX = "vdk_"
+
+
+def generate_key() -> str:
+    """A new random API key in clear (to be shown once)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> bytes:
+    """The stored form of a key: its SHA-256 digest."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key, without its secret."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        """True until revoked."""
+        return self.revoked_at is None
+
+
+def parse_role(text: str) -> Role:
+    """The role named `text`, or InvalidArgument naming the field `role`."""
+    try:
+        return Role(text)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidArgument.of("role", f"{text!r} is not one of {allowed}") from None
+
+
+class KeyStore:
+    """API keys in PostgreSQL (table `api_keys`)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, name: str, role: Role) -> str:
+        """Stores a new key and returns it in clear: the only time it is visible."""
+        if not name or len(name) > 128:
+            raise InvalidArgument.of("name", "must be 1 to 128 characters")
+        key = generate_key()
+        try:
+            await self._pool.execute(
+                "INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3)",
+                name,
+                role.value,
+                hash_key(key),
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(f"an API key named {name!r} exists") from None
+        return key
+
+    async def list(self) -> list[ApiKey]:
+        """Every key, active or revoked, by name."""
+        rows = await self._pool.fetch(
+            "SELECT name, role, created_at, revoked_at FROM api_keys ORDER BY name"
+        )
+        return [_api_key(r) for r in rows]
+
+    async def revoke(self, name: str) -> None:
+        """Revokes the key named `name`; NotFound when there is no active one."""
+        done = await self._pool.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+        )
+        if done.endswith(" 0"):
+            raise NotFound(f"no active API key named {name!r}")
+
+    async def active_hashes(self) -> dict[bytes, tuple[str, Role]]:
+        """Hash to (name, role) of every active key: what the key ring serves from memory."""
+        rows = await self._pool.fetch(
+            "SELECT key_hash, name, role FROM api_keys WHERE revoked_at IS NULL"
+        )
+        return {bytes(r["key_hash"]): (r["name"], Role(r["role"])) for r in rows}
+
+
+def _api_key(row: Any) -> ApiKey:
+    return ApiKey(
+        name=row["name"],
+        role=Role(row["role"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )

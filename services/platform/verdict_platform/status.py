@@ -1,0 +1,85 @@
+"""The one mapping from domain errors to gRPC status codes, with google.rpc rich details.
+
+`InvalidArgument` carries a `google.rpc.BadRequest` with one field violation per offending field;
+clients read it with `grpc_status.rpc_status.from_call`. Anything unexpected is logged with its
+traceback and answered INTERNAL without leaking details.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from verdict_platform import errors
+
+log = logging.getLogger(__name__)
+
+DETAILS_KEY = "grpc-status-details-bin"
+
+_CODES: tuple[tuple[type[errors.VerdictError], grpc.StatusCode], ...] = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+)
+
+
+@dataclass(frozen=True)
+class RpcFailure:
+    """What the client receives for an error: code, message and trailing metadata."""
+
+    code: grpc.StatusCode
+    message: str
+    trailing_metadata: tuple[tuple[str, bytes], ...]
+
+
+def status_code_of(error: BaseException) -> grpc.StatusCode:
+    """The gRPC status code for an error; INTERNAL for anything not a VerdictError."""
+    for cls, code in _CODES:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_failure(error: BaseException) -> RpcFailure:
+    """Translates an exception into what the client receives."""
+    code = status_code_of(error)
+    if code is grpc.StatusCode.INTERNAL:
+        log.error("unexpected error", exc_info=error)
+        message = "internal error"
+    else:
+        message = str(error) or code.name.lower()
+    status = status_pb2.Status(code=code.value[0], message=message)
+    if isinstance(error, errors.InvalidArgument):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
+        status.details.append(detail)
+    return RpcFailure(code, message, ((DETAILS_KEY, status.SerializeToString()),))
+
+
+def field_violations(status: status_pb2.Status) -> dict[str, str]:
+    """Field to description of the BadRequest details in a status (for clients and tests)."""
+    found: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            found.update({v.field: v.description for v in bad_request.field_violations})
+    return found

@@ -1,0 +1,1 @@
+"""Helpers for tests: processes, free ports, gRPC calls."""

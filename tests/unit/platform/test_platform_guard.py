@@ -1,0 +1,139 @@
+"""The Guard on a real in-process gRPC server: keys, roles, and the error mapping as a client sees
+it (a domain validation error arrives as INVALID_ARGUMENT with the field in BadRequest)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from grpc_status import rpc_status
+
+from verdict.v1 import experiment_pb2, experiment_pb2_grpc
+from verdict_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+from verdict_platform.guard import Guard, current_principal
+from verdict_platform.keyring import KeyRing
+from verdict_platform.keys import hash_key
+from verdict_platform.roles import Role
+from verdict_platform.status import field_violations
+
+KEYS = {"admin-key": ("ops", Role.ADMIN), "read-key": ("dashboard", Role.READ)}
+
+
+class FakeDirectory:
+    async def active_hashes(self) -> dict[bytes, tuple[str, Role]]:
+        return {hash_key(k): v for k, v in KEYS.items()}
+
+
+class ScriptedExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
+    """Raises a chosen domain error depending on the experiment key asked for."""
+
+    async def GetExperiment(self, request: Any, context: Any) -> Any:
+        if request.key == "invalid":
+            raise InvalidArgument(
+                [
+                    FieldViolation("experiment.variants[1].weight", "must be in [0, 1]"),
+                    FieldViolation("experiment.key", "must be a slug"),
+                ]
+            )
+        if request.key == "running":
+            raise FailedPrecondition("variants cannot change while running")
+        if request.key == "db-down":
+            raise Unavailable("database unavailable")
+        if request.key == "bug":
+            raise ZeroDivisionError("secret internals")
+        return experiment_pb2.GetExperimentResponse(
+            experiment=experiment_pb2.Experiment(key=request.key, name=current_principal().name)
+        )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def stub() -> AsyncIterator[experiment_pb2_grpc.ExperimentServiceStub]:
+    keyring = KeyRing(FakeDirectory(), refresh_s=60)
+    await keyring.load()
+    server = grpc.aio.server(interceptors=[Guard(keyring)])
+    experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(ScriptedExperiments(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield experiment_pb2_grpc.ExperimentServiceStub(channel)
+    await server.stop(None)
+
+
+def bearer(key: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+async def error_of(call: Any) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    status = await rpc_status.aio.from_call(call)
+    violations = field_violations(status) if status is not None else {}
+    return err.value.code(), err.value.details() or "", violations
+
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_validation_error_reaches_client_with_field_violations(stub: Any) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="invalid"), metadata=bearer("read-key")
+    )
+    code, _, violations = await error_of(call)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert violations == {
+        "experiment.variants[1].weight": "must be in [0, 1]",
+        "experiment.key": "must be a slug",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [
+        ("running", grpc.StatusCode.FAILED_PRECONDITION),
+        ("db-down", grpc.StatusCode.UNAVAILABLE),
+    ],
+)
+async def test_domain_errors_map_to_their_codes(stub: Any, key: str, code: grpc.StatusCode) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key=key), metadata=bearer("admin-key")
+    )
+    assert (await error_of(call))[0] is code
+
+
+async def test_unexpected_error_is_internal_without_leaking_details(stub: Any) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="bug"), metadata=bearer("admin-key")
+    )
+    code, message, _ = await error_of(call)
+    assert code is grpc.StatusCode.INTERNAL
+    assert "secret" not in message
+
+
+async def test_missing_key_is_unauthenticated(stub: Any) -> None:
+    call = stub.GetExperiment(experiment_pb2.GetExperimentRequest(key="x"))
+    assert (await error_of(call))[0] is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_unknown_key_is_unauthenticated(stub: Any) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="x"), metadata=bearer("forged")
+    )
+    assert (await error_of(call))[0] is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_role_without_the_rpc_is_permission_denied(stub: Any) -> None:
+    request = experiment_pb2.CreateExperimentRequest()
+    call = stub.CreateExperiment(request, metadata=bearer("read-key"))
+    code, message, _ = await error_of(call)
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    assert "dashboard" in message
+
+
+async def test_handler_sees_the_callers_key_name(stub: Any) -> None:
+    reply = await stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="x"), metadata=bearer("admin-key")
+    )
+    assert reply.experiment.name == "ops"
