@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 from verdict_platform.settings import Settings
@@ -27,11 +28,13 @@ def _redis_dir(data_dir: Path) -> Path:
 
 def ensure_postgres(data_dir: Path) -> str:
     """Starts (or finds) the embedded PostgreSQL; returns its URL."""
-    import pgserver
-
     path = _pg_dir(data_dir)
     path.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(path, cleanup_mode=None)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # pgserver's platformdirs warns about XDG_RUNTIME_DIR
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(path, cleanup_mode=None)  # type: ignore[attr-defined]
     uri: str = server.get_uri()
     return uri
 
