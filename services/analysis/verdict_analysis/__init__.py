@@ -1,0 +1,1 @@
+"""Verdict analysis service."""

@@ -1,0 +1,72 @@
+"""Two-proportion z-test against statsmodels; Cohen's h."""
+
+import numpy as np
+import pytest
+from statsmodels.stats import proportion as smp
+
+from verdict_analysis.stats import ProportionStats, Reason, Sides, cohens_h, two_proportion_z_test
+
+CASES = [(120, 1000, 150, 1010), (33, 400, 21, 390), (5000, 20000, 5150, 20100)]
+
+
+@pytest.mark.parametrize(("c_succ", "c_n", "t_succ", "t_n"), CASES)
+@pytest.mark.parametrize("sides", list(Sides))
+def test_pooled_p_value_matches_statsmodels_ztest(
+    c_succ: int, c_n: int, t_succ: int, t_n: int, sides: Sides
+) -> None:
+    alt = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[sides.value]
+    result = two_proportion_z_test(
+        ProportionStats(c_n, c_succ), ProportionStats(t_n, t_succ), sides=sides, pooled=True
+    )
+    _, p = smp.proportions_ztest([t_succ, c_succ], [t_n, c_n], alternative=alt)
+    assert result.absolute is not None
+    assert result.absolute.p_value == pytest.approx(p, abs=1e-6)
+
+
+@pytest.mark.parametrize(("c_succ", "c_n", "t_succ", "t_n"), CASES)
+def test_unpooled_wald_matches_statsmodels(c_succ: int, c_n: int, t_succ: int, t_n: int) -> None:
+    result = two_proportion_z_test(ProportionStats(c_n, c_succ), ProportionStats(t_n, t_succ))
+    assert result.absolute is not None
+    ref = smp.test_proportions_2indep(t_succ, t_n, c_succ, c_n, method="wald", correction=False)
+    lower, upper = smp.confint_proportions_2indep(
+        t_succ, t_n, c_succ, c_n, method="wald", correction=False
+    )
+    assert result.absolute.p_value == pytest.approx(ref.pvalue, abs=1e-6)
+    assert result.absolute.ci_lower == pytest.approx(lower, abs=1e-6)
+    assert result.absolute.ci_upper == pytest.approx(upper, abs=1e-6)
+
+
+def test_relative_lift_interval_by_delta_method() -> None:
+    c, t = ProportionStats(1000, 100), ProportionStats(1000, 120)
+    result = two_proportion_z_test(c, t)
+    assert result.relative is not None
+    var = (0.12 * 0.88 / 1000) / 0.1**2 + 0.12**2 * (0.1 * 0.9 / 1000) / 0.1**4
+    assert result.relative.estimate == pytest.approx(0.2)
+    assert result.relative.std_error == pytest.approx(np.sqrt(var))
+
+
+def test_cohens_h_matches_statsmodels() -> None:
+    h = cohens_h(ProportionStats(100, 30), ProportionStats(100, 45))
+    assert h == pytest.approx(smp.proportion_effectsize(0.45, 0.30), abs=1e-12)
+
+
+def test_all_zero_conversions_is_zero_variance() -> None:
+    result = two_proportion_z_test(ProportionStats(100, 0), ProportionStats(100, 0))
+    assert result.reason is Reason.ZERO_VARIANCE
+
+
+def test_empty_arm_has_reason() -> None:
+    assert two_proportion_z_test(ProportionStats(0, 0), ProportionStats(5, 1)).reason is (
+        Reason.EMPTY_ARM
+    )
+    assert cohens_h(ProportionStats(0, 0), ProportionStats(5, 1)) is None
+
+
+def test_proportion_stats_add() -> None:
+    assert ProportionStats(10, 3) + ProportionStats(5, 2) == ProportionStats(15, 5)
+
+
+def test_constant_zero_treatment_has_absolute_effect_but_no_relative_variance() -> None:
+    result = two_proportion_z_test(ProportionStats(10, 3), ProportionStats(1, 0))
+    assert result.absolute is not None
+    assert result.relative is None and result.relative_reason is Reason.ZERO_VARIANCE
