@@ -1,0 +1,1 @@
+"""The assignment service: ExperimentService (configuration) and AssignmentService (hot path)."""

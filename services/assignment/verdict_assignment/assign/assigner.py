@@ -1,0 +1,130 @@
+"""The Assign use case: evaluate from the snapshot, apply sticky variants, record exposures.
+
+No network I/O unless an experiment in the answer had its allocation changed while running (see
+`sticky`); exposures go to an in-memory buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from verdict.evaluation import Assignment, Reason
+from verdict_assignment.assign.exposures import ExposureSink, PendingExposure
+from verdict_assignment.assign.holder import SnapshotHolder
+from verdict_assignment.assign.snapshot import Snapshot
+from verdict_assignment.assign.sticky import StickyStore
+from verdict_platform.errors import InvalidArgument
+
+MAX_UNIT_ID_BYTES = 256
+
+_STICKY_CANDIDATES = (Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC)
+_EXPOSED = (Reason.ASSIGNED, Reason.STICKY)  # forced units are QA traffic: not exposures
+
+
+def _segment_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def check_unit_id(unit_id: str) -> None:
+    """InvalidArgument unless the unit id has 1 to 256 bytes."""
+    if not unit_id:
+        raise InvalidArgument.of("unit_id", "required")
+    if len(unit_id) > MAX_UNIT_ID_BYTES // 4 and len(unit_id.encode()) > MAX_UNIT_ID_BYTES:
+        raise InvalidArgument.of("unit_id", f"longer than {MAX_UNIT_ID_BYTES} bytes")
+
+
+class Assigner:
+    """Assigns units from the current snapshot."""
+
+    def __init__(
+        self, holder: SnapshotHolder, sticky: StickyStore | None, sink: ExposureSink | None
+    ) -> None:
+        self._holder = holder
+        self._sticky = sticky
+        self._sink = sink
+
+    async def assign(
+        self,
+        unit_id: str,
+        attributes: Mapping[str, Any],
+        keys: Sequence[str],
+        log_exposures: bool = True,
+    ) -> tuple[Snapshot, list[Assignment]]:
+        """The results for `keys` (empty: every running experiment) and the snapshot used."""
+        check_unit_id(unit_id)
+        snapshot = self._holder.require()
+        now = time.time()
+        results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
+        sticky_keys = snapshot.sticky_keys
+        if sticky_keys and self._sticky is not None:
+            candidates = [
+                i
+                for i, r in enumerate(results)
+                if r.experiment_key in sticky_keys and r.reason in _STICKY_CANDIDATES
+            ]
+            if candidates:
+                await self._apply_sticky(snapshot, unit_id, results, candidates)
+        if log_exposures and self._sink is not None:
+            self._record(snapshot, unit_id, attributes, results, now)
+        return snapshot, results
+
+    async def _apply_sticky(
+        self, snapshot: Snapshot, unit_id: str, results: list[Assignment], candidates: list[int]
+    ) -> None:
+        assert self._sticky is not None
+        stored = await self._sticky.lookup(unit_id, [results[i].experiment_key for i in candidates])
+        fresh: dict[str, str] = {}
+        for i in candidates:
+            result = results[i]
+            key = result.experiment_key
+            variant_key = stored.get(key)
+            if variant_key is None:
+                if result.variant_key is not None:
+                    fresh[key] = result.variant_key
+                continue
+            index = snapshot.variant_index[key].get(variant_key)
+            if index is None or index == result.variant_index:
+                continue  # same variant as hashing gives: nothing to keep
+            payload = snapshot.experiments[key].variants[index].payload_json
+            results[i] = Assignment(
+                key, variant_key, index, Reason.STICKY, payload, result.bucket, True
+            )
+        if fresh:
+            self._sticky.remember(unit_id, fresh)
+
+    def _record(
+        self,
+        snapshot: Snapshot,
+        unit_id: str,
+        attributes: Mapping[str, Any],
+        results: list[Assignment],
+        now: float,
+    ) -> None:
+        sink = self._sink
+        assert sink is not None
+        experiments = snapshot.experiments
+        for r in results:
+            if (
+                r.reason in _EXPOSED
+                and r.variant_key is not None
+                and not sink.is_recent(r.experiment_key, unit_id, r.variant_key)
+            ):
+                names = snapshot.segments.get(r.experiment_key, ())
+                segments = tuple(
+                    (name, _segment_value(attributes[name]))
+                    for name in names
+                    if attributes.get(name) is not None
+                )
+                sink.record(
+                    PendingExposure(
+                        r.experiment_key,
+                        r.variant_key,
+                        unit_id,
+                        now,
+                        experiments[r.experiment_key].allocation_version,
+                        segments,
+                    )
+                )

@@ -1,0 +1,166 @@
+"""The exposure sink: records first assignments without slowing `Assign` down.
+
+`record` is synchronous and cheap (a set lookup and an append): a bounded set of recently seen
+(experiment, unit, variant) triples drops repeats in-process, so a unit assigned a thousand times
+is sent once per process (ingest deduplicates across processes and retries anyway). A background
+task flushes the buffer at most every `flush_interval_s`, in batches, retrying the errors a
+sender marks as transient with backoff under the same request id (ingest is idempotent). The
+buffer is bounded: when ingest stays away long enough to fill it, new exposures are dropped and
+counted rather than growing memory without end. `stop` flushes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExposure:
+    """An exposure waiting to be sent."""
+
+    experiment_key: str
+    variant_key: str
+    unit_id: str
+    timestamp: float
+    """Epoch seconds of the assignment."""
+    allocation_version: int
+    segments: tuple[tuple[str, str], ...] = ()
+    """(attribute, value) pairs recorded for breakdowns."""
+
+
+class TransientSendError(Exception):
+    """The batch may succeed if sent again (ingest unavailable or overloaded)."""
+
+
+class ExposureSender(Protocol):
+    """Delivers one batch; raises TransientSendError to be retried, anything else to drop it."""
+
+    async def send(self, request_id: str, exposures: Sequence[PendingExposure]) -> None: ...
+
+
+class ExposureSink:
+    """Buffers exposures and sends them in the background."""
+
+    def __init__(
+        self,
+        sender: ExposureSender,
+        *,
+        flush_interval_s: float = 0.1,
+        max_buffer: int = 100_000,
+        batch_size: int = 500,
+        recent_size: int = 200_000,
+        max_attempts: int = 6,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self._sender = sender
+        self._interval = flush_interval_s
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._recent_size = recent_size
+        self._max_attempts = max_attempts
+        self._max_backoff_s = max_backoff_s
+        self._buffer: list[PendingExposure] = []
+        self._recent: dict[tuple[str, str, str], None] = {}
+        self._has_data = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        """Exposures delivered."""
+        self.dropped = 0
+        """Exposures lost: buffer full, or their batch failed for good."""
+
+    @property
+    def depth(self) -> int:
+        """Exposures waiting in the buffer."""
+        return len(self._buffer)
+
+    def is_recent(self, experiment_key: str, unit_id: str, variant_key: str) -> bool:
+        """Whether this exposure was recorded recently (callers skip building it again)."""
+        return (experiment_key, unit_id, variant_key) in self._recent
+
+    def record(self, exposure: PendingExposure) -> None:
+        """Queues `exposure` unless it was recorded recently or the buffer is full."""
+        seen = (exposure.experiment_key, exposure.unit_id, exposure.variant_key)
+        recent = self._recent
+        if seen in recent:
+            return
+        if len(self._buffer) >= self._max_buffer:
+            self.dropped += 1
+            return
+        recent[seen] = None
+        if len(recent) > self._recent_size:
+            del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
+        self._buffer.append(exposure)
+        self._has_data.set()
+
+    def start(self) -> None:
+        """Starts the background flusher."""
+        self._task = asyncio.create_task(self._flush_forever(), name="exposure-flusher")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stops the flusher and sends what is left (giving up after `timeout_s`)."""
+        self._stopping = True
+        self._has_data.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.flush()
+        except TimeoutError:
+            self.dropped += len(self._buffer)
+            log.error("exposures not flushed at shutdown", extra={"lost": len(self._buffer)})
+
+    async def flush(self) -> None:
+        """Sends everything buffered now."""
+        batch, self._buffer = self._buffer, []
+        self._has_data.clear()
+        for start in range(0, len(batch), self._batch_size):
+            await self._send(batch[start : start + self._batch_size])
+
+    async def _flush_forever(self) -> None:
+        last = -float("inf")
+        while not self._stopping:
+            await self._has_data.wait()
+            if self._stopping:
+                return
+            delay = last + self._interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            last = time.monotonic()
+            try:
+                await self.flush()
+            except Exception:  # never let the flusher die; the batch is counted as dropped
+                log.exception("exposure flush failed")
+
+    async def _send(self, batch: list[PendingExposure]) -> None:
+        request_id = str(uuid.uuid4())
+        backoff = 0.05
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._sender.send(request_id, batch)
+                self.sent += len(batch)
+                return
+            except TransientSendError as error:
+                if attempt == self._max_attempts:
+                    log.error("exposure batch dropped after %d attempts: %s", attempt, error)
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+            except Exception as error:
+                log.error("exposure batch refused, dropped: %r", error)
+                break
+        self.dropped += len(batch)
+        for exposure in batch:  # let a later assignment record them again
+            self._recent.pop(
+                (exposure.experiment_key, exposure.unit_id, exposure.variant_key), None
+            )

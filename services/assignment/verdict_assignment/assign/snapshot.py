@@ -1,0 +1,179 @@
+"""The configuration snapshot: everything `Assign` needs, prepared once per configuration version.
+
+A snapshot is immutable; the watcher builds a new one off the hot path and swaps it in with one
+reference assignment, so a request sees one consistent version from start to end. Besides the
+evaluation core's `Evaluator`, it holds each possible result already encoded as the bytes of an
+`AssignResponse.assignments` entry (per experiment, reason and variant, payload included): building
+a response is then a join of prebuilt byte strings, no protobuf objects on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from google.protobuf import timestamp_pb2
+
+from verdict.evaluation import Assignment, Evaluator, ExperimentConfig, Reason
+from verdict.local import experiment_config_from_proto, saved_groups_from_proto
+from verdict.v1 import assignment_pb2, experiment_pb2
+
+log = logging.getLogger(__name__)
+
+PROTO_REASON: Mapping[Reason, assignment_pb2.AssignmentReason.ValueType] = {
+    reason: assignment_pb2.AssignmentReason.Value("ASSIGNMENT_REASON_" + reason.name)
+    for reason in Reason
+}
+"""The proto enum value of each engine reason (same names)."""
+
+_IN_EXPERIMENT = (Reason.ASSIGNED, Reason.FORCED, Reason.STICKY)
+_OUT_OF_EXPERIMENT = tuple(r for r in Reason if r not in _IN_EXPERIMENT)
+
+EncodedKey = tuple[str, Reason, int]
+"""(experiment key, reason, variant index or -1)."""
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_entry(message: assignment_pb2.Assignment) -> bytes:
+    """`message` as one `AssignResponse.assignments` entry (field 1, length-delimited)."""
+    body = message.SerializeToString()
+    return b"\x0a" + varint(len(body)) + body
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One configuration version, ready to serve."""
+
+    version: int
+    """config_state.version it was loaded at."""
+    proto: assignment_pb2.ConfigSnapshot
+    """What GetConfigSnapshot/WatchConfig serve (only the experiments the evaluator holds)."""
+    evaluator: Evaluator
+    """The evaluation core over the snapshot's experiments."""
+    encoded: Mapping[EncodedKey, bytes]
+    """Every result of every experiment, encoded (see module docstring)."""
+    version_field: bytes
+    """The encoded `config_version` field that ends each response."""
+    sticky_keys: frozenset[str]
+    """Running experiments whose allocation changed while running (allocation_version > 1)."""
+    variant_index: Mapping[str, Mapping[str, int]]
+    """Experiment key -> variant key -> index, for sticky results."""
+    segments: Mapping[str, tuple[str, ...]]
+    """Experiment key -> attribute names recorded with its exposures."""
+
+    @property
+    def experiments(self) -> Mapping[str, ExperimentConfig]:
+        """The experiments, by key."""
+        return self.evaluator.experiments
+
+    def encode(self, results: Iterable[Assignment]) -> bytes:
+        """The serialised `AssignResponse` for `results`."""
+        encoded = self.encoded
+        parts = []
+        for r in results:
+            entry = encoded.get((r.experiment_key, r.reason, r.variant_index))
+            if entry is None:  # an unknown key: not prebuilt, as callers choose them
+                entry = encode_entry(
+                    assignment_pb2.Assignment(
+                        experiment_key=r.experiment_key, reason=PROTO_REASON[r.reason]
+                    )
+                )
+            parts.append(entry)
+        parts.append(self.version_field)
+        return b"".join(parts)
+
+
+def _encode_experiment(experiment: experiment_pb2.Experiment, out: dict[EncodedKey, bytes]) -> None:
+    key = experiment.key
+    for index, variant in enumerate(experiment.variants):
+        for reason in _IN_EXPERIMENT:
+            message = assignment_pb2.Assignment(
+                experiment_key=key,
+                variant_key=variant.key,
+                reason=PROTO_REASON[reason],
+                in_experiment=True,
+            )
+            message.payload.CopyFrom(variant.payload)
+            out[(key, reason, index)] = encode_entry(message)
+    for reason in _OUT_OF_EXPERIMENT:
+        message = assignment_pb2.Assignment(experiment_key=key, reason=PROTO_REASON[reason])
+        out[(key, reason, -1)] = encode_entry(message)
+
+
+def _usable(
+    experiments: Sequence[experiment_pb2.Experiment], groups: Mapping[str, list[object]]
+) -> list[tuple[experiment_pb2.Experiment, ExperimentConfig]]:
+    """The experiments the evaluation core accepts; a broken one is logged and left out rather
+    than taking every other experiment down with it."""
+    usable = []
+    for experiment in experiments:
+        try:
+            config = experiment_config_from_proto(experiment)
+            Evaluator([config], groups)  # compiles its condition
+        except ValueError as error:
+            log.error("experiment %r left out of the snapshot: %s", experiment.key, error)
+            continue
+        usable.append((experiment, config))
+    return usable
+
+
+def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
+    """Prepares a loaded configuration for serving."""
+    groups = saved_groups_from_proto(proto.saved_groups)
+    try:
+        configs = [experiment_config_from_proto(e) for e in proto.experiments]
+        evaluator = Evaluator(configs, groups)
+        kept = list(proto.experiments)
+    except ValueError:
+        pairs = _usable(proto.experiments, groups)
+        kept = [experiment for experiment, _ in pairs]
+        configs = [config for _, config in pairs]
+        evaluator = Evaluator(configs, groups)
+        served = assignment_pb2.ConfigSnapshot(
+            version=proto.version, saved_groups=proto.saved_groups
+        )
+        served.experiments.extend(kept)
+        served.create_time.CopyFrom(proto.create_time)
+        proto = served
+    encoded: dict[EncodedKey, bytes] = {}
+    for experiment in kept:
+        _encode_experiment(experiment, encoded)
+    return Snapshot(
+        version=proto.version,
+        proto=proto,
+        evaluator=evaluator,
+        encoded=encoded,
+        version_field=b"\x10" + varint(proto.version) if proto.version > 0 else b"",
+        sticky_keys=frozenset(c.key for c in configs if c.running and c.allocation_version > 1),
+        variant_index={c.key: {v.key: i for i, v in enumerate(c.variants)} for c in configs},
+        segments={e.key: tuple(e.analysis_plan.segments) for e in kept},
+    )
+
+
+def snapshot_proto(
+    version: int,
+    experiments: Iterable[experiment_pb2.Experiment],
+    saved_groups: Iterable[experiment_pb2.SavedGroup] = (),
+) -> assignment_pb2.ConfigSnapshot:
+    """A `ConfigSnapshot` stamped with the current time."""
+    proto = assignment_pb2.ConfigSnapshot(version=version)
+    proto.experiments.extend(experiments)
+    proto.saved_groups.extend(saved_groups)
+    now = timestamp_pb2.Timestamp()
+    now.FromNanoseconds(time.time_ns())
+    proto.create_time.CopyFrom(now)
+    return proto

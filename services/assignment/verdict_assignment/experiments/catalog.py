@@ -1,0 +1,103 @@
+"""Use cases on the metric catalog, saved groups and the audit log."""
+
+from __future__ import annotations
+
+from verdict.v1 import experiment_pb2
+from verdict_assignment.experiments.catalog_rules import validate_metric, validate_saved_group
+from verdict_assignment.experiments.changes import as_json, diff
+from verdict_assignment.experiments.paging import decode_token, encode_token, page_size
+from verdict_assignment.experiments.ports import AuditEntry, Clock, ConfigPublisher, ConfigStore
+from verdict_platform.errors import AlreadyExists, InvalidArgument, NotFound
+
+
+class Catalog:
+    """Metrics, saved groups and the audit log."""
+
+    def __init__(self, store: ConfigStore, publisher: ConfigPublisher, clock: Clock) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+
+    async def create_metric(
+        self, requested: experiment_pb2.Metric, actor: str
+    ) -> experiment_pb2.Metric:
+        """Adds a metric; InvalidArgument, AlreadyExists. Metrics do not affect assignment."""
+        now = self._clock()
+        metric = experiment_pb2.Metric()
+        metric.CopyFrom(requested)
+        metric.create_time.FromDatetime(now)
+        validate_metric(metric).raise_if_any()
+        async with self._store.writes() as writes:
+            if not await writes.insert_metric(metric):
+                raise AlreadyExists(f"metric {metric.key!r} exists already")
+            await writes.record(
+                AuditEntry("metric.created", actor, now, "", diff(None, as_json(metric)))
+            )
+        return metric
+
+    async def metric(self, key: str) -> experiment_pb2.Metric:
+        """One metric; InvalidArgument for an empty key, NotFound."""
+        if not key:
+            raise InvalidArgument.of("key", "is required")
+        metric = await self._store.metric(key)
+        if metric is None:
+            raise NotFound(f"metric {key!r} not found")
+        return metric
+
+    async def metrics(self, size: int, token: str) -> tuple[list[experiment_pb2.Metric], str]:
+        """One page of metrics by key, and the next page's token."""
+        limit = page_size(size)
+        position = decode_token(token, "metrics", "", (str,))
+        rows = list(
+            await self._store.metrics(None if position is None else str(position[0]), limit + 1)
+        )
+        page = rows[:limit]
+        after = (page[-1].key,) if len(rows) > limit else None
+        return page, encode_token("metrics", "", after)
+
+    async def put_saved_group(
+        self, requested: experiment_pb2.SavedGroup, actor: str
+    ) -> experiment_pb2.SavedGroup:
+        """Creates or replaces a saved group; the assignment snapshot follows it."""
+        validate_saved_group(requested).raise_if_any()
+        now = self._clock()
+        group = experiment_pb2.SavedGroup()
+        group.CopyFrom(requested)
+        group.update_time.FromDatetime(now)
+        async with self._store.writes() as writes:
+            before = await writes.saved_group_for_update(group.key)
+            await writes.put_saved_group(group)
+            changes = diff(None if before is None else as_json(before), as_json(group))
+            # The group's key never changes on a replace; keep it so the entry names its subject.
+            changes.setdefault("key", {"before": group.key, "after": group.key})
+            await writes.record(AuditEntry("saved_group.put", actor, now, "", changes))
+            version = await writes.bump_config_version()
+        await self._publisher.publish(version)
+        return group
+
+    async def saved_groups(
+        self, size: int, token: str
+    ) -> tuple[list[experiment_pb2.SavedGroup], str]:
+        """One page of saved groups by key, and the next page's token."""
+        limit = page_size(size)
+        position = decode_token(token, "saved_groups", "", (str,))
+        rows = list(
+            await self._store.saved_groups(
+                None if position is None else str(position[0]), limit + 1
+            )
+        )
+        page = rows[:limit]
+        after = (page[-1].key,) if len(rows) > limit else None
+        return page, encode_token("saved_groups", "", after)
+
+    async def audit_entries(
+        self, experiment_key: str, size: int, token: str
+    ) -> tuple[list[AuditEntry], str]:
+        """One page of the audit log, newest first, and the next page's token."""
+        limit = page_size(size)
+        position = decode_token(token, "audit", experiment_key, (int,))
+        before = None if position is None else int(position[0])
+        rows = list(await self._store.audit_entries(experiment_key, before, limit + 1))
+        page = rows[:limit]
+        after = (page[-1].id,) if len(rows) > limit else None
+        return page, encode_token("audit", experiment_key, after)

@@ -1,0 +1,211 @@
+"""Use cases on experiments: create, read, list, update, start, stop, archive.
+
+Each change runs in one transaction that stores the experiment and its version, appends to the
+audit log and bumps the configuration version; after commit the new version is published so
+that assignment replicas reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from verdict.v1 import experiment_pb2
+from verdict_assignment.experiments import lifecycle
+from verdict_assignment.experiments.changes import as_json, diff
+from verdict_assignment.experiments.experiment_rules import validate_experiment
+from verdict_assignment.experiments.paging import (
+    decode_token,
+    encode_token,
+    page_size,
+    parse_time_position,
+    time_position,
+)
+from verdict_assignment.experiments.ports import (
+    AuditEntry,
+    Clock,
+    ConfigPublisher,
+    ConfigStore,
+    ConfigWrites,
+)
+from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+_E = experiment_pb2
+Experiment = experiment_pb2.Experiment
+
+NOT_ARCHIVED = (
+    _E.EXPERIMENT_STATUS_DRAFT,
+    _E.EXPERIMENT_STATUS_RUNNING,
+    _E.EXPERIMENT_STATUS_STOPPED,
+)
+
+
+@dataclass(frozen=True)
+class StopCommand:
+    """What StopExperiment asks for."""
+
+    key: str
+    reason: str
+    decision: int
+    ship_variant_key: str = ""
+    details: Mapping[str, Any] | None = None
+    """Rule figures behind an automated stop, kept in the audit entry's changes."""
+
+
+def _require_key(key: str) -> None:
+    if not key:
+        raise InvalidArgument.of("key", "is required")
+
+
+def _require_key_of(patch: Experiment) -> None:
+    if not patch.key:
+        raise InvalidArgument.of("experiment.key", "names the experiment to update; required")
+
+
+class ExperimentManager:
+    """The experiment use cases over a store, a publisher and a clock."""
+
+    def __init__(self, store: ConfigStore, publisher: ConfigPublisher, clock: Clock) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._clock = clock
+
+    async def _known_metrics(self, writes: ConfigWrites, experiment: Experiment) -> set[str]:
+        return await writes.known_metric_keys({m.metric_key for m in experiment.metrics})
+
+    async def create(self, requested: Experiment, actor: str) -> Experiment:
+        """Stores a new experiment in DRAFT; InvalidArgument, AlreadyExists."""
+        now = self._clock()
+        experiment = lifecycle.new_experiment(requested, now)
+        async with self._store.writes() as writes:
+            known = await self._known_metrics(writes, experiment)
+            validate_experiment(experiment, known).raise_if_any()
+            if not await writes.insert_experiment(experiment, actor):
+                raise AlreadyExists(f"experiment {experiment.key!r} exists already")
+            changes = diff(None, as_json(experiment))
+            version = await self._commit(
+                writes, AuditEntry("experiment.created", actor, now, experiment.key, changes)
+            )
+        await self._publisher.publish(version)
+        return experiment
+
+    async def get(self, key: str) -> Experiment:
+        """One experiment; InvalidArgument for an empty key, NotFound."""
+        _require_key(key)
+        experiment = await self._store.experiment(key)
+        if experiment is None:
+            raise NotFound(f"experiment {key!r} not found")
+        return experiment
+
+    async def list_page(self, status: int, size: int, token: str) -> tuple[list[Experiment], str]:
+        """One page, newest first, and the next page's token ("" on the last page)."""
+        if status not in lifecycle.STATUS_NAMES and status != _E.EXPERIMENT_STATUS_UNSPECIFIED:
+            raise InvalidArgument.of("status", "unknown status")
+        limit = page_size(size)
+        filter_ = f"status={status}"
+        position = decode_token(token, "experiments", filter_, (str, str))
+        after = None if position is None else (parse_time_position(position[0]), str(position[1]))
+        statuses = NOT_ARCHIVED if status == _E.EXPERIMENT_STATUS_UNSPECIFIED else (status,)
+        rows = list(await self._store.experiments(statuses, after, limit + 1))
+        page, more = rows[:limit], len(rows) > limit
+        next_token = ""
+        if more:
+            last = page[-1]
+            created = time_position(last.create_time.ToDatetime(tzinfo=UTC))
+            next_token = encode_token("experiments", filter_, (created, last.key))
+        return page, next_token
+
+    async def update(
+        self, patch: Experiment, mask: FieldMask, expected_version: int, actor: str
+    ) -> Experiment:
+        """Applies the masked fields; see `lifecycle.apply_update` for what may change when."""
+        _require_key_of(patch)
+        paths = lifecycle.mask_paths(mask)
+
+        def change(stored: Experiment) -> Experiment:
+            if expected_version and stored.version != expected_version:
+                raise FailedPrecondition(
+                    f"experiment {stored.key!r} is at version {stored.version}, "
+                    f"not {expected_version}: reload it and retry"
+                )
+            return lifecycle.apply_update(stored, patch, paths, self._clock())
+
+        return await self._change(patch.key, "experiment.updated", actor, change, validate=True)
+
+    async def start(self, key: str, actor: str) -> Experiment:
+        """Starts a DRAFT experiment or restarts a STOPPED one."""
+        _require_key(key)
+        return await self._change(
+            key, "experiment.started", actor, lambda s: lifecycle.start(s, self._clock())
+        )
+
+    async def stop(self, command: StopCommand, actor: str) -> Experiment:
+        """Stops a RUNNING experiment, or overrides a STOPPED one's decision."""
+        _require_key(command.key)
+        lifecycle.check_stop_request(command.reason, command.decision)
+
+        def change(stored: Experiment) -> Experiment:
+            return lifecycle.stop(
+                stored,
+                reason=command.reason,
+                decision=command.decision,
+                ship_variant_key=command.ship_variant_key,
+                actor=actor,
+                now=self._clock(),
+            )
+
+        extra = {"details": dict(command.details)} if command.details else {}
+        return await self._change(
+            command.key, "experiment.stopped", actor, change, reason=command.reason, extra=extra
+        )
+
+    async def archive(self, key: str, actor: str) -> Experiment:
+        """Archives an experiment that is not running (archiving twice changes nothing)."""
+        _require_key(key)
+        stored = await self.get(key)
+        if stored.status == _E.EXPERIMENT_STATUS_ARCHIVED:
+            return stored
+
+        def change(current: Experiment) -> Experiment:
+            archived = lifecycle.archive(current, self._clock())
+            if archived is None:
+                raise FailedPrecondition(f"experiment {key!r} was archived meanwhile")
+            return archived
+
+        return await self._change(key, "experiment.archived", actor, change)
+
+    async def _change(
+        self,
+        key: str,
+        action: str,
+        actor: str,
+        change: Callable[[Experiment], Experiment],
+        *,
+        validate: bool = False,
+        reason: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> Experiment:
+        async with self._store.writes() as writes:
+            stored = await writes.experiment_for_update(key)
+            if stored is None:
+                raise NotFound(f"experiment {key!r} not found")
+            updated = change(stored)
+            if validate:
+                known = await self._known_metrics(writes, updated)
+                validate_experiment(updated, known).raise_if_any()
+            await writes.save_experiment(updated, actor)
+            changes = {**diff(as_json(stored), as_json(updated)), **(extra or {})}
+            at = updated.update_time.ToDatetime(tzinfo=UTC)
+            entry = AuditEntry(action, actor, at, key, changes, reason)
+            version = await self._commit(writes, entry)
+        await self._publisher.publish(version)
+        return updated
+
+    async def _commit(self, writes: ConfigWrites, entry: AuditEntry) -> int:
+        """Records the change and bumps the configuration version, inside the transaction."""
+        await writes.record(entry)
+        return await writes.bump_config_version()

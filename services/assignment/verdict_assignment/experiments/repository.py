@@ -1,0 +1,284 @@
+"""PostgreSQL adapter of the configuration store: all of ExperimentService's SQL.
+
+Storage contract (the assignment snapshot reads these tables directly):
+- `experiments.spec` is `json_format.MessageToDict(experiment)` with default options (lowerCamelCase
+  names) of the whole `verdict.v1.Experiment`, output-only fields included; the `status`, `version`
+  and `allocation_version` columns equal what the spec says.
+- `saved_groups.members` is a JSON array of the values.
+- `config_state.version` is bumped by the writer in the transaction of each change
+  (`bump_config_version`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Value
+
+from verdict.v1 import experiment_pb2
+from verdict_assignment.experiments.ports import AuditEntry
+from verdict_platform.db import unavailable_on_disconnect
+
+_E = experiment_pb2
+
+STATUS_COLUMN: dict[int, str] = {
+    _E.EXPERIMENT_STATUS_DRAFT: "draft",
+    _E.EXPERIMENT_STATUS_RUNNING: "running",
+    _E.EXPERIMENT_STATUS_STOPPED: "stopped",
+    _E.EXPERIMENT_STATUS_ARCHIVED: "archived",
+}
+
+
+def experiment_spec(experiment: experiment_pb2.Experiment) -> str:
+    """The `experiments.spec` JSON of an experiment."""
+    return json.dumps(json_format.MessageToDict(experiment))
+
+
+def _experiment(spec: str) -> experiment_pb2.Experiment:
+    return json_format.Parse(spec, _E.Experiment(), ignore_unknown_fields=True)
+
+
+def _metric(spec: str) -> experiment_pb2.Metric:
+    return json_format.Parse(spec, _E.Metric(), ignore_unknown_fields=True)
+
+
+def _saved_group(key: str, members: str, updated_at: datetime) -> experiment_pb2.SavedGroup:
+    group = _E.SavedGroup(key=key)
+    for member in json.loads(members):
+        group.values.append(json_format.ParseDict(member, Value()))
+    group.update_time.FromDatetime(updated_at)
+    return group
+
+
+def _time(experiment_field: Any) -> datetime | None:
+    if experiment_field.ByteSize() == 0:
+        return None
+    moment: datetime = experiment_field.ToDatetime(tzinfo=UTC)
+    return moment
+
+
+def _audit(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        experiment_key=row["experiment_key"] or "",
+        action=row["action"],
+        actor=row["actor"],
+        at=row["at"],
+        changes=json.loads(row["changes"]),
+        reason=row["reason"],
+    )
+
+
+class PostgresWrites:
+    """The writes of one transaction on one connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def experiment_for_update(self, key: str) -> experiment_pb2.Experiment | None:
+        spec = await self._conn.fetchval(
+            "SELECT spec::text FROM experiments WHERE key = $1 FOR UPDATE", key
+        )
+        return None if spec is None else _experiment(spec)
+
+    async def _version(self, experiment: experiment_pb2.Experiment, spec: str, actor: str) -> None:
+        await self._conn.execute(
+            """INSERT INTO experiment_versions
+                   (experiment_key, version, spec, changed_at, changed_by)
+               VALUES ($1, $2, $3::jsonb, $4, $5)""",
+            experiment.key,
+            experiment.version,
+            spec,
+            _time(experiment.update_time),
+            actor,
+        )
+
+    async def insert_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> bool:
+        spec = experiment_spec(experiment)
+        inserted = await self._conn.fetchval(
+            """INSERT INTO experiments
+                   (key, status, spec, version, allocation_version, created_at, updated_at)
+               VALUES ($1, $2, $3::jsonb, $4, $5, $6, $6)
+               ON CONFLICT (key) DO NOTHING
+               RETURNING key""",
+            experiment.key,
+            STATUS_COLUMN[experiment.status],
+            spec,
+            experiment.version,
+            experiment.allocation_version,
+            _time(experiment.create_time),
+        )
+        if inserted is None:
+            return False
+        await self._version(experiment, spec, actor)
+        return True
+
+    async def save_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> None:
+        spec = experiment_spec(experiment)
+        stopped = experiment.status in (_E.EXPERIMENT_STATUS_STOPPED, _E.EXPERIMENT_STATUS_ARCHIVED)
+        await self._conn.execute(
+            """UPDATE experiments
+               SET status = $2, spec = $3::jsonb, version = $4, allocation_version = $5,
+                   updated_at = $6, started_at = $7, stopped_at = $8
+               WHERE key = $1""",
+            experiment.key,
+            STATUS_COLUMN[experiment.status],
+            spec,
+            experiment.version,
+            experiment.allocation_version,
+            _time(experiment.update_time),
+            _time(experiment.start_time),
+            _time(experiment.decision.stop_time) if stopped else None,
+        )
+        await self._version(experiment, spec, actor)
+
+    async def known_metric_keys(self, keys: Collection[str]) -> set[str]:
+        rows = await self._conn.fetch(
+            "SELECT key FROM metrics WHERE key = ANY($1::text[])", list(keys)
+        )
+        return {row["key"] for row in rows}
+
+    async def insert_metric(self, metric: experiment_pb2.Metric) -> bool:
+        inserted = await self._conn.fetchval(
+            """INSERT INTO metrics (key, spec, created_at) VALUES ($1, $2::jsonb, $3)
+               ON CONFLICT (key) DO NOTHING RETURNING key""",
+            metric.key,
+            json.dumps(json_format.MessageToDict(metric)),
+            _time(metric.create_time),
+        )
+        return inserted is not None
+
+    async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
+        row = await self._conn.fetchrow(
+            "SELECT key, members::text, updated_at FROM saved_groups WHERE key = $1 FOR UPDATE",
+            key,
+        )
+        return None if row is None else _saved_group(*row)
+
+    async def put_saved_group(self, group: experiment_pb2.SavedGroup) -> None:
+        members = [json_format.MessageToDict(value) for value in group.values]
+        await self._conn.execute(
+            """INSERT INTO saved_groups (key, members, updated_at) VALUES ($1, $2::jsonb, $3)
+               ON CONFLICT (key) DO UPDATE
+               SET members = EXCLUDED.members, updated_at = EXCLUDED.updated_at""",
+            group.key,
+            json.dumps(members),
+            _time(group.update_time),
+        )
+
+    async def record(self, entry: AuditEntry) -> None:
+        await self._conn.execute(
+            """INSERT INTO audit_log (experiment_key, action, actor, at, changes, reason)
+               VALUES (NULLIF($1, ''), $2, $3, $4, $5::jsonb, $6)""",
+            entry.experiment_key,
+            entry.action,
+            entry.actor,
+            entry.at,
+            json.dumps(entry.changes),
+            entry.reason,
+        )
+
+    async def bump_config_version(self) -> int:
+        version: int = await self._conn.fetchval(
+            "UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version"
+        )
+        return version
+
+
+class PostgresConfigStore:
+    """The configuration store on a connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[PostgresWrites]:
+        """A transaction; commits when the block exits normally."""
+        async with (
+            unavailable_on_disconnect(),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
+            yield PostgresWrites(conn)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with unavailable_on_disconnect():
+            rows: list[asyncpg.Record] = await self._pool.fetch(sql, *args)
+            return rows
+
+    async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
+        rows = await self._fetch("SELECT spec::text FROM experiments WHERE key = $1", key)
+        return _experiment(rows[0][0]) if rows else None
+
+    async def experiments(
+        self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[experiment_pb2.Experiment]:
+        names = [STATUS_COLUMN[s] for s in statuses]
+        if after is None:
+            rows = await self._fetch(
+                """SELECT spec::text FROM experiments WHERE status = ANY($1::text[])
+                   ORDER BY created_at DESC, key DESC LIMIT $2""",
+                names,
+                limit,
+            )
+        else:
+            rows = await self._fetch(
+                """SELECT spec::text FROM experiments
+                   WHERE status = ANY($1::text[]) AND (created_at, key) < ($2, $3)
+                   ORDER BY created_at DESC, key DESC LIMIT $4""",
+                names,
+                after[0],
+                after[1],
+                limit,
+            )
+        return [_experiment(row[0]) for row in rows]
+
+    async def metric(self, key: str) -> experiment_pb2.Metric | None:
+        rows = await self._fetch("SELECT spec::text FROM metrics WHERE key = $1", key)
+        return _metric(rows[0][0]) if rows else None
+
+    async def metrics(self, after: str | None, limit: int) -> Sequence[experiment_pb2.Metric]:
+        rows = await self._fetch(
+            "SELECT spec::text FROM metrics WHERE key > $1 ORDER BY key LIMIT $2",
+            after or "",
+            limit,
+        )
+        return [_metric(row[0]) for row in rows]
+
+    async def saved_groups(
+        self, after: str | None, limit: int
+    ) -> Sequence[experiment_pb2.SavedGroup]:
+        rows = await self._fetch(
+            """SELECT key, members::text, updated_at FROM saved_groups WHERE key > $1
+               ORDER BY key LIMIT $2""",
+            after or "",
+            limit,
+        )
+        return [_saved_group(*row) for row in rows]
+
+    async def audit_entries(
+        self, experiment_key: str, before_id: int | None, limit: int
+    ) -> Sequence[AuditEntry]:
+        columns = "id, experiment_key, action, actor, at, changes::text, reason"
+        bound = before_id if before_id is not None else 2**63 - 1
+        if experiment_key:
+            rows = await self._fetch(
+                f"""SELECT {columns} FROM audit_log WHERE experiment_key = $1 AND id < $2
+                    ORDER BY id DESC LIMIT $3""",
+                experiment_key,
+                bound,
+                limit,
+            )
+        else:
+            rows = await self._fetch(
+                f"SELECT {columns} FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                bound,
+                limit,
+            )
+        return [_audit(row) for row in rows]

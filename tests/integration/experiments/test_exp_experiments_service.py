@@ -1,0 +1,382 @@
+"""ExperimentService over gRPC, with the Guard, against the real PostgreSQL and Redis:
+validation, errors, pagination, updates and the lifecycle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+import pytest_asyncio
+import redis.asyncio as aioredis
+from exp_server import Client, experiment, failure, serving, unique
+from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from verdict.v1 import common_pb2
+from verdict.v1 import experiment_pb2 as pb
+from verdict_platform.roles import Role
+from verdict_platform.settings import Settings
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+S = pb.ExperimentStatus
+Code = grpc.StatusCode
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    redis_client: aioredis.Redis,
+    make_key: Callable[[Role], Awaitable[str]],
+) -> AsyncIterator[Client]:
+    async with serving(settings, pool, redis_client, make_key) as c:
+        yield c
+
+
+async def create(client: Client, exp: pb.Experiment) -> pb.Experiment:
+    reply = await client.stub.CreateExperiment(
+        pb.CreateExperimentRequest(experiment=exp), metadata=client.admin
+    )
+    created: pb.Experiment = reply.experiment
+    return created
+
+
+def update(client: Client, exp: pb.Experiment, *paths: str, expected_version: int = 0) -> Any:
+    return client.stub.UpdateExperiment(
+        pb.UpdateExperimentRequest(
+            experiment=exp,
+            update_mask=FieldMask(paths=list(paths)),
+            expected_version=expected_version,
+        ),
+        metadata=client.admin,
+    )
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("key not a slug", {"key": "Not A Slug"}, "experiment.key"),
+    (
+        "one variant",
+        {"variants": [{"key": "control", "weight": 1.0, "isControl": True}]},
+        "experiment.variants",
+    ),
+    (
+        "no control",
+        {"variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}]},
+        "experiment.variants",
+    ),
+    (
+        "duplicate variant keys",
+        {"variants": [{"key": "a", "weight": 0.5, "isControl": True}, {"key": "a", "weight": 0.5}]},
+        "experiment.variants[1].key",
+    ),
+    (
+        "weights do not sum to 1",
+        {"variants": [{"key": "a", "weight": 0.5, "isControl": True}, {"key": "b", "weight": 0.4}]},
+        "experiment.variants",
+    ),
+    (
+        "weight above 1",
+        {
+            "variants": [
+                {"key": "a", "weight": 1.5, "isControl": True},
+                {"key": "b", "weight": -0.5},
+            ]
+        },
+        "experiment.variants[0].weight",
+    ),
+    ("coverage above 1", {"coverage": 1.5}, "experiment.coverage"),
+    ("targeting does not parse", {"targeting": {"$and": {"a": 1}}}, "experiment.targeting"),
+    (
+        "payload above 64 KiB",
+        {
+            "variants": [
+                {"key": "a", "weight": 0.5, "isControl": True},
+                {"key": "b", "weight": 0.5, "payload": {"prompt": "x" * 70_000}},
+            ]
+        },
+        "experiment.variants[1].payload",
+    ),
+    (
+        "unknown metric",
+        {"metrics": [{"metricKey": "no-such-metric", "role": "METRIC_ROLE_PRIMARY"}]},
+        "experiment.metrics[0].metric_key",
+    ),
+    (
+        "layer range inverted",
+        {"layer": {"id": "l", "start": 0.6, "end": 0.2}},
+        "experiment.layer.end",
+    ),
+    ("hash version 3", {"hashVersion": 3}, "experiment.hash_version"),
+    (
+        "forced to unknown variant",
+        {"forcedVariations": {"u1": "zz"}},
+        "experiment.forced_variations['u1']",
+    ),
+    ("alpha above 0.5", {"analysisPlan": {"alpha": 0.7}}, "experiment.analysis_plan.alpha"),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"), [(s, f) for _, s, f in INVALID], ids=[n for n, _, _ in INVALID]
+)
+async def test_invalid_experiment_is_invalid_argument_naming_the_field(
+    client: Client, spec: dict[str, Any], field: str
+) -> None:
+    call = client.stub.CreateExperiment(
+        pb.CreateExperimentRequest(
+            experiment=experiment(unique("bad"), **spec)
+            if "key" not in spec
+            else experiment(**spec)
+        ),
+        metadata=client.admin,
+    )
+    code, violations = await failure(call)
+    assert code is Code.INVALID_ARGUMENT
+    assert field in violations
+
+
+async def test_create_stores_defaults_and_the_spec_contract(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    key = unique("created")
+    created = await create(client, experiment(key))
+    assert created.status == S.EXPERIMENT_STATUS_DRAFT
+    assert (created.version, created.allocation_version) == (1, 1)
+    assert (created.seed, created.hash_attribute, created.hash_version) == (key, "id", 2)
+    assert created.HasField("create_time") and created.HasField("update_time")
+    row = await pool.fetchrow(
+        "SELECT status, version, allocation_version, spec::text FROM experiments WHERE key = $1",
+        key,
+    )
+    assert row is not None
+    assert (row["status"], row["version"], row["allocation_version"]) == ("draft", 1, 1)
+    assert json.loads(row["spec"]) == json_format.MessageToDict(created)
+    got = await client.stub.GetExperiment(pb.GetExperimentRequest(key=key), metadata=client.reader)
+    assert got.experiment == created
+
+
+async def test_duplicate_key_is_already_exists(client: Client) -> None:
+    key = unique("dup")
+    await create(client, experiment(key))
+    code, _ = await failure(
+        client.stub.CreateExperiment(
+            pb.CreateExperimentRequest(experiment=experiment(key)), metadata=client.admin
+        )
+    )
+    assert code is Code.ALREADY_EXISTS
+
+
+async def test_unknown_key_is_not_found_and_empty_key_invalid(client: Client) -> None:
+    code, _ = await failure(
+        client.stub.GetExperiment(pb.GetExperimentRequest(key="nope-nope"), metadata=client.reader)
+    )
+    assert code is Code.NOT_FOUND
+    code, violations = await failure(
+        client.stub.GetExperiment(pb.GetExperimentRequest(key=""), metadata=client.reader)
+    )
+    assert code is Code.INVALID_ARGUMENT and "key" in violations
+    code, _ = await failure(
+        client.stub.StartExperiment(
+            pb.StartExperimentRequest(key="nope-nope"), metadata=client.admin
+        )
+    )
+    assert code is Code.NOT_FOUND
+
+
+async def test_read_key_cannot_create_and_no_key_is_unauthenticated(client: Client) -> None:
+    request = pb.CreateExperimentRequest(experiment=experiment(unique("denied")))
+    code, _ = await failure(client.stub.CreateExperiment(request, metadata=client.reader))
+    assert code is Code.PERMISSION_DENIED
+    code, _ = await failure(client.stub.CreateExperiment(request))
+    assert code is Code.UNAUTHENTICATED
+
+
+async def test_pagination_walks_every_item_once_newest_first(client: Client) -> None:
+    prefix = unique("page")
+    keys = [f"{prefix}-{i:02d}" for i in range(7)]
+    for key in keys:
+        await create(client, experiment(key))
+    await client.stub.StartExperiment(pb.StartExperimentRequest(key=keys[3]), metadata=client.admin)
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        reply = await client.stub.ListExperiments(
+            pb.ListExperimentsRequest(page_size=3, page_token=token), metadata=client.reader
+        )
+        assert len(reply.experiments) <= 3
+        seen.extend(e.key for e in reply.experiments)
+        pages += 1
+        token = reply.next_page_token
+        if not token:
+            break
+    mine = [k for k in seen if k.startswith(prefix)]
+    assert mine == list(reversed(keys))
+    assert len(seen) == len(set(seen)) and pages >= 3
+
+    running = await client.stub.ListExperiments(
+        pb.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_RUNNING, page_size=1000),
+        metadata=client.reader,
+    )
+    assert {e.status for e in running.experiments} == {S.EXPERIMENT_STATUS_RUNNING}
+    assert keys[3] in {e.key for e in running.experiments}
+    drafts = await client.stub.ListExperiments(
+        pb.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_DRAFT, page_size=1000),
+        metadata=client.reader,
+    )
+    assert keys[3] not in {e.key for e in drafts.experiments}
+
+
+async def test_bad_page_token_and_size_are_invalid_argument(client: Client) -> None:
+    for request, field in [
+        (pb.ListExperimentsRequest(page_token="garbage!"), "page_token"),
+        (pb.ListExperimentsRequest(page_size=1001), "page_size"),
+        (pb.ListExperimentsRequest(page_size=-1), "page_size"),
+    ]:
+        code, violations = await failure(
+            client.stub.ListExperiments(request, metadata=client.reader)
+        )
+        assert code is Code.INVALID_ARGUMENT and field in violations
+    # A token issued under one status filter is refused under another.
+    for i in range(2):
+        await create(client, experiment(unique(f"tok{i}")))
+    first = await client.stub.ListExperiments(
+        pb.ListExperimentsRequest(page_size=1), metadata=client.reader
+    )
+    code, violations = await failure(
+        client.stub.ListExperiments(
+            pb.ListExperimentsRequest(
+                page_size=1, page_token=first.next_page_token, status=S.EXPERIMENT_STATUS_RUNNING
+            ),
+            metadata=client.reader,
+        )
+    )
+    assert code is Code.INVALID_ARGUMENT and "page_token" in violations
+
+
+async def test_update_changes_only_masked_fields_and_checks_expected_version(
+    client: Client,
+) -> None:
+    key = unique("upd")
+    created = await create(client, experiment(key, description="before"))
+    patch = pb.Experiment(key=key, name="renamed", description="ignored")
+    updated = (await update(client, patch, "name", expected_version=1)).experiment
+    assert (updated.name, updated.description, updated.version) == ("renamed", "before", 2)
+    assert updated.allocation_version == created.allocation_version
+    code, _ = await failure(update(client, patch, "name", expected_version=1))
+    assert code is Code.FAILED_PRECONDITION
+    code, violations = await failure(update(client, patch, "status"))
+    assert code is Code.INVALID_ARGUMENT and "update_mask" in violations
+    code, violations = await failure(update(client, patch))
+    assert code is Code.INVALID_ARGUMENT and "update_mask" in violations
+    bad = experiment(key, coverage=3.0)
+    code, violations = await failure(update(client, bad, "coverage"))
+    assert code is Code.INVALID_ARGUMENT and "experiment.coverage" in violations
+
+
+async def test_running_experiment_variants_are_frozen_but_traffic_bumps_allocation(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    key = unique("run")
+    await create(client, experiment(key))
+    await client.stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=client.admin)
+
+    renamed = experiment(key)
+    renamed.variants[1].key = "v8"
+    code, _ = await failure(update(client, renamed, "variants"))
+    assert code is Code.FAILED_PRECONDITION
+    new_payload = experiment(key)
+    new_payload.variants[1].payload.update({"model": "m2"})
+    code, _ = await failure(update(client, new_payload, "variants"))
+    assert code is Code.FAILED_PRECONDITION
+
+    reweighted = experiment(key)
+    reweighted.variants[0].weight, reweighted.variants[1].weight = 0.2, 0.8
+    after_weights = (await update(client, reweighted, "variants")).experiment
+    assert after_weights.allocation_version == 2
+    assert [v.weight for v in after_weights.variants] == [0.2, 0.8]
+    after_coverage = (
+        await update(client, pb.Experiment(key=key, coverage=0.5), "coverage")
+    ).experiment
+    assert after_coverage.allocation_version == 3
+    after_name = (await update(client, pb.Experiment(key=key, name="n"), "name")).experiment
+    assert after_name.allocation_version == 3
+    row = await pool.fetchrow(
+        "SELECT allocation_version, version FROM experiments WHERE key = $1", key
+    )
+    assert row is not None and tuple(row) == (3, after_name.version)
+
+
+async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: Client) -> None:
+    key = unique("life")
+    await create(client, experiment(key))
+    stub, md = client.stub, client.admin
+
+    code, _ = await failure(
+        stub.StopExperiment(pb.StopExperimentRequest(key=key, reason="why"), metadata=md)
+    )
+    assert code is Code.FAILED_PRECONDITION  # a draft cannot stop
+    started = (
+        await stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md)
+    ).experiment
+    assert started.status == S.EXPERIMENT_STATUS_RUNNING and started.HasField("start_time")
+    code, _ = await failure(stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md))
+    assert code is Code.FAILED_PRECONDITION
+    code, _ = await failure(
+        stub.ArchiveExperiment(pb.ArchiveExperimentRequest(key=key), metadata=md)
+    )
+    assert code is Code.FAILED_PRECONDITION
+
+    code, violations = await failure(
+        stub.StopExperiment(pb.StopExperimentRequest(key=key), metadata=md)
+    )
+    assert code is Code.INVALID_ARGUMENT and "reason" in violations
+    code, violations = await failure(
+        stub.StopExperiment(
+            pb.StopExperimentRequest(
+                key=key, reason="r", decision=common_pb2.DECISION_SHIP, ship_variant_key="zz"
+            ),
+            metadata=md,
+        )
+    )
+    assert code is Code.INVALID_ARGUMENT and "ship_variant_key" in violations
+
+    stopped = (
+        await stub.StopExperiment(
+            pb.StopExperimentRequest(
+                key=key, reason="v7 wins", decision=common_pb2.DECISION_SHIP, ship_variant_key="v7"
+            ),
+            metadata=md,
+        )
+    ).experiment
+    assert stopped.status == S.EXPERIMENT_STATUS_STOPPED
+    assert stopped.decision.decision == common_pb2.DECISION_SHIP
+    assert stopped.decision.ship_variant_key == "v7"
+    assert stopped.decision.stopped_by == client.admin_name
+    overridden = (
+        await stub.StopExperiment(
+            pb.StopExperimentRequest(key=key, reason="on reflection"), metadata=md
+        )
+    ).experiment
+    assert overridden.decision.decision == common_pb2.DECISION_INCONCLUSIVE
+    assert overridden.decision.reason == "on reflection"
+
+    restarted = (
+        await stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md)
+    ).experiment
+    assert restarted.status == S.EXPERIMENT_STATUS_RUNNING and not restarted.HasField("decision")
+    await stub.StopExperiment(pb.StopExperimentRequest(key=key, reason="done"), metadata=md)
+    archived = (
+        await stub.ArchiveExperiment(pb.ArchiveExperimentRequest(key=key), metadata=md)
+    ).experiment
+    assert archived.status == S.EXPERIMENT_STATUS_ARCHIVED
+    code, _ = await failure(update(client, pb.Experiment(key=key, name="x"), "name"))
+    assert code is Code.FAILED_PRECONDITION
+    code, _ = await failure(stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md))
+    assert code is Code.FAILED_PRECONDITION
+    listed = await stub.ListExperiments(pb.ListExperimentsRequest(page_size=1000), metadata=md)
+    assert key not in {e.key for e in listed.experiments}  # archived is hidden by default

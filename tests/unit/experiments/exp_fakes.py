@@ -1,0 +1,136 @@
+"""In-memory implementations of the ExperimentService ports, for unit tests of the use cases."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from verdict.v1 import experiment_pb2 as pb
+from verdict_assignment.experiments.ports import AuditEntry
+
+
+@dataclass
+class State:
+    """Everything the fake store holds; copied per transaction, swapped in on commit."""
+
+    experiments: dict[str, pb.Experiment] = field(default_factory=dict)
+    metrics: dict[str, pb.Metric] = field(default_factory=dict)
+    groups: dict[str, pb.SavedGroup] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    config_version: int = 1
+
+
+class FakeWrites:
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def experiment_for_update(self, key: str) -> pb.Experiment | None:
+        return self.state.experiments.get(key)
+
+    async def insert_experiment(self, experiment: pb.Experiment, actor: str) -> bool:
+        if experiment.key in self.state.experiments:
+            return False
+        self.state.experiments[experiment.key] = experiment
+        return True
+
+    async def save_experiment(self, experiment: pb.Experiment, actor: str) -> None:
+        self.state.experiments[experiment.key] = experiment
+
+    async def known_metric_keys(self, keys: Collection[str]) -> set[str]:
+        return {k for k in keys if k in self.state.metrics}
+
+    async def insert_metric(self, metric: pb.Metric) -> bool:
+        if metric.key in self.state.metrics:
+            return False
+        self.state.metrics[metric.key] = metric
+        return True
+
+    async def saved_group_for_update(self, key: str) -> pb.SavedGroup | None:
+        return self.state.groups.get(key)
+
+    async def put_saved_group(self, group: pb.SavedGroup) -> None:
+        self.state.groups[group.key] = group
+
+    async def record(self, entry: AuditEntry) -> None:
+        self.state.audit.append(replace(entry, id=len(self.state.audit) + 1))
+
+    async def bump_config_version(self) -> int:
+        self.state.config_version += 1
+        return self.state.config_version
+
+
+class FakeStore:
+    """A ConfigStore whose transactions commit on success and roll back on error."""
+
+    def __init__(self) -> None:
+        self.state = State()
+
+    @asynccontextmanager
+    async def writes(self) -> AsyncIterator[FakeWrites]:
+        pending = copy.deepcopy(self.state)
+        yield FakeWrites(pending)
+        self.state = pending
+
+    async def experiment(self, key: str) -> pb.Experiment | None:
+        return self.state.experiments.get(key)
+
+    async def experiments(
+        self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
+    ) -> Sequence[pb.Experiment]:
+        def position(e: pb.Experiment) -> tuple[datetime, str]:
+            return (e.create_time.ToDatetime(tzinfo=UTC), e.key)
+
+        rows = sorted(
+            (e for e in self.state.experiments.values() if e.status in statuses),
+            key=position,
+            reverse=True,
+        )
+        return [e for e in rows if after is None or position(e) < after][:limit]
+
+    async def metric(self, key: str) -> pb.Metric | None:
+        return self.state.metrics.get(key)
+
+    async def metrics(self, after: str | None, limit: int) -> Sequence[pb.Metric]:
+        return [self.state.metrics[k] for k in sorted(self.state.metrics) if k > (after or "")][
+            :limit
+        ]
+
+    async def saved_groups(self, after: str | None, limit: int) -> Sequence[pb.SavedGroup]:
+        return [self.state.groups[k] for k in sorted(self.state.groups) if k > (after or "")][
+            :limit
+        ]
+
+    async def audit_entries(
+        self, experiment_key: str, before_id: int | None, limit: int
+    ) -> Sequence[AuditEntry]:
+        rows = [
+            e
+            for e in reversed(self.state.audit)
+            if (not experiment_key or e.experiment_key == experiment_key)
+            and (before_id is None or e.id < before_id)
+        ]
+        return rows[:limit]
+
+
+class FakePublisher:
+    """Records what was published."""
+
+    def __init__(self) -> None:
+        self.published: list[int] = []
+
+    async def publish(self, version: int) -> None:
+        self.published.append(version)
+
+
+class TickingClock:
+    """A clock that advances one second per reading."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now

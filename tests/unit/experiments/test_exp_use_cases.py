@@ -1,0 +1,151 @@
+"""The experiment and catalog use cases on in-memory fakes of the store and the publisher."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from exp_fakes import FakePublisher, FakeStore, TickingClock
+from google.protobuf import json_format
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from verdict.v1 import common_pb2
+from verdict.v1 import experiment_pb2 as pb
+from verdict_assignment.experiments.catalog import Catalog
+from verdict_assignment.experiments.manager import ExperimentManager, StopCommand
+from verdict_assignment.experiments.publisher import RedisConfigPublisher
+from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def spec(key: str) -> pb.Experiment:
+    return json_format.ParseDict(
+        {
+            "key": key,
+            "variants": [
+                {"key": "control", "weight": 0.5, "isControl": True},
+                {"key": "v1", "weight": 0.5},
+            ],
+            "coverage": 1.0,
+        },
+        pb.Experiment(),
+    )
+
+
+def build() -> tuple[ExperimentManager, Catalog, FakeStore, FakePublisher]:
+    store, publisher, clock = FakeStore(), FakePublisher(), TickingClock()
+    return (
+        ExperimentManager(store, publisher, clock),
+        Catalog(store, publisher, clock),
+        store,
+        publisher,
+    )
+
+
+async def test_a_change_is_audited_versioned_and_published_after_commit() -> None:
+    manager, _, store, publisher = build()
+    await manager.create(spec("a"), "alice")
+    await manager.start("a", "bob")
+    assert publisher.published == [2, 3]
+    assert store.state.config_version == 3
+    assert [(e.action, e.actor) for e in store.state.audit] == [
+        ("experiment.created", "alice"),
+        ("experiment.started", "bob"),
+    ]
+
+
+async def test_a_refused_change_stores_and_publishes_nothing() -> None:
+    manager, _, store, publisher = build()
+    await manager.create(spec("a"), "alice")
+    with pytest.raises(AlreadyExists):
+        await manager.create(spec("a"), "alice")
+    bad = spec("a")
+    bad.coverage = 2
+    with pytest.raises(InvalidArgument):
+        await manager.update(bad, FieldMask(paths=["coverage"]), 0, "alice")
+    with pytest.raises(NotFound):
+        await manager.start("missing", "alice")
+    assert publisher.published == [2] and len(store.state.audit) == 1
+    assert store.state.experiments["a"].coverage == 1.0
+
+
+async def test_stale_expected_version_is_failed_precondition() -> None:
+    manager, _, _, _ = build()
+    await manager.create(spec("a"), "alice")
+    patch = pb.Experiment(key="a", name="x")
+    await manager.update(patch, FieldMask(paths=["name"]), 1, "alice")
+    with pytest.raises(FailedPrecondition):
+        await manager.update(patch, FieldMask(paths=["name"]), 1, "alice")
+
+
+async def test_unknown_metric_needs_the_catalog() -> None:
+    manager, catalog, _, _ = build()
+    with_metric = spec("a")
+    with_metric.metrics.add(metric_key="conv", role=pb.METRIC_ROLE_PRIMARY)
+    with pytest.raises(InvalidArgument) as caught:
+        await manager.create(with_metric, "alice")
+    assert caught.value.violations[0].field == "experiment.metrics[0].metric_key"
+    metric = pb.Metric(key="conv", type=pb.METRIC_TYPE_BINOMIAL)
+    metric.source.event_name = "converted"
+    await catalog.create_metric(metric, "alice")
+    assert (await manager.create(with_metric, "alice")).metrics[0].metric_key == "conv"
+
+
+async def test_stop_details_and_reason_are_audited() -> None:
+    manager, _, store, _ = build()
+    await manager.create(spec("a"), "alice")
+    await manager.start("a", "alice")
+    command = StopCommand(
+        key="a",
+        reason="guardrail harm",
+        decision=common_pb2.DECISION_ROLLBACK,
+        details={"rule": "guardrail_harm"},
+    )
+    stopped = await manager.stop(command, "analysis")
+    assert stopped.decision.stopped_by == "analysis"
+    entry = store.state.audit[-1]
+    assert (entry.action, entry.reason) == ("experiment.stopped", "guardrail harm")
+    assert entry.changes["details"] == {"rule": "guardrail_harm"}
+    assert entry.changes["status"] == {
+        "before": "EXPERIMENT_STATUS_RUNNING",
+        "after": "EXPERIMENT_STATUS_STOPPED",
+    }
+
+
+async def test_archiving_twice_changes_nothing() -> None:
+    manager, _, store, publisher = build()
+    await manager.create(spec("a"), "alice")
+    await manager.archive("a", "alice")
+    await manager.archive("a", "alice")
+    assert [e.action for e in store.state.audit][-1] == "experiment.archived"
+    assert len(publisher.published) == 2
+
+
+async def test_list_pages_newest_first() -> None:
+    manager, _, _, _ = build()
+    for key in ("a", "b", "c"):
+        await manager.create(spec(key), "alice")
+    first, token = await manager.list_page(0, 2, "")
+    second, last = await manager.list_page(0, 2, token)
+    assert [e.key for e in [*first, *second]] == ["c", "b", "a"] and last == ""
+
+
+async def test_saved_groups_bump_the_config_version() -> None:
+    _, catalog, store, publisher = build()
+    group = json_format.ParseDict({"key": "beta", "values": ["u1"]}, pb.SavedGroup())
+    await catalog.put_saved_group(group, "alice")
+    assert publisher.published == [2]
+    assert store.state.audit[-1].action == "saved_group.put"
+
+
+class _BrokenRedis:
+    async def publish(self, channel: str, message: bytes) -> int:
+        raise ConnectionError("redis is down")
+
+
+async def test_publish_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    publisher = RedisConfigPublisher(_BrokenRedis(), "ns:config")  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        await publisher.publish(7)
+    assert "could not publish config version 7" in caplog.text
