@@ -1,20 +1,26 @@
-"""The server interceptor every service installs: authentication, authorization, error mapping.
+"""The guard every service's handlers pass through: authentication, authorization, error mapping.
 
-It wraps each method handler once (cached by method), so the per-call cost is one metadata scan,
-one SHA-256 and one dict lookup. Inside a handler, `current_principal()` tells who is calling (the
-audit log records its name).
+`guarded_server` returns a grpc.aio server whose `add_generic_rpc_handlers` and
+`add_registered_method_handlers` wrap each method handler once, at registration. A wrapped call
+checks the API key and the role matrix, records the caller (`current_principal()`, used by the
+audit log), runs the handler, and maps domain errors to status codes. Health and reflection stay
+unwrapped (public).
+
+Why not a `grpc.aio.ServerInterceptor`: grpc.aio runs every interceptor as an extra coroutine per
+call, which measured about 13 µs of CPU per RPC here; wrapping at registration costs one function
+layer and keeps the call on grpc's direct dispatch path.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import grpc
 
 from verdict_platform.keyring import KeyRing, Principal
-from verdict_platform.roles import is_public
+from verdict_platform.roles import allowed_roles, is_public
 from verdict_platform.status import to_failure
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -43,40 +49,28 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: BaseExcepti
     await context.abort(failure.code, failure.message)
 
 
-class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Authenticates every non-public RPC and maps domain errors to status codes."""
+class Guard:
+    """Wraps method handlers so that each call is authenticated, authorized and error-mapped."""
 
     def __init__(self, keyring: KeyRing) -> None:
         self._keyring = keyring
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method: str = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or is_public(method):
-            return handler
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = wrapped
-        return wrapped
+    def wrap(self, method: str, h: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The guarded version of handler `h` for the full method path `method`."""
+        if is_public(method):
+            return h
+        keyring = self._keyring
+        allowed = allowed_roles(method)
 
-    def _enter(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
-        _principal.set(self._keyring.authorize(_authorization(context), method))
+        def enter(context: Any) -> None:
+            _principal.set(keyring.authorize(_authorization(context), method, allowed))
 
-    def _wrap(self, method: str, h: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        enter = self._enter
         if h.unary_unary or h.stream_unary:
             inner = h.unary_unary or h.stream_unary
 
             async def unary_response(request: Any, context: Any) -> Any:
                 try:
-                    enter(context, method)
+                    enter(context)
                     return await inner(request, context)
                 except Exception as exc:
                     if isinstance(exc, grpc.aio.AbortError):
@@ -98,7 +92,7 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def stream_response(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
-                enter(context, method)
+                enter(context)
                 async for item in inner_stream(request, context):
                     yield item
             except Exception as exc:
@@ -116,3 +110,56 @@ class Guard(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             request_deserializer=h.request_deserializer,
             response_serializer=h.response_serializer,
         )
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
+    """Looks up the inner generic handler, guarding (once per method) what it returns."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: Guard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method: str = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None
+            wrapped = self._guard.wrap(method, handler)
+            self._wrapped[method] = wrapped
+        return wrapped
+
+
+class _GuardedServer:
+    """A grpc.aio server whose handler registrations go through the guard."""
+
+    def __init__(self, server: grpc.aio.Server, guard: Guard) -> None:
+        self._server = server
+        self._guard = guard
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            [_GuardedGenericHandler(h, self._guard) for h in handlers]
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: self._guard.wrap(f"/{service_name}/{name}", handler)
+                for name, handler in method_handlers.items()
+            },
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
+def guarded_server(keyring: KeyRing, **server_kwargs: Any) -> grpc.aio.Server:
+    """A grpc.aio server (same arguments as `grpc.aio.server`) that guards every service added."""
+    server = grpc.aio.server(**server_kwargs)
+    return cast(grpc.aio.Server, _GuardedServer(server, Guard(keyring)))

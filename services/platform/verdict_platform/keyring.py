@@ -15,9 +15,12 @@ from typing import Protocol
 
 from verdict_platform.errors import PermissionDenied, Unauthenticated
 from verdict_platform.keys import hash_key
-from verdict_platform.roles import Role, allows
+from verdict_platform.roles import Role
 
 log = logging.getLogger(__name__)
+
+MAX_VERIFIED = 10_000
+"""Bound on remembered header values, so random forged keys cannot grow memory."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class KeyRing:
         self._store = store
         self._refresh_s = refresh_s
         self._keys: dict[bytes, Principal] = {}
+        # Header value -> principal, for keys already verified against the current `_keys`
+        # (spares a SHA-256 per call); replaced together with `_keys` on every reload.
+        self._verified: dict[str, Principal] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -50,6 +56,7 @@ class KeyRing:
         """Reloads the active keys from the store."""
         hashes = await self._store.active_hashes()
         self._keys = {h: Principal(name, role) for h, (name, role) in hashes.items()}
+        self._verified = {}
 
     def start(self) -> None:
         """Starts the background refresh."""
@@ -80,18 +87,25 @@ class KeyRing:
         """The principal for an `authorization` header value; Unauthenticated otherwise."""
         if not authorization:
             raise Unauthenticated("missing 'authorization: Bearer <API key>' metadata")
+        principal = self._verified.get(authorization)
+        if principal is not None:
+            return principal
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("authorization must be 'Bearer <API key>'")
         principal = self._keys.get(hash_key(token.strip()))
         if principal is None:
             raise Unauthenticated("unknown or revoked API key")
+        if len(self._verified) < MAX_VERIFIED:
+            self._verified[authorization] = principal
         return principal
 
-    def authorize(self, authorization: str | None, method: str) -> Principal:
-        """Authenticates, then checks the role matrix for `method`."""
+    def authorize(
+        self, authorization: str | None, method: str, allowed: frozenset[Role]
+    ) -> Principal:
+        """Authenticates, then checks that the key's role is among `allowed` for `method`."""
         principal = self.authenticate(authorization)
-        if not allows(principal.role, method):
+        if principal.role not in allowed:
             raise PermissionDenied(
                 f"API key {principal.name!r} has role {principal.role.value!r}, "
                 f"which may not call {method}"

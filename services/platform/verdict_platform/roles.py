@@ -71,8 +71,11 @@ def is_public(method: str) -> bool:
     return method.startswith(PUBLIC_PREFIXES)
 
 
+def allowed_roles(method: str) -> frozenset[Role]:
+    """The roles that may call `method` (a full gRPC method path): admin, plus its policy's."""
+    return POLICY.get(method, frozenset()) | {Role.ADMIN}
+
+
 def allows(role: Role, method: str) -> bool:
-    """True when a key with `role` may call `method` (a full gRPC method path)."""
-    if role is Role.ADMIN:
-        return True
-    return role in POLICY.get(method, frozenset())
+    """True when a key with `role` may call `method`."""
+    return role in allowed_roles(method)

@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from verdict_platform import redis_conn
 from verdict_platform.db import create_pool
 from verdict_platform.embedded import resolve_servers
-from verdict_platform.guard import Guard
+from verdict_platform.guard import guarded_server
 from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import KeyStore
 from verdict_platform.logs import configure_logging
@@ -131,9 +131,7 @@ async def serve(
     resources.keyring.start()
     service = await factory(resources)
 
-    server = grpc.aio.server(
-        interceptors=[Guard(resources.keyring)], options=server_options(settings)
-    )
+    server = guarded_server(resources.keyring, options=server_options(settings))
     service.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

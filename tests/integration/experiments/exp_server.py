@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 from verdict.v1 import experiment_pb2 as pb
 from verdict.v1 import experiment_pb2_grpc
 from verdict_assignment.experiments.servicer import build_experiment_servicer
-from verdict_platform.guard import Guard
+from verdict_platform.guard import guarded_server
 from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import KeyStore
 from verdict_platform.roles import Role
@@ -50,7 +50,7 @@ async def serving(
     keyring = KeyRing(KeyStore(pool), 0.5)
     await keyring.load()
     servicer = build_experiment_servicer(Resources(settings, pool, redis_client, keyring))
-    server = grpc.aio.server(interceptors=[Guard(keyring)])
+    server = guarded_server(keyring)
     experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

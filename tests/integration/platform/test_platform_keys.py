@@ -16,7 +16,7 @@ import pytest
 from support.processes import service_env
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform import redis_conn
-from verdict_platform.guard import Guard
+from verdict_platform.guard import guarded_server
 from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import KeyStore
 from verdict_platform.pubsub import subscribe_forever
@@ -85,7 +85,7 @@ async def test_revoked_key_is_refused(
         if (await redis_client.pubsub_numsub(channel_name))[0][1] > 0:
             break
         await asyncio.sleep(0.02)
-    server = grpc.aio.server(interceptors=[Guard(keyring)])
+    server = guarded_server(keyring)
     experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(Echo(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -13,7 +13,7 @@ from grpc_status import rpc_status
 
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
-from verdict_platform.guard import Guard, current_principal
+from verdict_platform.guard import current_principal, guarded_server
 from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import hash_key
 from verdict_platform.roles import Role
@@ -53,7 +53,7 @@ class ScriptedExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
 async def stub() -> AsyncIterator[experiment_pb2_grpc.ExperimentServiceStub]:
     keyring = KeyRing(FakeDirectory(), refresh_s=60)
     await keyring.load()
-    server = grpc.aio.server(interceptors=[Guard(keyring)])
+    server = guarded_server(keyring)
     experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(ScriptedExperiments(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
