@@ -1,0 +1,198 @@
+"""Benchmark: a full in-database analysis against one raw aggregate scan of the same events.
+
+    python bench/bench_analysis.py            # writes bench/results/analysis.json
+    python bench/bench_analysis.py --keep     # keeps the generated database for reruns
+    python bench/bench_analysis.py --reuse verdict_bench_analysis   # skips generation
+
+1,000,000 exposed units (two variants) and 10,000,000 events generated inside PostgreSQL
+with ``generate_series`` in a separate database, created and dropped here. Four metrics:
+conversion (binomial), cost per unit (mean, CUPED with a 3-day lookback), thumbs-up rate
+(ratio) and p95 latency (clustered quantile). The baseline is one ``count``/``sum``/``sum``
+of squares scan over the same events; both are timed warm, best of ``REPEATS``. Peak
+resident memory is this (analysis) process's VmHWM; PostgreSQL's memory is separate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import cast
+
+import asyncpg
+
+from verdict_analysis import stats
+from verdict_analysis.metrics import CollectedStats, MetricSpec, collect_stats
+from verdict_platform.db import with_database
+from verdict_platform.migrator import migrate
+
+UNITS, EVENTS, CHUNK, REPEATS = 1_000_000, 10_000_000, 1_000_000, 3
+RATIO_TARGET, RSS_TARGET_MB = 3.0, 300.0
+DB = "verdict_bench_analysis"
+EXPERIMENT, VARIANTS = "bench", ("control", "treatment")
+RESULTS = Path(__file__).resolve().parent / "results" / "analysis.json"
+
+METRICS = [
+    MetricSpec("converted", stats.MetricType.PROPORTION, "convert", window_s=7 * 86400.0),
+    MetricSpec("cost", stats.MetricType.MEAN, "llm.call", "cost_usd"),
+    MetricSpec("thumbs_up_rate", stats.MetricType.RATIO, "thumbs", "up", "thumbs"),
+    MetricSpec(
+        "p95_latency",
+        stats.MetricType.QUANTILE,
+        "llm.call",
+        "latency_ms",
+        quantile=0.95,
+        direction=stats.Direction.DECREASE,
+    ),
+]
+LOOKBACK_S = 3 * 86400.0
+
+# Exposures over days -5..-2, events over days -7..0 (the migration's partitions span
+# today-8 .. today+3), so some events precede exposure (CUPED) and some units have none.
+EXPOSURES_SQL = """
+INSERT INTO exposures (experiment_key, unit_id, variant_key, exposed_at, segments)
+SELECT $1, 'u' || i, CASE WHEN i % 2 = 0 THEN 'control' ELSE 'treatment' END,
+       date_trunc('day', now()) - interval '5 days' + (i % 259200) * interval '1 second',
+       jsonb_build_object('country', (ARRAY['US', 'FR', 'DE', 'IN'])[1 + i % 4])
+FROM generate_series(1, $2::int) AS i"""
+
+EVENTS_SQL = """
+INSERT INTO events (ts, event_id, unit_id, name, measure_names, measure_values)
+SELECT date_trunc('day', now()) - interval '7 days' + (r.t * 604000) * interval '1 second',
+       gen_random_uuid(), 'u' || (1 + (i::bigint * 7919) % $3),
+       CASE WHEN r.k < 0.6 THEN 'llm.call' WHEN r.k < 0.7 THEN 'convert' ELSE 'thumbs' END,
+       CASE WHEN r.k < 0.6 THEN ARRAY['latency_ms', 'cost_usd', 'output_tokens']
+            WHEN r.k < 0.7 THEN ARRAY[]::text[] ELSE ARRAY['up'] END,
+       CASE WHEN r.k < 0.6 THEN ARRAY[
+                round((200 + 800 * r.a * r.a * (1 + (i % 2) * 0.05))::numeric, 1)::float8,
+                r.a * 0.01, floor(r.a * 900)]
+            WHEN r.k < 0.7 THEN ARRAY[]::float8[] ELSE ARRAY[(r.a < 0.6)::int::float8] END
+FROM generate_series($1::bigint, $2::bigint) AS i,
+     LATERAL (SELECT random() AS t, random() AS k, random() AS a, i AS dummy) AS r"""
+
+RAW_SCAN_SQL = """
+SELECT count(*), sum(v), sum(v * v)
+FROM (SELECT measure_values[array_position(measure_names, 'latency_ms')] AS v FROM events) s"""
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+async def generate(url: str) -> float:
+    started = time.perf_counter()
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        await conn.execute(EXPOSURES_SQL, EXPERIMENT, UNITS)
+        # 0.5% of the units later seen in the other variant: excluded and counted.
+        await conn.execute(
+            "INSERT INTO exposure_conflicts (experiment_key, unit_id, variant_key, exposed_at)"
+            " SELECT experiment_key, unit_id, 'other', exposed_at FROM exposures"
+            " WHERE experiment_key = $1 AND hashtext(unit_id) % 200 = 0",
+            EXPERIMENT,
+        )
+        for start in range(1, EVENTS + 1, CHUNK):
+            await conn.execute(EVENTS_SQL, start, start + CHUNK - 1, UNITS, timeout=3600)
+            print(f"  events {start + CHUNK - 1:>10,} ({time.perf_counter() - started:.0f} s)")
+        await conn.execute("VACUUM ANALYZE", timeout=3600)
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def best_of(fn: object, repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = await fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+async def measure(url: str) -> dict[str, object]:
+    conn = await asyncpg.connect(url)
+    try:
+        n_events = await conn.fetchval("SELECT count(*) FROM events")
+
+        async def raw() -> object:
+            return await conn.fetchrow(RAW_SCAN_SQL, timeout=3600)
+
+        async def analysis() -> object:
+            collected = await collect_stats(
+                conn, EXPERIMENT, VARIANTS, "control", METRICS, cuped_lookback_s=LOOKBACK_S
+            )
+            return collected, stats.analyze_experiment(
+                collected.metrics, assignment_counts=collected.units
+            )
+
+        raw_s, _ = await best_of(raw, REPEATS)
+        analysis_s, result = await best_of(analysis, REPEATS)
+        raw_s = min(raw_s, (await best_of(raw, 1))[0])
+    finally:
+        await conn.close()
+    collected, analysed = cast("tuple[CollectedStats, stats.ExperimentAnalysis]", result)
+    ratio = analysis_s / raw_s
+    rss = peak_rss_mb()
+    return {
+        "events": n_events,
+        "exposed_units": UNITS,
+        "analysed_units": collected.units,
+        "excluded_units": collected.excluded_units,
+        "metrics": [m.key for m in METRICS],
+        "raw_scan_s": round(raw_s, 3),
+        "analysis_s": round(analysis_s, 3),
+        "ratio": round(ratio, 2),
+        "ratio_target": RATIO_TARGET,
+        "ratio_ok": ratio <= RATIO_TARGET,
+        "peak_rss_mb": round(rss, 1),
+        "rss_target_mb": RSS_TARGET_MB,
+        "rss_ok": rss <= RSS_TARGET_MB,
+        "estimates": {m.key: {v.variant: v.estimate for v in m.variants} for m in analysed.metrics},
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--keep", action="store_true", help="keep the generated database")
+    parser.add_argument("--reuse", metavar="DB", help="use an already generated database")
+    args = parser.parse_args()
+    server = os.environ.get("VERDICT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = args.reuse or DB
+    url = with_database(server, name)
+    generation_s = None
+    if not args.reuse:
+        admin = await asyncpg.connect(server)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        generation_s = await generate(url)
+    try:
+        figures = await measure(url)
+    finally:
+        if not (args.keep or args.reuse):
+            admin = await asyncpg.connect(server)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    report = {
+        "benchmark": "analysis",
+        "generation_s": None if generation_s is None else round(generation_s, 1),
+        **figures,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

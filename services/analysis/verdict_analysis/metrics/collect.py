@@ -1,0 +1,171 @@
+"""The SQL adapter: per-variant sufficient statistics computed inside PostgreSQL.
+
+Per-unit rows never leave the database: each query aggregates events per unit in a
+CTE, then per variant. All queries of one call run in one read-only REPEATABLE READ
+transaction, so the metrics, unit counts and exclusions describe the same snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import asyncpg
+
+from verdict_analysis import stats
+
+from . import sql
+from .spec import MetricSpec, Segment
+
+__all__ = ["CollectedStats", "collect_stats", "segment_values"]
+
+_WORK_MEM = "256MB"
+"""Per-operation memory of the analysis queries: keeps the per-unit hash aggregate of a
+million units and the quantile sorts in memory (PostgreSQL's memory, not this process's)."""
+
+
+@dataclass(frozen=True)
+class CollectedStats:
+    """What :func:`collect_stats` measured for one experiment (and optionally one segment)."""
+
+    units: dict[str, int]
+    """Analysed units (exposed, not excluded) per variant key; 0 for a variant without any."""
+    excluded_units: int
+    """Units seen in more than one variant, left out of every metric."""
+    metrics: list[stats.MetricInput]
+    """One per metric spec, in order, ready for :func:`stats.analyze_experiment`."""
+
+
+_COUNT_FIELDS = ("n", "n_units")
+
+
+def _row_stats(
+    row: Mapping[str, object] | None,
+    i: int,
+    cls: type[stats.MetricStats],
+    fields: Sequence[str],
+    units: int | None,
+) -> stats.MetricStats:
+    """Statistics of metric ``i`` from a result row; ``units`` overrides the count fields."""
+    values: dict[str, object] = {}
+    for name in fields:
+        v = None if row is None else row[f"m{i}_{name}"]
+        values[name] = 0 if v is None else v
+        if units is not None and name in _COUNT_FIELDS:
+            values[name] = units
+    return cls(**values)  # type: ignore[arg-type]
+
+
+async def _quantile_stats(
+    conn: asyncpg.Connection,
+    scope: sql.UnitScope,
+    spec: MetricSpec,
+    alpha: float,
+) -> dict[str, stats.QuantileStats]:
+    text, params = sql.quantile_values_query(scope, spec)
+    by_variant: dict[str, stats.QuantileStats] = {}
+    for row in await conn.fetch(text, *params):
+        by_variant[row["variant_key"]] = stats.QuantileStats(
+            quantile=spec.quantile,
+            n_units=int(row["n_units"]),
+            n_events=int(row["n_events"]),
+            value=float(row["value"]),
+            sum_events_sq=float(row["sum_events_sq"]),
+            sum_below=float(row["sum_below"]),
+            sum_below_sq=float(row["sum_below_sq"]),
+            sum_events_below=float(row["sum_events_below"]),
+            ci_alpha=alpha,
+        )
+    ranks = {
+        key: (*stats.outer_ci_ranks(q, alpha), q.n_events)
+        for key, q in by_variant.items()
+        if q.n_events > 0
+    }
+    if ranks:
+        text, params = sql.quantile_ranks_query(scope, spec, ranks)
+        for row in await conn.fetch(text, *params):
+            key = row["variant_key"]
+            by_variant[key] = replace(
+                by_variant[key],
+                lower_value=float(row["lower_value"]),
+                upper_value=float(row["upper_value"]),
+            )
+    return by_variant
+
+
+async def collect_stats(
+    conn: asyncpg.Connection,
+    experiment_key: str,
+    variant_keys: Sequence[str],
+    control_key: str,
+    metrics: Sequence[MetricSpec],
+    *,
+    cuped_lookback_s: float | None = None,
+    segment: Segment | None = None,
+    until: datetime | None = None,
+    quantile_alpha: float = 0.05,
+) -> CollectedStats:
+    """Per-variant sufficient statistics of ``metrics`` for one experiment.
+
+    Units are the experiment's exposures of ``variant_keys`` (first exposure wins), minus
+    units later seen in another variant (counted in ``excluded_units``), restricted to
+    ``segment`` and to exposures and events before ``until`` when given. With
+    ``cuped_lookback_s``, MEAN and RATIO metrics carry the same metric measured over
+    ``[exposed_at - lookback, exposed_at)`` as CUPED covariate. Quantile intervals use
+    ranks at ``quantile_alpha``. Raises :class:`SpecError` for an unusable metric.
+    """
+    for spec in metrics:
+        spec.validate()
+    scope = sql.UnitScope(experiment_key, tuple(variant_keys), segment, until)
+    cuped = cuped_lookback_s is not None
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        text, params = sql.excluded_units_query(scope)
+        excluded = int(await conn.fetchval(text, *params))
+        rows: dict[str, Mapping[str, object]] = {}
+        units = dict.fromkeys(variant_keys, 0)
+        units.update(await _count_units(conn, scope))
+        all_units = sql.counts_units_without_events(metrics)
+        if any(m.type is not stats.MetricType.QUANTILE for m in metrics):
+            text, params = sql.sufficient_stats_query(scope, metrics, cuped_lookback_s)
+            for row in await conn.fetch(text, *params):
+                rows[row["variant_key"]] = row
+        inputs: list[stats.MetricInput] = []
+        for i, spec in enumerate(metrics):
+            variants: dict[str, stats.MetricStats] = {}
+            if spec.type is stats.MetricType.QUANTILE:
+                found = await _quantile_stats(conn, scope, spec, quantile_alpha)
+                for key in variant_keys:
+                    variants[key] = found.get(key) or stats.QuantileStats(
+                        spec.quantile, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, ci_alpha=quantile_alpha
+                    )
+            else:
+                cls, fields = sql.stats_fields(spec, cuped)
+                for key in variant_keys:
+                    n = None if all_units else units[key]
+                    variants[key] = _row_stats(rows.get(key), i, cls, fields, n)
+            inputs.append(
+                stats.MetricInput(spec.key, spec.type, control_key, variants, spec.direction)
+            )
+    return CollectedStats(units=units, excluded_units=excluded, metrics=inputs)
+
+
+async def _count_units(conn: asyncpg.Connection, scope: sql.UnitScope) -> dict[str, int]:
+    text, params = sql.units_count_query(scope)
+    return {r["variant_key"]: int(r["units"]) for r in await conn.fetch(text, *params)}
+
+
+async def segment_values(
+    conn: asyncpg.Connection, experiment_key: str, dimension: str, limit: int = 20
+) -> list[str]:
+    """The ``limit`` most frequent values of ``segments[dimension]`` among the exposures."""
+    rows = await conn.fetch(
+        """SELECT segments ->> $2::text AS value FROM exposures
+WHERE experiment_key = $1::text AND segments ? $2::text
+GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT $3::int""",
+        experiment_key,
+        dimension,
+        limit,
+    )
+    return [r["value"] for r in rows if r["value"] is not None]

@@ -1,0 +1,105 @@
+"""The read side: latest results, the time series, and the live stream of new snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from verdict.v1 import analysis_pb2
+from verdict_analysis.ports import Catalog, SnapshotRepository
+from verdict_platform.errors import InvalidArgument, NotFound
+
+POLL_S = 0.5
+"""Fallback poll of the snapshot table while no announcement arrives (Redis may be down)."""
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+class Signals(Protocol):
+    """Announcements of stored snapshots."""
+
+    def waiter(self, experiment_key: str) -> contextlib.AbstractContextManager[asyncio.Event]: ...
+
+
+def page_size(requested: int) -> int:
+    """0 means 100; outside 1..1000 is INVALID_ARGUMENT."""
+    if requested == 0:
+        return DEFAULT_PAGE
+    if not 1 <= requested <= MAX_PAGE:
+        raise InvalidArgument.of("page_size", f"must be between 1 and {MAX_PAGE} (0: default)")
+    return requested
+
+
+def _before_id(token: str) -> int | None:
+    if not token:
+        return None
+    try:
+        value = int(token)
+    except ValueError:
+        raise InvalidArgument.of("page_token", "not a token from a previous response") from None
+    if value <= 0:
+        raise InvalidArgument.of("page_token", "not a token from a previous response")
+    return value
+
+
+def require_key(key: str) -> str:
+    """The experiment key, or INVALID_ARGUMENT when empty."""
+    if not key:
+        raise InvalidArgument.of("experiment_key", "is required")
+    return key
+
+
+class Results:
+    """Reads of stored snapshots."""
+
+    def __init__(self, catalog: Catalog, snapshots: SnapshotRepository, signals: Signals) -> None:
+        self._catalog = catalog
+        self._snapshots = snapshots
+        self._signals = signals
+
+    async def _known(self, key: str) -> None:
+        if await self._catalog.experiment(require_key(key)) is None:
+            raise NotFound(f"experiment {key!r} not found")
+
+    async def latest(
+        self, key: str, dimension: str = "", value: str = ""
+    ) -> analysis_pb2.ResultSnapshot:
+        """The latest snapshot; NotFound for an unknown experiment or no snapshot yet."""
+        await self._known(key)
+        if bool(dimension) != bool(value):
+            raise InvalidArgument.of("segment", "needs both dimension and value")
+        snapshot = await self._snapshots.latest(key, dimension, value)
+        if snapshot is None:
+            raise NotFound(f"no snapshot of {key!r} yet")
+        return snapshot
+
+    async def page(
+        self, key: str, size: int, token: str
+    ) -> tuple[list[analysis_pb2.ResultSnapshot], str]:
+        """One page, newest first, and the next page's token ("" on the last page)."""
+        limit = page_size(size)
+        before = _before_id(token)
+        await self._known(key)
+        rows = await self._snapshots.page(key, limit + 1, before)
+        if len(rows) > limit:
+            return rows[:limit], str(rows[limit - 1].id)
+        return rows, ""
+
+    async def watch(self, key: str) -> AsyncIterator[analysis_pb2.ResultSnapshot]:
+        """The latest snapshot at once (if any), then each new one as it is stored."""
+        await self._known(key)
+        with self._signals.waiter(key) as event:
+            last = await self._snapshots.latest(key)
+            last_id = 0
+            if last is not None:
+                last_id = last.id
+                yield last
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), POLL_S)
+                event.clear()
+                for snapshot in await self._snapshots.newer(key, last_id):
+                    last_id = snapshot.id
+                    yield snapshot

@@ -1,0 +1,85 @@
+"""Stops experiments through ExperimentService over gRPC, so the audit log records who and why.
+
+Analysis calls with its own service key (VERDICT_SERVICE_API_KEY, admin role). StopExperiment is
+not idempotent in effect (a second call overrides the decision), so it is not retried here; the
+next scheduled analysis tries again while the experiment is still running.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import struct_pb2
+
+from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
+from verdict_platform.errors import FailedPrecondition, Unavailable
+
+STOP_TIMEOUT_S = 10.0
+
+
+class Stopper(Protocol):
+    """Stops an experiment with a decision and the figures behind it."""
+
+    async def stop(
+        self,
+        experiment_key: str,
+        reason: str,
+        decision: common_pb2.Decision.ValueType,
+        ship_variant_key: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Stops it; FailedPrecondition when it is no longer running, Unavailable if down."""
+        ...
+
+
+def details_struct(details: Mapping[str, Any]) -> struct_pb2.Struct:
+    """The details as a Struct (NaN and infinities, which JSON cannot carry, as strings)."""
+    struct = struct_pb2.Struct()
+    clean = {
+        k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in details.items()
+    }
+    struct.update(clean)
+    return struct
+
+
+class GrpcStopper:
+    """Calls ExperimentService.StopExperiment at `target` with `api_key`."""
+
+    def __init__(self, target: str, api_key: str | None) -> None:
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = experiment_pb2_grpc.ExperimentServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+
+    async def stop(
+        self,
+        experiment_key: str,
+        reason: str,
+        decision: common_pb2.Decision.ValueType,
+        ship_variant_key: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        request = experiment_pb2.StopExperimentRequest(
+            key=experiment_key,
+            reason=reason,
+            decision=decision,
+            ship_variant_key=ship_variant_key,
+            details=details_struct(details),
+        )
+        try:
+            await self._stub.StopExperiment(
+                request, metadata=self._metadata, timeout=STOP_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                raise FailedPrecondition(error.details() or "not running") from error
+            raise Unavailable(
+                f"ExperimentService.StopExperiment failed: {error.code().name}: {error.details()}"
+            ) from error
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._channel.close()

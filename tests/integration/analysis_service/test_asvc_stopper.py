@@ -1,0 +1,71 @@
+"""StopExperiment reaches ExperimentService with the rule's figures and the service key
+(an in-process grpc.aio test double that records the calls)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import json_format
+
+from support.processes import free_port
+from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
+from verdict_analysis.stopper import GrpcStopper
+from verdict_platform.errors import FailedPrecondition
+
+
+class RecordingExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
+    def __init__(self) -> None:
+        self.calls: list[tuple[experiment_pb2.StopExperimentRequest, dict[str, str]]] = []
+
+    async def StopExperiment(
+        self, request: experiment_pb2.StopExperimentRequest, context: Any
+    ) -> experiment_pb2.StopExperimentResponse:
+        self.calls.append((request, dict(context.invocation_metadata())))
+        if request.key == "stopped-already":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "not running")
+        return experiment_pb2.StopExperimentResponse()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def double() -> AsyncIterator[tuple[RecordingExperiments, str]]:
+    servicer = RecordingExperiments()
+    server = grpc.aio.server()
+    experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(servicer, server)
+    port = free_port()
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_stop_carries_reason_decision_and_details(
+    double: tuple[RecordingExperiments, str],
+) -> None:
+    servicer, target = double
+    stopper = GrpcStopper(target, "vdk_service")
+    try:
+        await stopper.stop(
+            "exp",
+            "stopping rule efficacy: ...",
+            common_pb2.DECISION_SHIP,
+            "treatment",
+            {"rule": "efficacy", "interval_lower": 0.01, "p_value": float("nan")},
+        )
+        with pytest.raises(FailedPrecondition):
+            await stopper.stop("stopped-already", "r", common_pb2.DECISION_INCONCLUSIVE, "", {})
+    finally:
+        await stopper.close()
+    request, metadata = servicer.calls[0]
+    assert request.key == "exp" and request.ship_variant_key == "treatment"
+    assert request.decision == common_pb2.DECISION_SHIP
+    assert json_format.MessageToDict(request.details) == {
+        "rule": "efficacy",
+        "interval_lower": 0.01,
+        "p_value": "nan",
+    }
+    assert metadata["authorization"] == "Bearer vdk_service"

@@ -1,0 +1,161 @@
+"""In-memory fakes of the analysis ports."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from verdict.v1 import analysis_pb2, common_pb2, experiment_pb2
+from verdict_analysis.collector import StatsReader
+from verdict_analysis.metrics import CollectedStats, MetricSpec, Segment
+from verdict_platform.errors import Aborted
+
+
+class FakeCatalog:
+    def __init__(
+        self, experiments: list[experiment_pb2.Experiment], metrics: list[experiment_pb2.Metric]
+    ) -> None:
+        self.experiments = {e.key: e for e in experiments}
+        self.definitions = {m.key: m for m in metrics}
+
+    async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
+        return self.experiments.get(key)
+
+    async def metrics(self, keys: Collection[str]) -> dict[str, experiment_pb2.Metric]:
+        return {k: self.definitions[k] for k in keys if k in self.definitions}
+
+    async def running_keys(self) -> list[str]:
+        return [
+            k
+            for k, e in self.experiments.items()
+            if e.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING
+        ]
+
+
+class FakeReader:
+    def __init__(
+        self, collected: CollectedStats, segments: Mapping[str, list[str]] | None = None
+    ) -> None:
+        self.collected = collected
+        self.segments = segments or {}
+        self.calls: list[Segment | None] = []
+
+    async def collect(
+        self,
+        experiment_key: str,
+        variant_keys: Sequence[str],
+        control_key: str,
+        metrics: Sequence[MetricSpec],
+        *,
+        cuped_lookback_s: float | None,
+        segment: Segment | None,
+        quantile_alpha: float,
+    ) -> CollectedStats:
+        self.calls.append(segment)
+        return self.collected
+
+    async def segment_values(self, experiment_key: str, dimension: str) -> list[str]:
+        return self.segments.get(dimension, [])
+
+
+class FakeLocks:
+    def __init__(self, reader: FakeReader) -> None:
+        self.reader = reader
+        self.held: set[str] = set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, experiment_key: str) -> AsyncIterator[StatsReader]:
+        if experiment_key in self.held:
+            raise Aborted("held")
+        self.held.add(experiment_key)
+        try:
+            yield self.reader
+        finally:
+            self.held.discard(experiment_key)
+
+
+class FakeSnapshots:
+    def __init__(self) -> None:
+        self.rows: list[analysis_pb2.ResultSnapshot] = []
+
+    async def add(self, snapshot: analysis_pb2.ResultSnapshot) -> analysis_pb2.ResultSnapshot:
+        stored = analysis_pb2.ResultSnapshot()
+        stored.CopyFrom(snapshot)
+        stored.id = len(self.rows) + 1
+        self.rows.append(stored)
+        return stored
+
+    def _whole(self, key: str) -> list[analysis_pb2.ResultSnapshot]:
+        return [s for s in self.rows if s.experiment_key == key and not s.HasField("segment")]
+
+    async def latest(
+        self, experiment_key: str, dimension: str = "", value: str = ""
+    ) -> analysis_pb2.ResultSnapshot | None:
+        match = [
+            s
+            for s in self.rows
+            if s.experiment_key == experiment_key
+            and (s.segment.dimension, s.segment.value) == (dimension, value)
+        ]
+        return match[-1] if match else None
+
+    async def page(
+        self, experiment_key: str, limit: int, before_id: int | None = None
+    ) -> list[analysis_pb2.ResultSnapshot]:
+        rows = [
+            s
+            for s in reversed(self._whole(experiment_key))
+            if before_id is None or s.id < before_id
+        ]
+        return rows[:limit]
+
+    async def newer(self, experiment_key: str, after_id: int) -> list[analysis_pb2.ResultSnapshot]:
+        return [s for s in self._whole(experiment_key) if s.id > after_id]
+
+    async def latest_time(self, experiment_key: str) -> datetime | None:
+        rows = self._whole(experiment_key)
+        return (
+            rows[-1].create_time.ToDatetime() if rows and rows[-1].HasField("create_time") else None
+        )
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    async def published(self, experiment_key: str) -> None:
+        self.keys.append(experiment_key)
+
+
+class FakeStopper:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    async def stop(
+        self,
+        experiment_key: str,
+        reason: str,
+        decision: common_pb2.Decision.ValueType,
+        ship_variant_key: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        self.calls.append(
+            {
+                "key": experiment_key,
+                "reason": reason,
+                "decision": decision,
+                "ship": ship_variant_key,
+                "details": dict(details),
+            }
+        )
+
+
+class FakeAlerter:
+    def __init__(self) -> None:
+        self.alerts: list[Mapping[str, Any]] = []
+
+    async def send(self, alert: Mapping[str, Any]) -> bool:
+        self.alerts.append(alert)
+        return True

@@ -1,0 +1,145 @@
+"""The analysis use case with in-memory fakes: store, publish, stop through the port, alert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from asvc_data import conversions
+from asvc_fakes import (
+    FakeAlerter,
+    FakeCatalog,
+    FakeLocks,
+    FakePublisher,
+    FakeReader,
+    FakeSnapshots,
+    FakeStopper,
+)
+
+from verdict.v1 import common_pb2, experiment_pb2
+from verdict_analysis.analyzer import Analyzer
+from verdict_analysis.metrics import CollectedStats
+from verdict_platform.errors import Aborted, FailedPrecondition, NotFound
+
+_E = experiment_pb2
+NOW = datetime(2025, 1, 15, tzinfo=UTC)
+
+
+def _experiment(status: int = _E.EXPERIMENT_STATUS_RUNNING, **rules: object) -> _E.Experiment:
+    experiment = _E.Experiment(
+        key="exp",
+        status=status,  # type: ignore[arg-type]
+        variants=[
+            _E.Variant(key="control", weight=0.5, is_control=True),
+            _E.Variant(key="treatment", weight=0.5),
+        ],
+        metrics=[_E.ExperimentMetric(metric_key="conversion", role=_E.METRIC_ROLE_PRIMARY)],
+        analysis_plan=_E.AnalysisPlan(sequential=True, segments=["country"]),
+        stopping_rules=_E.StoppingRules(**rules),  # type: ignore[arg-type]
+    )
+    experiment.start_time.FromDatetime(datetime(2025, 1, 1, tzinfo=UTC))
+    return experiment
+
+
+CONVERSION = _E.Metric(
+    key="conversion",
+    type=_E.METRIC_TYPE_BINOMIAL,
+    source=_E.MetricSource(event_name="purchase"),
+)
+
+
+def _analyzer(
+    experiment: _E.Experiment, treatment: tuple[int, int], units: int = 10_000
+) -> tuple[Analyzer, FakeSnapshots, FakePublisher, FakeStopper, FakeAlerter, FakeLocks]:
+    collected = CollectedStats(
+        units={"control": units, "treatment": treatment[0]},
+        excluded_units=3,
+        metrics=[conversions("conversion", (units, 1_000), treatment)],
+    )
+    locks = FakeLocks(FakeReader(collected, {"country": ["FR", "DE"]}))
+    snapshots, publisher, stopper, alerter = (
+        FakeSnapshots(),
+        FakePublisher(),
+        FakeStopper(),
+        FakeAlerter(),
+    )
+    analyzer = Analyzer(
+        FakeCatalog([experiment], [CONVERSION]),
+        locks,
+        snapshots,
+        publisher,
+        stopper,
+        alerter,
+        clock=lambda: NOW,
+    )
+    return analyzer, snapshots, publisher, stopper, alerter, locks
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_run_stores_whole_population_and_segments_and_publishes() -> None:
+    analyzer, snapshots, publisher, stopper, _, _ = _analyzer(_experiment(), (10_000, 1_010))
+    snapshot = await analyzer.run("exp")
+    assert snapshot is not None and snapshot.id == 1
+    assert dict(snapshot.units) == {"control": 10_000, "treatment": 10_000}
+    assert snapshot.excluded_units == 3
+    assert [v.variant_key for v in snapshot.metrics[0].variants] == ["control", "treatment"]
+    comparison = snapshot.metrics[0].comparisons[0]
+    assert comparison.relative_effect == pytest.approx(0.01)
+    assert 0 < comparison.p_value <= comparison.adjusted_p_value <= 1
+    assert snapshot.recommendation.decision == common_pb2.DECISION_KEEP_RUNNING
+    assert [(s.segment.dimension, s.segment.value) for s in snapshots.rows[1:]] == [
+        ("country", "FR"),
+        ("country", "DE"),
+    ]
+    assert publisher.keys == ["exp"]
+    assert stopper.calls == []
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_fired_rule_stops_through_the_port_with_details_and_alerts() -> None:
+    analyzer, _, _, stopper, alerter, _ = _analyzer(
+        _experiment(efficacy=True, min_units_per_variant=1_000), (10_000, 1_300)
+    )
+    snapshot = await analyzer.run("exp")
+    assert snapshot is not None
+    assert snapshot.recommendation.decision == common_pb2.DECISION_SHIP
+    assert snapshot.recommendation.variant_key == "treatment"
+    [call] = stopper.calls
+    assert call["decision"] == common_pb2.DECISION_SHIP and call["ship"] == "treatment"
+    assert call["details"]["rule"] == "efficacy" and call["details"]["interval_lower"] > 0
+    [alert] = alerter.alerts
+    assert alert["action"] == "stopped" and alert["rule"] == "efficacy"
+    assert alert["snapshot_id"] == snapshot.id
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_srm_alert_only_alerts_once_while_it_persists() -> None:
+    analyzer, _, _, stopper, alerter, _ = _analyzer(
+        _experiment(srm_action=_E.SRM_ACTION_ALERT), (11_000, 1_100)
+    )
+    await analyzer.run("exp")
+    await analyzer.run("exp")
+    assert stopper.calls == []
+    assert [a["rule"] for a in alerter.alerts] == ["srm"]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_stopped_experiment_is_analysed_without_action() -> None:
+    analyzer, _, _, stopper, alerter, _ = _analyzer(
+        _experiment(_E.EXPERIMENT_STATUS_STOPPED, efficacy=True), (10_000, 1_300)
+    )
+    assert await analyzer.run("exp") is not None
+    assert stopper.calls == [] and alerter.alerts == []
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_unknown_draft_and_locked_experiments_are_refused() -> None:
+    analyzer, _, _, _, _, locks = _analyzer(_experiment(), (10_000, 1_000))
+    with pytest.raises(NotFound):
+        await analyzer.run("nope")
+    locks.held.add("exp")
+    with pytest.raises(Aborted):
+        await analyzer.run("exp")
+    draft, *_ = _analyzer(_experiment(_E.EXPERIMENT_STATUS_DRAFT), (10_000, 1_000))
+    with pytest.raises(FailedPrecondition):
+        await draft.run("exp")
