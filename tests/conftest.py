@@ -126,15 +126,12 @@ def start_service(settings: Settings) -> Iterator[Callable[..., RunningService]]
         service.stop()
 
 
-@pytest.fixture
-def make_key_sync(settings: Settings) -> str:
-    """An admin API key created synchronously (for tests that use the sync gRPC API)."""
-
+def _create_key_sync(settings: Settings, role: Role) -> str:
     async def create() -> str:
         p = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=1)
         client = redis_conn.connect_redis(settings)
         try:
-            key = await KeyStore(p).create(f"test-sync-{secrets.token_hex(4)}", Role.ADMIN)
+            key = await KeyStore(p).create(f"test-sync-{role.value}-{secrets.token_hex(4)}", role)
             await client.publish(redis_conn.name(settings, redis_conn.KEYS_CHANNEL), b"new")
             return key
         finally:
@@ -142,3 +139,15 @@ def make_key_sync(settings: Settings) -> str:
             await p.close()
 
     return asyncio.run(create())
+
+
+@pytest.fixture
+def make_key_sync(settings: Settings) -> str:
+    """An admin API key created synchronously (for tests that use the sync gRPC API)."""
+    return _create_key_sync(settings, Role.ADMIN)
+
+
+@pytest.fixture
+def assign_key_sync(settings: Settings) -> str:
+    """An API key with the `assign` role, created synchronously."""
+    return _create_key_sync(settings, Role.ASSIGN)
