@@ -1,0 +1,106 @@
+"""Tracker configuration, counters and errors."""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    }
+)
+"""Status codes after which a batch is resent (TrackEvents is idempotent by event id)."""
+
+
+class WhenFull(enum.Enum):
+    """What `track` does when the buffer is full."""
+
+    BLOCK = "block"
+    """Wait for room (up to `TrackerOptions.block_timeout_s`, then raise `BufferFull`)."""
+    RAISE = "raise"
+    """Raise `BufferFull` at once."""
+
+
+class BufferFull(Exception):
+    """The tracker's buffer is full: the event was not accepted (the caller still has it)."""
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """How a tracker connects, batches and retries."""
+
+    target: str
+    """host:port of the ingest service."""
+    api_key: str | None = field(default=None, repr=False)
+    """API key with the `ingest` role, sent as `authorization: Bearer ...`."""
+    batch_size: int = 500
+    """Most events per TrackEvents call."""
+    flush_interval_s: float = 0.2
+    """A partial batch is sent after this long."""
+    buffer_size: int = 10_000
+    """Most events waiting to be sent."""
+    when_full: WhenFull = WhenFull.BLOCK
+    """What `track` does when the buffer is full."""
+    block_timeout_s: float | None = None
+    """With WhenFull.BLOCK, how long `track` waits for room (None: as long as it takes)."""
+    deadline_s: float = 10.0
+    """Deadline of each TrackEvents call."""
+    initial_backoff_s: float = 0.05
+    """First wait before a retry; doubled each time, with full jitter."""
+    max_backoff_s: float = 2.0
+    """Longest wait between retries."""
+    close_timeout_s: float = 30.0
+    """How long `close` keeps sending (and retrying) what is buffered."""
+    secure: bool = False
+    """Use TLS (system roots) instead of a plaintext channel."""
+    channel_options: Sequence[tuple[str, int | str]] = (
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    )
+    """gRPC channel arguments: reconnect quickly after the service restarts."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.buffer_size < 1:
+            raise ValueError("batch_size and buffer_size must be positive")
+        if self.flush_interval_s <= 0 or self.deadline_s <= 0:
+            raise ValueError("flush_interval_s and deadline_s must be positive")
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata: the API key."""
+        return () if self.api_key is None else (("authorization", f"Bearer {self.api_key}"),)
+
+    def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Wait before retry number `attempt` (from 0): full jitter under an exponential cap."""
+        cap = min(self.max_backoff_s, self.initial_backoff_s * (2**attempt))
+        return (rng or random).uniform(cap / 2, cap)
+
+
+@dataclass(frozen=True)
+class TrackerStats:
+    """Counters of a tracker, in events."""
+
+    tracked: int = 0
+    """Accepted by `track`."""
+    sent: int = 0
+    """Acknowledged by the service (committed: accepted or duplicates of stored ones)."""
+    duplicates: int = 0
+    """Of `sent`, those the service had already (a retry whose first attempt had landed)."""
+    retried: int = 0
+    """Resent after a retryable error (an event resent twice counts twice)."""
+    rejected: int = 0
+    """Refused by the service's validation (see the logs for the reasons)."""
+    failed: int = 0
+    """Given up after a non-retryable error (e.g. PERMISSION_DENIED), logged."""
+    dropped: int = 0
+    """Still unsent when `close` ran out of time, logged."""
+    buffered: int = 0
+    """Waiting or being sent now."""

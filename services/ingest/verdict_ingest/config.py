@@ -1,0 +1,81 @@
+"""Settings of the ingest service, read once from the environment into a frozen object.
+
+The platform's `Settings` holds what every service shares; these are the ingest-only knobs. An
+invalid value raises `SettingsError` naming the variable, so the process fails at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from verdict_platform.settings import SettingsError
+
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Ingest configuration. Field docs name their environment variable."""
+
+    max_batch: int = 5000
+    """VERDICT_INGEST_MAX_BATCH: most events (or exposures) in one request message."""
+    max_batch_bytes: int = 8 * 1024 * 1024
+    """VERDICT_INGEST_MAX_BATCH_BYTES: largest serialized batch (INVALID_ARGUMENT above it)."""
+    queue_events: int = 50_000
+    """VERDICT_INGEST_QUEUE_EVENTS: events waiting or being written; RESOURCE_EXHAUSTED beyond."""
+    write_events: int = 20_000
+    """VERDICT_INGEST_WRITE_EVENTS: most events a writer combines into one transaction."""
+    writers: int = 2
+    """VERDICT_INGEST_WRITERS: concurrent writer connections (each writes whole transactions)."""
+    past_window_s: int = 7 * DAY_S
+    """VERDICT_INGEST_PAST_WINDOW_S: how old an event's timestamp may be (default 7 days)."""
+    future_window_s: int = 300
+    """VERDICT_INGEST_FUTURE_WINDOW_S: how far ahead of the server clock it may be (5 minutes)."""
+    retention_days: int = 90
+    """VERDICT_EVENT_RETENTION_DAYS: event partitions older than this many days are dropped."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
+        """Reads and validates the settings from `env` (default: the process environment)."""
+        e = os.environ if env is None else env
+        d = cls()
+        s = cls(
+            max_batch=_int(e, "VERDICT_INGEST_MAX_BATCH", d.max_batch, 1),
+            max_batch_bytes=_int(e, "VERDICT_INGEST_MAX_BATCH_BYTES", d.max_batch_bytes, 1024),
+            queue_events=_int(e, "VERDICT_INGEST_QUEUE_EVENTS", d.queue_events, 1),
+            write_events=_int(e, "VERDICT_INGEST_WRITE_EVENTS", d.write_events, 1),
+            writers=_int(e, "VERDICT_INGEST_WRITERS", d.writers, 1),
+            past_window_s=_int(e, "VERDICT_INGEST_PAST_WINDOW_S", d.past_window_s, 0),
+            future_window_s=_int(e, "VERDICT_INGEST_FUTURE_WINDOW_S", d.future_window_s, 0),
+            retention_days=_int(e, "VERDICT_EVENT_RETENTION_DAYS", d.retention_days, 1),
+        )
+        if s.queue_events < s.max_batch:
+            raise SettingsError(
+                "VERDICT_INGEST_QUEUE_EVENTS", "must be at least VERDICT_INGEST_MAX_BATCH"
+            )
+        if s.retention_days * DAY_S <= s.past_window_s:
+            raise SettingsError(
+                "VERDICT_EVENT_RETENTION_DAYS",
+                "must exceed VERDICT_INGEST_PAST_WINDOW_S, or accepted events would be dropped",
+            )
+        return s
+
+    @property
+    def past_window_days(self) -> int:
+        """The past window in whole days, rounded up (partitions to keep ready behind today)."""
+        return -(-self.past_window_s // DAY_S)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise SettingsError(name, f"{raw!r} is not an integer >= {minimum}")
+    return value

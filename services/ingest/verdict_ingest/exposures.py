@@ -1,0 +1,89 @@
+"""Exposures: the SQL that keeps the first (experiment, unit) and records later conflicts.
+
+One transaction per batch. The insert keeps, per (experiment, unit), the first exposure seen:
+within a batch the earliest timestamp (then the batch order), across batches the one committed
+first. Then every exposure of the batch whose stored variant differs is a conflict: recorded in
+`exposure_conflicts` (once per experiment, unit and variant) for analysis to exclude and report,
+never merged. The counts: accepted (newly stored), conflicts (another variant is stored), and
+duplicates (the rest: the same variant was stored already, by this batch or an earlier one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import asyncpg
+
+from verdict_ingest.intake import ExposureCounts
+from verdict_ingest.validation import ExposureRow
+from verdict_platform.db import unavailable_on_disconnect
+
+DEADLOCK_RETRIES = 3
+
+_INPUT = """
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[],
+                     $6::text[])
+    WITH ORDINALITY AS x(experiment_key, unit_id, variant_key, exposed_at, allocation_version,
+                         segments, ord)
+"""
+INSERT_FIRST = f"""
+INSERT INTO exposures (experiment_key, unit_id, variant_key, exposed_at, allocation_version,
+                       segments)
+SELECT experiment_key, unit_id, variant_key, exposed_at, allocation_version, segments::jsonb
+FROM ({_INPUT}) AS input
+ORDER BY exposed_at, ord
+ON CONFLICT (experiment_key, unit_id) DO NOTHING
+"""
+RECORD_CONFLICTS = f"""
+WITH input AS ({_INPUT}),
+conflicting AS (
+    SELECT input.* FROM input
+    JOIN exposures e USING (experiment_key, unit_id)
+    WHERE e.variant_key <> input.variant_key
+),
+recorded AS (
+    INSERT INTO exposure_conflicts (experiment_key, unit_id, variant_key, exposed_at)
+    SELECT DISTINCT ON (experiment_key, unit_id, variant_key)
+           experiment_key, unit_id, variant_key, exposed_at
+    FROM conflicting
+    ORDER BY experiment_key, unit_id, variant_key, exposed_at
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM conflicting
+"""
+
+
+class ExposureStore:
+    """Exposures in PostgreSQL (tables `exposures`, `exposure_conflicts`)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def record(self, rows: Sequence[ExposureRow]) -> ExposureCounts:
+        """Stores a batch in one transaction and counts its outcome."""
+        if not rows:
+            return ExposureCounts(0, 0, 0)
+        args = (
+            [r.experiment_key for r in rows],
+            [r.unit_id for r in rows],
+            [r.variant_key for r in rows],
+            [r.exposed_at for r in rows],
+            [r.allocation_version for r in rows],
+            [json.dumps(r.segments) for r in rows],
+        )
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                async with (
+                    unavailable_on_disconnect(),
+                    self._pool.acquire() as conn,
+                    conn.transaction(),
+                ):
+                    status = await conn.execute(INSERT_FIRST, *args)
+                    conflicts = int(await conn.fetchval(RECORD_CONFLICTS, *args))
+                break
+            except asyncpg.DeadlockDetectedError:  # two batches inserting the same units
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+        accepted = int(status.rsplit(" ", 1)[1])
+        return ExposureCounts(accepted, len(rows) - accepted - conflicts, conflicts)

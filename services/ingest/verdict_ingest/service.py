@@ -1,0 +1,97 @@
+"""The ingest service as the platform runs it: wiring, writers and partition maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+import grpc
+
+from verdict.v1 import ingest_pb2_grpc
+from verdict_ingest.config import IngestSettings
+from verdict_ingest.exposures import ExposureStore
+from verdict_ingest.intake import EventIntake, ExposureIntake
+from verdict_ingest.partitions import maintain_forever
+from verdict_ingest.queue import WriteQueue
+from verdict_ingest.servicer import IngestServicer
+from verdict_ingest.validation import BatchLimits, TimeWindow
+from verdict_ingest.writer import Connect, EventWriter
+from verdict_platform.db import CONNECT_TIMEOUT_S
+from verdict_platform.server import Resources
+from verdict_platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+
+
+class IngestService:
+    """IngestService: the servicer, its writer tasks and the partition maintenance task."""
+
+    def __init__(self, resources: Resources, settings: IngestSettings) -> None:
+        self._resources = resources
+        self._settings = settings
+        self._queue = WriteQueue(settings.queue_events, settings.write_events)
+        window = TimeWindow(settings.past_window_s, settings.future_window_s)
+        limits = BatchLimits(settings.max_batch, settings.max_batch_bytes)
+        self._servicer = IngestServicer(
+            EventIntake(self._queue, window, limits),
+            ExposureIntake(ExposureStore(resources.pool), window, limits),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def service_names(self) -> Sequence[str]:
+        """The gRPC service this process serves."""
+        return ("verdict.v1.IngestService",)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Adds the servicer to the server."""
+        ingest_pb2_grpc.add_IngestServiceServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        """Starts the writers and the partition maintenance."""
+        connect = _connector(self._resources.settings)
+        for n in range(self._settings.writers):
+            writer = EventWriter(self._queue, connect, name=f"writer-{n}")
+            self._tasks.append(asyncio.create_task(writer.run(), name=f"ingest-writer-{n}"))
+        self._tasks.append(
+            asyncio.create_task(
+                maintain_forever(
+                    self._resources.pool,
+                    self._settings.past_window_days,
+                    self._settings.retention_days,
+                ),
+                name="ingest-partitions",
+            )
+        )
+
+    async def stop(self) -> None:
+        """Lets the writers finish what is queued (bounded), then stops the tasks."""
+        if not await self._queue.wait_empty(DRAIN_TIMEOUT_S):
+            log.warning("stopping with %d events unwritten (not acknowledged)", self._queue.depth)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _connector(settings: Settings) -> Connect:
+    url = settings.require_database_url()
+
+    async def connect() -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(
+            url, timeout=CONNECT_TIMEOUT_S, command_timeout=60
+        )
+        return conn
+
+    return connect
+
+
+async def build(resources: Resources) -> IngestService:
+    """The service factory `run_service` calls."""
+    return IngestService(resources, IngestSettings.from_env())
