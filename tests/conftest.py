@@ -148,6 +148,12 @@ def make_key_sync(settings: Settings) -> str:
 
 
 @pytest.fixture
+def key_sync(settings: Settings) -> Callable[[Role], str]:
+    """Creates an API key with a role synchronously (announced to running services)."""
+    return lambda role: _create_key_sync(settings, role)
+
+
+@pytest.fixture
 def assign_key_sync(settings: Settings) -> str:
     """An API key with the `assign` role, created synchronously."""
     return _create_key_sync(settings, Role.ASSIGN)
