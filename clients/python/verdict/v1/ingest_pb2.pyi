@@ -72,7 +72,7 @@ class Event(_message.Message):
     MEASURES_FIELD_NUMBER: _builtins.int
     PROPERTIES_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Client-generated UUID; the idempotency key."""
+    """Client-generated UUID; with the timestamp, the idempotency key (a retry resends both)."""
     unit_id: _builtins.str
     """The unit (user) it belongs to; 1 to 256 bytes."""
     name: _builtins.str
@@ -180,7 +180,9 @@ class TrackEventsResponse(_message.Message):
     accepted: _builtins.int
     """Newly stored events."""
     duplicates: _builtins.int
-    """Events already stored earlier (same event_id); not counted again."""
+    """Events already stored (same timestamp and event_id, e.g. a retry); not counted again. A reused
+    event_id with another timestamp is a different event.
+    """
     rejected: _builtins.int
     """Events rejected; see rejections."""
     @_builtins.property

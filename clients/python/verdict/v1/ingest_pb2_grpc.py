@@ -28,8 +28,8 @@ if _version_not_supported:
 class IngestServiceStub:
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     def __init__(self, channel):
@@ -58,8 +58,8 @@ class IngestServiceStub:
 class IngestServiceServicer:
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     def TrackEvents(self, request, context):
@@ -120,8 +120,8 @@ def add_IngestServiceServicer_to_server(servicer, server):
 class IngestService:
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     @staticmethod

@@ -29,8 +29,8 @@ GRPC_VERSION: str
 class IngestServiceStub:
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     @_typing.overload
@@ -59,8 +59,8 @@ class IngestServiceStub:
 class IngestServiceAsyncStub(IngestServiceStub):
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -85,8 +85,8 @@ class IngestServiceAsyncStub(IngestServiceStub):
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """IngestService receives events from the LLM gateway (telemetry and feedback) and exposures from
     the assignment service, and writes them to PostgreSQL. An acknowledgement means committed.
-    Retried events (same event_id) and exposures never count twice. Needs the `ingest` role (or
-    `admin`).
+    Retried events (same timestamp and event_id) and exposures never count twice. Needs the
+    `ingest` role (or `admin`).
     """
 
     @_abc_1.abstractmethod
