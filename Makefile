@@ -46,16 +46,16 @@ bench: setup
 	  $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench-assign: setup
-	$(PY) bench/bench_assign.py
+	$(PY) bench/bench_assign.py $(ARGS)
 
 bench-ingest: setup
-	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_ingest.py $(ARGS)
 
 bench-stats: setup
 	$(PY) bench/bench_stats.py
 
 bench-analysis: setup
-	$(PY) bench/bench_analysis.py
+	$(PY) bench/bench_analysis.py $(ARGS)
 
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py
