@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from verdict_analysis import stats
 
-from . import sql
+from . import rollup, sql
 from .spec import MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
@@ -62,8 +62,9 @@ async def _quantile_stats(
     scope: sql.UnitScope,
     spec: MetricSpec,
     alpha: float,
+    lower: datetime,
 ) -> dict[str, stats.QuantileStats]:
-    text, params = sql.quantile_values_query(scope, spec)
+    text, params = sql.quantile_values_query(scope, spec, lower)
     by_variant: dict[str, stats.QuantileStats] = {}
     for row in await conn.fetch(text, *params):
         by_variant[row["variant_key"]] = stats.QuantileStats(
@@ -83,7 +84,7 @@ async def _quantile_stats(
         if q.n_events > 0
     }
     if ranks:
-        text, params = sql.quantile_ranks_query(scope, spec, ranks)
+        text, params = sql.quantile_ranks_query(scope, spec, ranks, lower)
         for row in await conn.fetch(text, *params):
             key = row["variant_key"]
             by_variant[key] = replace(
@@ -105,6 +106,8 @@ async def collect_stats(
     segment: Segment | None = None,
     until: datetime | None = None,
     quantile_alpha: float = 0.05,
+    rollups: bool = True,
+    refresh: bool = True,
 ) -> CollectedStats:
     """Per-variant sufficient statistics of ``metrics`` for one experiment.
 
@@ -114,28 +117,58 @@ async def collect_stats(
     ``cuped_lookback_s``, MEAN and RATIO metrics carry the same metric measured over
     ``[exposed_at - lookback, exposed_at)`` as CUPED covariate. Quantile intervals use
     ranks at ``quantile_alpha``. Raises :class:`SpecError` for an unusable metric.
+
+    With ``rollups`` (the default) the non-quantile metrics read the experiment's per-unit
+    rollup plus the raw events after its watermark (:mod:`.rollup`), with the same results;
+    ``refresh`` first brings the rollup up to date (the caller holds the experiment's
+    analysis lock on ``conn``, or accepts waiting on the rollup's own lock).
     """
     for spec in metrics:
         spec.validate()
     scope = sql.UnitScope(experiment_key, tuple(variant_keys), segment, until)
     cuped = cuped_lookback_s is not None
+    lookback = timedelta(seconds=cuped_lookback_s or 0.0)
+    has_columns = bool(sql.columns_of(metrics, cuped))
+    if rollups and refresh and has_columns:
+        await rollup.refresh_rollups(
+            conn, experiment_key, metrics, cuped_lookback_s=cuped_lookback_s
+        )
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        read = None
+        if rollups and has_columns:
+            read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)
+            if read is not None and until is not None and until < read.watermark:
+                read = None  # the rollup holds events at or after ``until``: full path
         text, params = sql.excluded_units_query(scope)
         excluded = int(await conn.fetchval(text, *params))
-        rows: dict[str, Mapping[str, object]] = {}
         units = dict.fromkeys(variant_keys, 0)
-        units.update(await _count_units(conn, scope))
-        all_units = sql.counts_units_without_events(metrics)
-        if any(m.type is not stats.MetricType.QUANTILE for m in metrics):
-            text, params = sql.sufficient_stats_query(scope, metrics, cuped_lookback_s)
+        text, params = sql.units_count_query(scope, read)
+        first: datetime | None = None
+        unrolled: datetime | None = None
+        for r in await conn.fetch(text, *params):
+            units[r["variant_key"]] = int(r["units"])
+            first = _earliest(first, r["first_exposed_at"])
+            unrolled = _earliest(unrolled, r["first_unrolled_at"])
+        rows: dict[str, Mapping[str, object]] = {}
+        all_units = sql.counts_units_without_events(metrics) or read is not None
+        if has_columns and first is not None:
+            lower = first - lookback
+            if read is not None:
+                lower = read.watermark if unrolled is None else unrolled - lookback
+                lower = min(lower, read.watermark)
+            text, params = sql.sufficient_stats_query(
+                scope, metrics, cuped_lookback_s, lower=lower, rollup=read
+            )
             for row in await conn.fetch(text, *params):
                 rows[row["variant_key"]] = row
         inputs: list[stats.MetricInput] = []
         for i, spec in enumerate(metrics):
             variants: dict[str, stats.MetricStats] = {}
             if spec.type is stats.MetricType.QUANTILE:
-                found = await _quantile_stats(conn, scope, spec, quantile_alpha)
+                found: dict[str, stats.QuantileStats] = {}
+                if first is not None:
+                    found = await _quantile_stats(conn, scope, spec, quantile_alpha, first)
                 for key in variant_keys:
                     variants[key] = found.get(key) or stats.QuantileStats(
                         spec.quantile, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, ci_alpha=quantile_alpha
@@ -151,9 +184,10 @@ async def collect_stats(
     return CollectedStats(units=units, excluded_units=excluded, metrics=inputs)
 
 
-async def _count_units(conn: asyncpg.Connection, scope: sql.UnitScope) -> dict[str, int]:
-    text, params = sql.units_count_query(scope)
-    return {r["variant_key"]: int(r["units"]) for r in await conn.fetch(text, *params)}
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a, b)
 
 
 async def segment_values(

@@ -5,12 +5,16 @@ measures, windows and thresholds travel as ``$n`` parameters. The shape, for all
 non-quantile metrics of an experiment at once (one scan of the events)::
 
     units     exposed, analysed units (not in exposure_conflicts; segment; until)
-    per_unit  units LEFT JOIN events, GROUP BY unit: FILTERed counts / sums of each
-              metric after (and, for CUPED, before) exposure; 0 without events
+    per_unit  units JOIN events, GROUP BY unit: one FILTERed count / sum per distinct
+              :class:`Column` (a metric's value after, or for CUPED before, exposure)
     caps      pooled percentile thresholds (only when a metric is percentile-capped)
     SELECT    per variant: COUNT, SUM, SUM of squares and cross products
 
-Quantile metrics need event-level order statistics: see :func:`quantile_values_query`.
+The event scan has a constant lower bound on ``ts`` (the earliest exposure minus the
+CUPED lookback, found by :func:`units_count_query`), so PostgreSQL prunes the older day
+partitions. With rollups (:mod:`.rollup`), ``per_unit`` adds each unit's rolled-up sums
+to its raw events after the watermark instead. Quantile metrics need event-level order
+statistics: see :mod:`.quantile_sql`.
 """
 
 from __future__ import annotations
@@ -24,8 +28,11 @@ from verdict_analysis import stats
 from .spec import MetricSpec, Segment
 
 __all__ = [
+    "Column",
     "Params",
+    "Rollup",
     "UnitScope",
+    "columns_of",
     "counts_units_without_events",
     "excluded_units_query",
     "quantile_ranks_query",
@@ -67,25 +74,39 @@ def _exposure_filter(scope: UnitScope, p: Params, alias: str) -> str:
     return " AND ".join(conds)
 
 
-def _units_cte(scope: UnitScope, p: Params) -> str:
+def _units_cte(scope: UnitScope, p: Params, rollup: Rollup | None = None) -> str:
     # NOT MATERIALIZED: inlined, the planner sees the exposures' statistics, hashes the
     # units (not the events) and can run the join and the per-unit aggregate in parallel.
+    # With a rollup it is read twice (raw events, then every unit): computed once.
     where = _exposure_filter(scope, p, "x")
     variants = p.add(list(scope.variant_keys), "text[]")
-    return f"""units AS NOT MATERIALIZED (
-    SELECT x.unit_id, x.variant_key, x.exposed_at
-    FROM exposures x
+    sums, rolled, materialized = "", "", "NOT MATERIALIZED"
+    if rollup is not None:
+        sums, materialized = ", r.sums", "MATERIALIZED"
+        rolled = f"""
+    LEFT JOIN analysis_rollups r ON r.experiment_key = x.experiment_key
+     AND r.signature = {p.add(rollup.signature, "text")} AND r.unit_id = x.unit_id"""
+    return f"""units AS {materialized} (
+    SELECT x.unit_id, x.variant_key, x.exposed_at{sums}
+    FROM exposures x{rolled}
     WHERE {where} AND x.variant_key = ANY({variants})
       AND NOT EXISTS (
         SELECT 1 FROM exposure_conflicts c
         WHERE c.experiment_key = x.experiment_key AND c.unit_id = x.unit_id))"""
 
 
-def units_count_query(scope: UnitScope) -> tuple[str, list[object]]:
-    """Analysed units per variant: columns ``variant_key, units``."""
+def units_count_query(scope: UnitScope, rollup: Rollup | None = None) -> tuple[str, list[object]]:
+    """Analysed units per variant: columns ``variant_key, units, first_exposed_at`` and
+    ``first_unrolled_at`` (the earliest exposure of a unit missing from ``rollup``)."""
     p = Params()
-    units = _units_cte(scope, p)
-    sql = f"WITH {units}\nSELECT variant_key, count(*) AS units FROM units GROUP BY variant_key"
+    units = _units_cte(scope, p, rollup)
+    unrolled = "NULL::timestamptz"
+    if rollup is not None:
+        unrolled = "min(exposed_at) FILTER (WHERE sums IS NULL)"
+    sql = f"""WITH {units}
+SELECT variant_key, count(*) AS units, min(exposed_at) AS first_exposed_at,
+       {unrolled} AS first_unrolled_at
+FROM units GROUP BY variant_key"""
     return sql, p.values
 
 
@@ -104,26 +125,67 @@ def _measure(p: Params, measure: str) -> str:
     return f"ev.measure_values[array_position(ev.measure_names, {p.add(measure, 'text')})]"
 
 
-def _after(p: Params, spec: MetricSpec, event_name: str) -> str:
-    cond = f"ev.name = {p.add(event_name, 'text')} AND ev.ts >= u.exposed_at"
-    if spec.window_s is not None:
-        secs = p.add(spec.window_s, "float8")
-        cond += f" AND ev.ts < u.exposed_at + make_interval(secs => {secs})"
-    return cond
+@dataclass(frozen=True)
+class Column:
+    """One additive per-unit sum over a unit's events: what metrics read per unit.
 
+    ``pre``: events in ``[exposed_at - lookback, exposed_at)`` (the CUPED covariate);
+    otherwise events from ``exposed_at`` on (and before ``exposed_at + window_s``).
+    Sums over disjoint sets of events add, which is what rollups rely on."""
 
-def _before(p: Params, event_name: str) -> str:
-    return f"ev.name = {p.add(event_name, 'text')} AND ev.ts < u.exposed_at"
+    event_name: str
+    measure: str
+    """Measure summed; empty: the events are counted."""
+    pre: bool = False
+    window_s: float | None = None
 
+    def condition(self, p: Params) -> str:
+        """Whether event ``ev`` of unit ``u`` counts (the lookback is the join's)."""
+        cond = f"ev.name = {p.add(self.event_name, 'text')}"
+        if self.pre:
+            cond += " AND ev.ts < u.exposed_at"
+        else:
+            cond += " AND ev.ts >= u.exposed_at"
+            if self.window_s is not None:
+                secs = p.add(self.window_s, "float8")
+                cond += f" AND ev.ts < u.exposed_at + make_interval(secs => {secs})"
+        return cond
 
-def _value(p: Params, measure: str, cond: str) -> str:
-    if not measure:
-        return f"count(*) FILTER (WHERE {cond})"
-    return f"sum({_measure(p, measure)}) FILTER (WHERE {cond})"
+    def aggregate(self, p: Params) -> str:
+        """The per-unit aggregate over ``ev`` joined to ``u`` (0 without events)."""
+        cond = self.condition(p)
+        if not self.measure:
+            return f"count(*) FILTER (WHERE {cond})::float8"
+        return f"coalesce(sum({_measure(p, self.measure)}) FILTER (WHERE {cond}), 0::float8)"
 
 
 def _uses_cuped(spec: MetricSpec, cuped: bool) -> bool:
     return cuped and spec.type in (stats.MetricType.MEAN, stats.MetricType.RATIO)
+
+
+def _metric_columns(spec: MetricSpec, cuped: bool) -> dict[str, Column]:
+    """A non-quantile metric's per-unit inputs by role: ``y``, ``x``, ``d``, ``xd``."""
+    window = spec.window_s
+    if spec.type is stats.MetricType.PROPORTION:
+        return {"y": Column(spec.event_name, "", window_s=window)}
+    cols = {"y": Column(spec.event_name, spec.measure, window_s=window)}
+    if _uses_cuped(spec, cuped):
+        cols["x"] = Column(spec.event_name, spec.measure, pre=True)
+    if spec.type is stats.MetricType.RATIO:
+        den, measure = spec.denominator_event_name, spec.denominator_measure
+        cols["d"] = Column(den, measure, window_s=window)
+        if _uses_cuped(spec, cuped):
+            cols["xd"] = Column(den, measure, pre=True)
+    return cols
+
+
+def columns_of(metrics: Sequence[MetricSpec], cuped: bool) -> list[Column]:
+    """The distinct per-unit columns of the non-quantile metrics, in a stable order."""
+    found: dict[Column, None] = {}
+    for spec in metrics:
+        if spec.type is not stats.MetricType.QUANTILE:
+            found.update(dict.fromkeys(_metric_columns(spec, cuped).values()))
+    return list(found)
 
 
 def stats_fields(spec: MetricSpec, cuped: bool) -> tuple[type[stats.MetricStats], list[str]]:
@@ -177,73 +239,101 @@ def _cap_bounds(
     return bounds[0], bounds[1]
 
 
+@dataclass(frozen=True)
+class Rollup:
+    """Read per-unit sums from a rollup: ``columns[k]`` summed over a unit's events before
+    ``watermark`` is ``analysis_rollups.sums[k + 1]``; later events are read raw."""
+
+    signature: str
+    watermark: datetime
+
+
+def _event_join(p: Params, names: list[str], lookback: float, lower: datetime | None) -> str:
+    """The join of ``events ev`` to ``units u``: event names, lookback, pruning bound."""
+    cond = f"ev.unit_id = u.unit_id AND ev.name = ANY({p.add(sorted(set(names)), 'text[]')})"
+    cond += f" AND ev.ts >= u.exposed_at - make_interval(secs => {p.add(lookback, 'float8')})"
+    if lower is not None:
+        # A constant bound: PostgreSQL prunes the day partitions before it.
+        cond += f" AND ev.ts >= {p.add(lower, 'timestamptz')}"
+    return cond
+
+
 def sufficient_stats_query(
-    scope: UnitScope, metrics: Sequence[MetricSpec], cuped_lookback_s: float | None
+    scope: UnitScope,
+    metrics: Sequence[MetricSpec],
+    cuped_lookback_s: float | None,
+    *,
+    lower: datetime | None = None,
+    rollup: Rollup | None = None,
 ) -> tuple[str, list[object]]:
     """One query returning, per variant, the sufficient statistics of every metric.
 
     Columns: ``variant_key``, ``units``, then ``m{i}_{field}`` for metric ``i`` and each
     field of :func:`stats_fields`. Quantile metrics are skipped (their own queries).
+    ``lower`` bounds the events' ``ts`` from below (it must not cut any counted event);
+    with ``rollup``, per-unit sums come from the rollup plus the events after it.
     """
     p = Params()
-    units = _units_cte(scope, p)
+    units = _units_cte(scope, p, rollup)
     cuped = cuped_lookback_s is not None
-    aggs: list[str] = []  # per-unit aggregate columns over the events
+    columns = columns_of(metrics, cuped)
+    if not columns:
+        raise ValueError("no metric computed by the sufficient statistics query")
+    index = {c: f"c{k}" for k, c in enumerate(columns)}
     caps: list[str] = []
     outs: list[str] = []
-    names: set[str] = set()
     for i, spec in enumerate(metrics):
         if spec.type is stats.MetricType.QUANTILE:
             continue
         spec.validate()
         use_cuped = _uses_cuped(spec, cuped)
-        names.add(spec.event_name)
-        cols: dict[str, str] = {}
+        cols = _metric_columns(spec, cuped)
+        ref = {role: f"pu.{index[c]}" for role, c in cols.items()}
         if spec.type is stats.MetricType.PROPORTION:
-            cols[f"y{i}"] = f"(count(*) FILTER (WHERE {_after(p, spec, spec.event_name)}) > 0)::int"
-        else:
-            cols[f"y{i}"] = _value(p, spec.measure, _after(p, spec, spec.event_name))
-            if use_cuped:
-                cols[f"x{i}"] = _value(p, spec.measure, _before(p, spec.event_name))
-        if spec.type is stats.MetricType.RATIO:
-            names.add(spec.denominator_event_name)
-            den = spec.denominator_event_name
-            cols[f"d{i}"] = _value(p, spec.denominator_measure, _after(p, spec, den))
-            if use_cuped:
-                cols[f"xd{i}"] = _value(p, spec.denominator_measure, _before(p, den))
-        for col, expr in cols.items():
-            # LEFT JOIN: a unit without events has one all-NULL row, counted 0, summed 0.
-            zero = "0" if spec.type is stats.MetricType.PROPORTION else "0::float8"
-            aggs.append(f"coalesce({expr}, {zero}) AS {col}")
-        ref = {col: f"pu.{col}" for col in cols}
+            ref["y"] = f"(pu.{index[cols['y']]} > 0)::int"
         if spec.type is stats.MetricType.MEAN and spec.capping is not None:
-            for col in cols:
-                lo, hi = _cap_bounds(p, i, col, spec.capping, caps)
-                ref[col] = f"least(greatest(pu.{col}, {lo}), {hi})"
+            for role, c in cols.items():
+                lo, hi = _cap_bounds(p, i, index[c], spec.capping, caps)
+                ref[role] = f"least(greatest(pu.{index[c]}, {lo}), {hi})"
         outs.extend(_variant_sums(spec, i, ref, use_cuped))
-    if not outs:
-        raise ValueError("no metric computed by the sufficient statistics query")
-    lookback = p.add(cuped_lookback_s if cuped else 0.0, "float8")
-    event_names = p.add(sorted(names), "text[]")
-    until = ""
+    lookback = cuped_lookback_s if cuped_lookback_s is not None else 0.0
+    join = _event_join(p, [c.event_name for c in columns], lookback, lower)
     if scope.until is not None:
-        until = f" AND ev.ts < {p.add(scope.until, 'timestamptz')}"
+        join += f" AND ev.ts < {p.add(scope.until, 'timestamptz')}"
+    aggs = [f"{c.aggregate(p)} AS {index[c]}" for c in columns]
+    if rollup is None:
+        # Without capping, units without events add nothing to any sum: an INNER join
+        # suffices, and the caller takes the ``n`` fields from the unit counts. Capping
+        # needs every unit (zeros move percentiles).
+        kind = "LEFT JOIN" if caps or _capped(metrics) else "JOIN"
+        per_unit = f"""per_unit AS (
+    SELECT u.variant_key, {", ".join(aggs)}
+    FROM units u {kind} events ev ON {join}
+    GROUP BY u.unit_id, u.variant_key)"""
+    else:
+        # Rolled units read raw events from the watermark on; a unit missing from the
+        # rollup (exposed after its last refresh) reads all of its events.
+        mark = p.add(rollup.watermark, "timestamptz")
+        join += f" AND (u.sums IS NULL OR ev.ts >= {mark})"
+        sums = [
+            f"coalesce(u.sums[{k + 1}], 0::float8) + coalesce(raw.{index[c]}, 0::float8)"
+            f" AS {index[c]}"
+            for k, c in enumerate(columns)
+        ]
+        per_unit = f"""raw AS (
+    SELECT u.unit_id, {", ".join(aggs)}
+    FROM units u JOIN events ev ON {join}
+    GROUP BY u.unit_id),
+per_unit AS (
+    SELECT u.variant_key, {", ".join(sums)}
+    FROM units u LEFT JOIN raw ON raw.unit_id = u.unit_id)"""
     caps_cte = ""
     caps_join = ""
     if caps:
         caps_cte = f",\ncaps AS (SELECT {', '.join(caps)} FROM per_unit pu)"
         caps_join = " CROSS JOIN caps"
-    # Without capping, units without events add nothing to any sum: an INNER join (which
-    # PostgreSQL runs as a parallel hash join) suffices, and the caller takes the ``n``
-    # fields from the unit counts. Capping needs every unit (zeros move percentiles).
-    join = "LEFT JOIN" if caps or _capped(metrics) else "JOIN"
     sql = f"""WITH {units},
-per_unit AS (
-    SELECT u.variant_key, {", ".join(aggs)}
-    FROM units u {join} events ev
-      ON ev.unit_id = u.unit_id AND ev.name = ANY({event_names})
-     AND ev.ts >= u.exposed_at - make_interval(secs => {lookback}){until}
-    GROUP BY u.unit_id, u.variant_key){caps_cte}
+{per_unit}{caps_cte}
 SELECT pu.variant_key, count(*) AS units, {", ".join(outs)}
 FROM per_unit pu{caps_join}
 GROUP BY pu.variant_key"""
@@ -262,46 +352,51 @@ def counts_units_without_events(metrics: Sequence[MetricSpec]) -> bool:
 
 def _variant_sums(spec: MetricSpec, i: int, ref: dict[str, str], cuped: bool) -> list[str]:
     _, fields = stats_fields(spec, cuped)
-    y = ref[f"y{i}"]
+    y = ref["y"]
     if spec.type is stats.MetricType.PROPORTION:
         exprs = ["count(*)", f"sum({y})"]
     elif spec.type is stats.MetricType.MEAN:
         exprs = ["count(*)", f"sum({y})", f"sum({y} * {y})"]
         if cuped:
-            x = ref[f"x{i}"]
+            x = ref["x"]
             exprs += [f"sum({x})", f"sum({x} * {x})", f"sum({x} * {y})"]
     else:
-        d = ref[f"d{i}"]
+        d = ref["d"]
         exprs = ["count(*)", f"sum({y})", f"sum({y} * {y})", f"sum({d})", f"sum({d} * {d})"]
         exprs.append(f"sum({y} * {d})")
         if cuped:
-            x, xd = ref[f"x{i}"], ref[f"xd{i}"]
+            x, xd = ref["x"], ref["xd"]
             exprs += [f"sum({x})", f"sum({x} * {x})", f"sum({xd})", f"sum({xd} * {xd})"]
             exprs += [f"sum({x} * {xd})", f"sum({y} * {x})", f"sum({y} * {xd})"]
             exprs += [f"sum({d} * {x})", f"sum({d} * {xd})"]
     return [f"{e} AS m{i}_{name}" for e, name in zip(exprs, fields, strict=True)]
 
 
-def _quantile_events_cte(scope: UnitScope, spec: MetricSpec, p: Params) -> str:
+def _quantile_events_cte(
+    scope: UnitScope, spec: MetricSpec, p: Params, lower: datetime | None
+) -> str:
     units = _units_cte(scope, p)
     value = _measure(p, spec.measure)
+    column = Column(spec.event_name, spec.measure, window_s=spec.window_s)
+    join = _event_join(p, [spec.event_name], 0.0, lower)
+    cond = column.condition(p)
     until = ""
     if scope.until is not None:
         until = f" AND ev.ts < {p.add(scope.until, 'timestamptz')}"
     return f"""WITH {units},
 xs AS MATERIALIZED (
     SELECT u.variant_key, u.unit_id, {value} AS x
-    FROM units u JOIN events ev ON ev.unit_id = u.unit_id
-    WHERE {_after(p, spec, spec.event_name)}
-{until}
-      AND {value} IS NOT NULL)"""
+    FROM units u JOIN events ev ON {join}
+    WHERE {cond}{until} AND {value} IS NOT NULL)"""
 
 
-def quantile_values_query(scope: UnitScope, spec: MetricSpec) -> tuple[str, list[object]]:
+def quantile_values_query(
+    scope: UnitScope, spec: MetricSpec, lower: datetime | None = None
+) -> tuple[str, list[object]]:
     """Per variant: ``n_events``, ``value`` (the order statistic ``ceil(n p)``), ``n_units``
     and the clustered sums of :class:`stats.QuantileStats`."""
     p = Params()
-    events = _quantile_events_cte(scope, spec, p)
+    events = _quantile_events_cte(scope, spec, p, lower)
     level = p.add(spec.quantile, "float8")
     sql = f"""{events},
 q AS (
@@ -322,7 +417,10 @@ GROUP BY q.variant_key, q.n_events, q.value"""
 
 
 def quantile_ranks_query(
-    scope: UnitScope, spec: MetricSpec, ranks: dict[str, tuple[int, int, int]]
+    scope: UnitScope,
+    spec: MetricSpec,
+    ranks: dict[str, tuple[int, int, int]],
+    lower: datetime | None = None,
 ) -> tuple[str, list[object]]:
     """Per variant, the values at 1-based ranks ``(lower, upper)`` of ``ranks[variant]``
     (``(lower, upper, n_events)``); columns ``variant_key, lower_value, upper_value``.
@@ -330,7 +428,7 @@ def quantile_ranks_query(
     ``percentile_disc(f)`` returns rank ``ceil(f n)``; ``f = (rank - 0.5) / n`` hits the
     rank exactly whatever the rounding of ``f n``."""
     p = Params()
-    events = _quantile_events_cte(scope, spec, p)
+    events = _quantile_events_cte(scope, spec, p, lower)
     keys = list(ranks)
     lo = p.add([(ranks[k][0] - 0.5) / ranks[k][2] for k in keys], "float8[]")
     hi = p.add([(ranks[k][1] - 0.5) / ranks[k][2] for k in keys], "float8[]")
