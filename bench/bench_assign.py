@@ -14,7 +14,8 @@ response size), and measures with h2load (framed gRPC requests):
 - resident memory of an assignment process serving 1,000 running experiments; target <= 150 MB.
 
 `--workers N` runs N assignment processes sharing the port (and N echo processes).
-Writes bench/results/assign.json. Run: `make bench-assign` (or with `ARGS=--workers 2`).
+Writes bench/results/assign.json (assign-workersN.json with --workers N).
+Run: `make bench-assign` (or `make bench-assign ARGS="--workers 2"`).
 """
 
 from __future__ import annotations
@@ -350,8 +351,9 @@ def main() -> None:
         "local_evaluation": result["local_evaluation"]["assignments_per_second_median"] >= 50_000,
         "rss_1000_experiments": result["server_rss_mb_1000_experiments"] <= 150,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS if args.workers == 1 else RESULTS.with_name(f"assign-workers{args.workers}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
