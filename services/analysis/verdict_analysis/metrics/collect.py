@@ -7,6 +7,7 @@ transaction, so the metrics, unit counts and exclusions describe the same snapsh
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ import asyncpg
 
 from verdict_analysis import stats
 
-from . import rollup, sql
+from . import quantile_rollup, quantile_sql, rollup, sql
 from .spec import MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
@@ -63,11 +64,20 @@ async def _quantile_stats(
     spec: MetricSpec,
     alpha: float,
     lower: datetime,
+    rollup: quantile_sql.QuantileRollup | None,
 ) -> dict[str, stats.QuantileStats]:
-    text, params = sql.quantile_values_query(scope, spec, lower)
+    """One histogram statement, then one lookup of the interval's ranks (:mod:`.quantile_sql`)."""
+    if rollup is not None:
+        lower = min(lower, rollup.watermark)
+    # The planner joins the values to the two per-arm rows by sorting all the values; a
+    # hash join does not sort. (Transaction-local: quantiles are the last statements.)
+    await conn.execute("SET LOCAL enable_mergejoin = off")
+    text, params = quantile_sql.quantile_stats_query(scope, spec, lower, rollup)
     by_variant: dict[str, stats.QuantileStats] = {}
-    for row in await conn.fetch(text, *params):
-        by_variant[row["variant_key"]] = stats.QuantileStats(
+    hists: dict[str, tuple[list[int], list[int], list[float], list[float]]] = {}
+    for row in await conn.fetch(text, *params, timeout=None):
+        key = row["variant_key"]
+        by_variant[key] = stats.QuantileStats(
             quantile=spec.quantile,
             n_units=int(row["n_units"]),
             n_events=int(row["n_events"]),
@@ -78,20 +88,29 @@ async def _quantile_stats(
             sum_events_below=float(row["sum_events_below"]),
             ci_alpha=alpha,
         )
-    ranks = {
-        key: (*stats.outer_ci_ranks(q, alpha), q.n_events)
-        for key, q in by_variant.items()
-        if q.n_events > 0
-    }
-    if ranks:
-        text, params = sql.quantile_ranks_query(scope, spec, ranks, lower)
-        for row in await conn.fetch(text, *params):
-            key = row["variant_key"]
-            by_variant[key] = replace(
-                by_variant[key],
-                lower_value=float(row["lower_value"]),
-                upper_value=float(row["upper_value"]),
-            )
+        hists[key] = (row["buckets"], row["cumulative"], row["lows"], row["highs"])
+    found: dict[tuple[str, int], float] = {}
+    lookups: list[quantile_sql.RankLookup] = []
+    wanted: list[tuple[str, int]] = []
+    for key, q in by_variant.items():
+        buckets, cumulative, lows, highs = hists[key]
+        for rank in stats.outer_ci_ranks(q, alpha):
+            j = bisect.bisect_left(cumulative, rank)
+            if lows[j] == highs[j]:
+                found[key, rank] = float(lows[j])
+            else:
+                below = cumulative[j - 1] if j else 0
+                lookups.append(
+                    quantile_sql.RankLookup(key, buckets[j], rank - below, lows[j], highs[j])
+                )
+                wanted.append((key, rank))
+    if lookups:
+        text, params = quantile_sql.values_at_ranks_query(scope, spec, lookups, lower, rollup)
+        for r in await conn.fetch(text, *params, timeout=None):
+            found[wanted[int(r["i"]) - 1]] = float(r["value"])
+    for key, q in list(by_variant.items()):
+        lo, hi = stats.outer_ci_ranks(q, alpha)
+        by_variant[key] = replace(q, lower_value=found[key, lo], upper_value=found[key, hi])
     return by_variant
 
 
@@ -119,7 +138,8 @@ async def collect_stats(
     ranks at ``quantile_alpha``. Raises :class:`SpecError` for an unusable metric.
 
     With ``rollups`` (the default) the non-quantile metrics read the experiment's per-unit
-    rollup plus the raw events after its watermark (:mod:`.rollup`), with the same results;
+    rollup plus the raw events after its watermark (:mod:`.rollup`), and quantile metrics
+    their rolled-up values plus the raw ones (:mod:`.quantile_rollup`), with the same results;
     ``refresh`` first brings the rollup up to date (the caller holds the experiment's
     analysis lock on ``conn``, or accepts waiting on the rollup's own lock).
     """
@@ -129,7 +149,8 @@ async def collect_stats(
     cuped = cuped_lookback_s is not None
     lookback = timedelta(seconds=cuped_lookback_s or 0.0)
     has_columns = bool(sql.columns_of(metrics, cuped))
-    if rollups and refresh and has_columns:
+    has_quantiles = any(m.type is stats.MetricType.QUANTILE for m in metrics)
+    if rollups and refresh and (has_columns or has_quantiles):
         await rollup.refresh_rollups(
             conn, experiment_key, metrics, cuped_lookback_s=cuped_lookback_s
         )
@@ -168,7 +189,14 @@ async def collect_stats(
             if spec.type is stats.MetricType.QUANTILE:
                 found: dict[str, stats.QuantileStats] = {}
                 if first is not None:
-                    found = await _quantile_stats(conn, scope, spec, quantile_alpha, first)
+                    qread = None
+                    if rollups:
+                        qread = await quantile_rollup.read_quantile_rollup(
+                            conn, experiment_key, spec
+                        )
+                        if qread is not None and until is not None and until < qread.watermark:
+                            qread = None  # the rollup holds values at or after ``until``
+                    found = await _quantile_stats(conn, scope, spec, quantile_alpha, first, qread)
                 for key in variant_keys:
                     variants[key] = found.get(key) or stats.QuantileStats(
                         spec.quantile, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, ci_alpha=quantile_alpha

@@ -12,7 +12,9 @@ window, lookback and segment condition is evaluated per unit and event on both s
 
 * units exposed after a refresh have no row yet and read all their events raw;
 * conflicts and segments filter units when reading, so they stay exact;
-* ``until`` before the watermark, and quantile metrics, use the full path.
+* ``until`` before the watermark uses the full path.
+
+Quantile metrics keep their values instead of sums: :mod:`.quantile_rollup`.
 
 Not covered: an event stored after a refresh with a timestamp before its watermark (a
 client that sends events more than the grace period late) is missed until the rollup is
@@ -29,7 +31,7 @@ from datetime import datetime
 
 import asyncpg
 
-from . import sql
+from . import quantile_rollup, sql
 from .spec import MetricSpec
 
 __all__ = ["DEFAULT_GRACE_S", "drop_rollups", "read_rollup", "refresh_rollups", "signature_of"]
@@ -82,12 +84,21 @@ async def refresh_rollups(
     grace_s: float = DEFAULT_GRACE_S,
 ) -> sql.Rollup | None:
     """Folds the events before the new watermark into the rollup, and adds newly exposed
-    units; returns the rollup (None when the metrics have no rollable column).
+    units; returns the rollup (None when the metrics have no rollable column). Quantile
+    metrics' rollups (:mod:`.quantile_rollup`) are refreshed to the same watermark.
 
     The new watermark is ``watermark``, else the start of the UTC day of ``now - grace_s``;
     it never moves back. Runs in its own transaction, serialised per rollup by a
     transaction-level advisory lock (the analysis lock already serialises analyses).
     """
+    if watermark is None:
+        watermark = await conn.fetchval(
+            "SELECT date_trunc('day', (now() - make_interval(secs => $1::float8))"
+            " AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+            grace_s,
+        )
+    assert watermark is not None
+    await quantile_rollup.refresh_quantile_rollups(conn, experiment_key, metrics, watermark)
     cuped = cuped_lookback_s is not None
     columns = sql.columns_of(metrics, cuped)
     if not columns:
@@ -99,45 +110,49 @@ async def refresh_rollups(
             "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
             f"verdict.rollup:{experiment_key}:{sig}",
         )
-        old = await conn.fetchval(
-            "SELECT watermark FROM analysis_rollup_state"
+        state = await conn.fetchrow(
+            "SELECT watermark, n_units FROM analysis_rollup_state"
             " WHERE experiment_key = $1::text AND signature = $2::text",
             experiment_key,
             sig,
         )
-        if watermark is None:
-            watermark = await conn.fetchval(
-                "SELECT date_trunc('day', (now() - make_interval(secs => $1::float8))"
-                " AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
-                grace_s,
-            )
-        assert watermark is not None
+        old = None if state is None else state["watermark"]
+        n_units = 0 if state is None else state["n_units"]
         if old is not None and watermark <= old:
             watermark = old
         elif old is not None:
             text, params = _advance_query(experiment_key, sig, columns, lookback, old, watermark)
             await conn.execute(text, *params, timeout=None)
-        first = await conn.fetchval(
-            """SELECT min(x.exposed_at) FROM exposures x
+        exposed = await quantile_rollup.exposed_units(conn, experiment_key)
+        if n_units != exposed:  # some exposed unit has no row yet
+            first = await conn.fetchval(
+                """SELECT min(x.exposed_at) FROM exposures x
 WHERE x.experiment_key = $1::text AND NOT EXISTS (
     SELECT 1 FROM analysis_rollups r WHERE r.experiment_key = $1::text
        AND r.signature = $2::text AND r.unit_id = x.unit_id)""",
-            experiment_key,
-            sig,
-        )
-        if first is not None:
-            text, params = _new_units_query(experiment_key, sig, columns, lookback, watermark)
-            await conn.execute(text, *params, first, timeout=None)
+                experiment_key,
+                sig,
+            )
+            if first is not None:
+                text, params = _new_units_query(experiment_key, sig, columns, lookback, watermark)
+                await conn.execute(text, *params, first, timeout=None)
+            n_units = await conn.fetchval(
+                "SELECT count(*) FROM analysis_rollups"
+                " WHERE experiment_key = $1::text AND signature = $2::text",
+                experiment_key,
+                sig,
+            )
         await conn.execute(
             """INSERT INTO analysis_rollup_state
-    (experiment_key, signature, columns, watermark, refreshed_at)
-VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz, now())
+    (experiment_key, signature, columns, watermark, n_units, refreshed_at)
+VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz, $5::bigint, now())
 ON CONFLICT (experiment_key, signature)
-DO UPDATE SET watermark = EXCLUDED.watermark, refreshed_at = now()""",
+DO UPDATE SET watermark = EXCLUDED.watermark, n_units = EXCLUDED.n_units, refreshed_at = now()""",
             experiment_key,
             sig,
             json.dumps({"columns": [asdict(c) for c in columns], "lookback_s": lookback}),
             watermark,
+            n_units,
         )
         await _drop_stale(conn, experiment_key)
     return sql.Rollup(sig, watermark)
@@ -235,4 +250,7 @@ async def drop_rollups(conn: asyncpg.Connection, experiment_key: str) -> None:
         )
         await conn.execute(
             "DELETE FROM analysis_rollup_state WHERE experiment_key = $1::text", experiment_key
+        )
+        await conn.execute(
+            "DELETE FROM analysis_quantile_state WHERE experiment_key = $1::text", experiment_key
         )
