@@ -156,6 +156,10 @@ async def collect_stats(
         )
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SET LOCAL work_mem = '{_WORK_MEM}'")
+        # Every statement here aggregates whole scans. On young tables (no statistics yet) the
+        # planner estimates one row per input and picks nested loops that rescan the events once
+        # per unit (quadratic: seconds at a few thousand events); hash joins are right at any size.
+        await conn.execute("SET LOCAL enable_nestloop = off")
         read = None
         if rollups and has_columns:
             read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)

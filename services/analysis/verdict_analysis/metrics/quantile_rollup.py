@@ -95,6 +95,7 @@ async def refresh_quantile_rollups(
             continue
         seen.add(sig)
         async with conn.transaction():
+            await conn.execute("SET LOCAL enable_nestloop = off")  # see collect_stats
             await _refresh_one(conn, experiment_key, spec, sig, watermark)
     await conn.execute(
         f"""DELETE FROM analysis_quantile_state WHERE experiment_key = $1::text

@@ -106,6 +106,7 @@ async def refresh_rollups(
     lookback = _lookback(metrics, cuped_lookback_s)
     sig = signature_of(columns, lookback)
     async with conn.transaction():
+        await conn.execute("SET LOCAL enable_nestloop = off")  # see collect_stats
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
             f"verdict.rollup:{experiment_key}:{sig}",
