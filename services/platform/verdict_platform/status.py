@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from redis import exceptions as redis_errors
 
 from verdict_platform import errors
 
@@ -32,6 +34,18 @@ _CODES: tuple[tuple[type[errors.VerdictError], grpc.StatusCode], ...] = (
     (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
 )
 
+# A dependency that cannot be reached, when an adapter did not translate it to Unavailable itself.
+# Narrow on purpose: a programming error must stay INTERNAL, not invite retries.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+)
+
 
 @dataclass(frozen=True)
 class RpcFailure:
@@ -43,10 +57,13 @@ class RpcFailure:
 
 
 def status_code_of(error: BaseException) -> grpc.StatusCode:
-    """The gRPC status code for an error; INTERNAL for anything not a VerdictError."""
+    """The gRPC status code for an error: its domain code; UNAVAILABLE for a dependency that
+    cannot be reached (a safety net behind the adapters' own translation); else INTERNAL."""
     for cls, code in _CODES:
         if isinstance(error, cls):
             return code
+    if isinstance(error, _UNREACHABLE):
+        return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.INTERNAL
 
 
@@ -56,6 +73,9 @@ def to_failure(error: BaseException) -> RpcFailure:
     if code is grpc.StatusCode.INTERNAL:
         log.error("unexpected error", exc_info=error)
         message = "internal error"
+    elif not isinstance(error, errors.VerdictError):
+        log.warning("dependency unreachable: %r", error)
+        message = "a dependency is unavailable; retry with backoff"
     else:
         message = str(error) or code.name.lower()
     status = status_pb2.Status(code=code.value[0], message=message)

@@ -10,6 +10,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from grpc_status import rpc_status
+from redis import exceptions as redis_errors
 
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
@@ -42,6 +43,10 @@ class ScriptedExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
             raise FailedPrecondition("variants cannot change while running")
         if request.key == "db-down":
             raise Unavailable("database unavailable")
+        if request.key == "pg-gone":
+            raise ConnectionRefusedError("connection refused by 10.0.0.5:5432")
+        if request.key == "redis-gone":
+            raise redis_errors.ConnectionError("Error 111 connecting")
         if request.key == "bug":
             raise ZeroDivisionError("secret internals")
         return experiment_pb2.GetExperimentResponse(
@@ -94,6 +99,8 @@ async def test_validation_error_reaches_client_with_field_violations(stub: Any) 
     [
         ("running", grpc.StatusCode.FAILED_PRECONDITION),
         ("db-down", grpc.StatusCode.UNAVAILABLE),
+        ("pg-gone", grpc.StatusCode.UNAVAILABLE),
+        ("redis-gone", grpc.StatusCode.UNAVAILABLE),
     ],
 )
 async def test_domain_errors_map_to_their_codes(stub: Any, key: str, code: grpc.StatusCode) -> None:
