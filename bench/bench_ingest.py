@@ -128,19 +128,11 @@ async def _stream(target: str, key: str, payloads: list[ingest_pb2.StreamEventsR
     }
 
 
+# The baseline table is the real `events` table's twin (columns, defaults, primary key and
+# indexes), derived from it so the two can never drift apart.
 BASELINE_DDL = """
-CREATE TABLE events_baseline (
-    ts              timestamptz NOT NULL,
-    event_id        uuid NOT NULL,
-    unit_id         text NOT NULL,
-    name            text NOT NULL,
-    measure_names   text[] NOT NULL DEFAULT '{}',
-    measure_values  float8[] NOT NULL DEFAULT '{}',
-    properties      jsonb NOT NULL DEFAULT '{}',
-    received_at     timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (ts, event_id)
-) PARTITION BY RANGE (ts);
-CREATE INDEX events_baseline_by_name_unit ON events_baseline (name, unit_id, ts);
+CREATE TABLE events_baseline (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS
+                              INCLUDING INDEXES) PARTITION BY RANGE (ts);
 """
 
 
