@@ -16,7 +16,7 @@ import asyncpg
 
 from verdict_analysis import stats
 
-from . import quantile_rollup, quantile_sql, rollup, sql
+from . import quantile_rollup, quantile_sql, rollup, rollup_moments, sql
 from .spec import MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
@@ -177,7 +177,29 @@ async def collect_stats(
             unrolled = _earliest(unrolled, r["first_unrolled_at"])
         rows: dict[str, Mapping[str, object]] = {}
         all_units = sql.counts_units_without_events(metrics) or read is not None
-        if has_columns and first is not None:
+        moments = None
+        if read is not None and rollup_moments.applies(scope, metrics, read):
+            moments = await rollup_moments.read_moments(conn, experiment_key, read.signature)
+        if has_columns and first is not None and moments is not None and read is not None:
+            columns = sql.columns_of(metrics, cuped)
+            text, params = rollup_moments.corrections_query(
+                scope, columns, rollup.lookback_of(metrics, cuped_lookback_s), read
+            )
+            length = 2 * len(columns) + len(columns) * (len(columns) + 1) // 2
+            # Few touched units (conflicts, the open part of the day) read their rollup rows
+            # and exposures by primary key: a nested loop of index scans, not a hash of the
+            # whole rollup. The refresh keeps the rollup's statistics current (ANALYZE).
+            # Its aggregate is a few hundred expressions: JIT-compiling them with inlining and
+            # optimisation (chosen by cost once the raw part is large) takes longer than
+            # the interpreter needs for a million units.
+            await conn.execute("SET LOCAL enable_nestloop = on")
+            await conn.execute("SET LOCAL jit = off")
+            corrections = await conn.fetch(text, *params)
+            await conn.execute("SET LOCAL enable_nestloop = off")
+            await conn.execute("RESET jit")
+            totals = rollup_moments.combine(moments, corrections, length)
+            rows.update(rollup_moments.metric_rows(metrics, cuped, columns, totals))
+        elif has_columns and first is not None:
             lower = first - lookback
             if read is not None:
                 lower = read.watermark if unrolled is None else unrolled - lookback

@@ -31,10 +31,17 @@ from datetime import datetime
 
 import asyncpg
 
-from . import quantile_rollup, sql
+from . import quantile_rollup, rollup_moments, sql
 from .spec import MetricSpec
 
-__all__ = ["DEFAULT_GRACE_S", "drop_rollups", "read_rollup", "refresh_rollups", "signature_of"]
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "drop_rollups",
+    "lookback_of",
+    "read_rollup",
+    "refresh_rollups",
+    "signature_of",
+]
 
 DEFAULT_GRACE_S = 3600.0
 """A day is rolled up this long after it ends, leaving late events time to arrive."""
@@ -49,7 +56,8 @@ def signature_of(columns: Sequence[sql.Column], lookback_s: float) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _lookback(metrics: Sequence[MetricSpec], cuped_lookback_s: float | None) -> float:
+def lookback_of(metrics: Sequence[MetricSpec], cuped_lookback_s: float | None) -> float:
+    """The lookback a rollup of these metrics reads before exposure (0 without CUPED)."""
     columns = sql.columns_of(metrics, cuped_lookback_s is not None)
     return cuped_lookback_s if any(c.pre for c in columns) and cuped_lookback_s else 0.0
 
@@ -64,14 +72,17 @@ async def read_rollup(
     columns = sql.columns_of(metrics, cuped_lookback_s is not None)
     if not columns:
         return None
-    sig = signature_of(columns, _lookback(metrics, cuped_lookback_s))
-    mark = await conn.fetchval(
-        "SELECT watermark FROM analysis_rollup_state"
+    sig = signature_of(columns, lookback_of(metrics, cuped_lookback_s))
+    row = await conn.fetchrow(
+        "SELECT watermark, n_units FROM analysis_rollup_state"
         " WHERE experiment_key = $1::text AND signature = $2::text",
         experiment_key,
         sig,
     )
-    return None if mark is None else sql.Rollup(sig, mark)
+    if row is None:
+        return None
+    exposed = await quantile_rollup.exposed_units(conn, experiment_key)
+    return sql.Rollup(sig, row["watermark"], row["n_units"] == exposed)
 
 
 async def refresh_rollups(
@@ -103,7 +114,7 @@ async def refresh_rollups(
     columns = sql.columns_of(metrics, cuped)
     if not columns:
         return None
-    lookback = _lookback(metrics, cuped_lookback_s)
+    lookback = lookback_of(metrics, cuped_lookback_s)
     sig = signature_of(columns, lookback)
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_nestloop = off")  # see collect_stats
@@ -112,20 +123,23 @@ async def refresh_rollups(
             f"verdict.rollup:{experiment_key}:{sig}",
         )
         state = await conn.fetchrow(
-            "SELECT watermark, n_units FROM analysis_rollup_state"
+            "SELECT watermark, n_units, moments_built FROM analysis_rollup_state"
             " WHERE experiment_key = $1::text AND signature = $2::text",
             experiment_key,
             sig,
         )
         old = None if state is None else state["watermark"]
         n_units = 0 if state is None else state["n_units"]
+        changed = state is None or not state["moments_built"]
         if old is not None and watermark <= old:
             watermark = old
         elif old is not None:
             text, params = _advance_query(experiment_key, sig, columns, lookback, old, watermark)
             await conn.execute(text, *params, timeout=None)
+            changed = True
         exposed = await quantile_rollup.exposed_units(conn, experiment_key)
         if n_units != exposed:  # some exposed unit has no row yet
+            changed = True
             first = await conn.fetchval(
                 """SELECT min(x.exposed_at) FROM exposures x
 WHERE x.experiment_key = $1::text AND NOT EXISTS (
@@ -145,18 +159,24 @@ WHERE x.experiment_key = $1::text AND NOT EXISTS (
             )
         await conn.execute(
             """INSERT INTO analysis_rollup_state
-    (experiment_key, signature, columns, watermark, n_units, refreshed_at)
-VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz, $5::bigint, now())
+    (experiment_key, signature, columns, watermark, n_units, moments_built, refreshed_at)
+VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz, $5::bigint, true, now())
 ON CONFLICT (experiment_key, signature)
-DO UPDATE SET watermark = EXCLUDED.watermark, n_units = EXCLUDED.n_units, refreshed_at = now()""",
+DO UPDATE SET watermark = EXCLUDED.watermark, n_units = EXCLUDED.n_units,
+    moments_built = true, refreshed_at = now()""",
             experiment_key,
             sig,
             json.dumps({"columns": [asdict(c) for c in columns], "lookback_s": lookback}),
             watermark,
             n_units,
         )
+        if changed:
+            await rollup_moments.rebuild_moments(conn, experiment_key, sig, len(columns))
+            # The analysis's plans depend on the rollup's size (rollup_moments): keep its
+            # statistics current rather than wait for autovacuum.
+            await conn.execute("ANALYZE analysis_rollups", timeout=None)
         await _drop_stale(conn, experiment_key)
-    return sql.Rollup(sig, watermark)
+    return sql.Rollup(sig, watermark, n_units == exposed)
 
 
 def _sums(p: sql.Params, columns: Sequence[sql.Column]) -> str:

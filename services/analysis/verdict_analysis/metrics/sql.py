@@ -31,13 +31,16 @@ __all__ = [
     "Column",
     "Params",
     "Rollup",
+    "Term",
     "UnitScope",
     "columns_of",
     "counts_units_without_events",
     "excluded_units_query",
+    "metric_roles",
     "stats_fields",
     "sufficient_stats_query",
     "units_count_query",
+    "variant_terms",
 ]
 
 
@@ -95,8 +98,11 @@ def _units_cte(scope: UnitScope, p: Params, rollup: Rollup | None = None) -> str
 
 def units_count_query(scope: UnitScope, rollup: Rollup | None = None) -> tuple[str, list[object]]:
     """Analysed units per variant: columns ``variant_key, units, first_exposed_at`` and
-    ``first_unrolled_at`` (the earliest exposure of a unit missing from ``rollup``)."""
+    ``first_unrolled_at`` (the earliest exposure of a unit missing from ``rollup``; NULL
+    without looking when the rollup is complete, which spares a join of every unit)."""
     p = Params()
+    if rollup is not None and rollup.complete:
+        rollup = None
     units = _units_cte(scope, p, rollup)
     unrolled = "NULL::timestamptz"
     if rollup is not None:
@@ -244,6 +250,9 @@ class Rollup:
 
     signature: str
     watermark: datetime
+    complete: bool = False
+    """Every exposed unit of the experiment has a row: none reads its events raw before
+    the watermark, and the per-variant moments (:mod:`.rollup_moments`) apply."""
 
 
 def _event_join(p: Params, names: list[str], lookback: float, lower: datetime | None) -> str:
@@ -348,23 +357,44 @@ def counts_units_without_events(metrics: Sequence[MetricSpec]) -> bool:
     return _capped(metrics)
 
 
+Term = tuple[str, ...]
+"""One per-variant statistic as a sum over units: ``("n",)`` counts units, ``("sum", a)``
+sums role ``a``, ``("prod", a, b)`` sums the product of roles ``a`` and ``b``."""
+
+
+def variant_terms(spec: MetricSpec, cuped: bool) -> list[Term]:
+    """The terms of :func:`stats_fields`' fields, in order, over the metric's roles
+    (:func:`metric_roles`)."""
+    if spec.type is stats.MetricType.PROPORTION:
+        return [("n",), ("sum", "y")]
+    if spec.type is stats.MetricType.MEAN:
+        terms: list[Term] = [("n",), ("sum", "y"), ("prod", "y", "y")]
+        if cuped:
+            terms += [("sum", "x"), ("prod", "x", "x"), ("prod", "x", "y")]
+        return terms
+    terms = [("n",), ("sum", "y"), ("prod", "y", "y"), ("sum", "d"), ("prod", "d", "d")]
+    terms.append(("prod", "y", "d"))
+    if cuped:
+        terms += [("sum", "x"), ("prod", "x", "x"), ("sum", "xd"), ("prod", "xd", "xd")]
+        terms += [("prod", "x", "xd"), ("prod", "y", "x"), ("prod", "y", "xd")]
+        terms += [("prod", "d", "x"), ("prod", "d", "xd")]
+    return terms
+
+
+def metric_roles(spec: MetricSpec, cuped: bool) -> dict[str, Column]:
+    """A non-quantile metric's per-unit inputs by role (``y``, ``x``, ``d``, ``xd``); a
+    PROPORTION's ``y`` is read as ``column > 0``."""
+    return _metric_columns(spec, cuped)
+
+
 def _variant_sums(spec: MetricSpec, i: int, ref: dict[str, str], cuped: bool) -> list[str]:
     _, fields = stats_fields(spec, cuped)
-    y = ref["y"]
-    if spec.type is stats.MetricType.PROPORTION:
-        exprs = ["count(*)", f"sum({y})"]
-    elif spec.type is stats.MetricType.MEAN:
-        exprs = ["count(*)", f"sum({y})", f"sum({y} * {y})"]
-        if cuped:
-            x = ref["x"]
-            exprs += [f"sum({x})", f"sum({x} * {x})", f"sum({x} * {y})"]
-    else:
-        d = ref["d"]
-        exprs = ["count(*)", f"sum({y})", f"sum({y} * {y})", f"sum({d})", f"sum({d} * {d})"]
-        exprs.append(f"sum({y} * {d})")
-        if cuped:
-            x, xd = ref["x"], ref["xd"]
-            exprs += [f"sum({x})", f"sum({x} * {x})", f"sum({xd})", f"sum({xd} * {xd})"]
-            exprs += [f"sum({x} * {xd})", f"sum({y} * {x})", f"sum({y} * {xd})"]
-            exprs += [f"sum({d} * {x})", f"sum({d} * {xd})"]
+    exprs = []
+    for term in variant_terms(spec, cuped):
+        if term[0] == "n":
+            exprs.append("count(*)")
+        elif term[0] == "sum":
+            exprs.append(f"sum({ref[term[1]]})")
+        else:
+            exprs.append(f"sum({ref[term[1]]} * {ref[term[2]]})")
     return [f"{e} AS m{i}_{name}" for e, name in zip(exprs, fields, strict=True)]
