@@ -10,10 +10,14 @@ PYTHON ?= python3
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock scripts/dev_paths.py
+NATIVE := clients/python/verdict/evaluation/_native.c \
+          services/assignment/verdict_assignment/assign/_fastpath.c
+
+$(STAMP): requirements.lock scripts/dev_paths.py scripts/build_native.py $(NATIVE)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) scripts/dev_paths.py
+	$(PY) scripts/build_native.py
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 up: setup            ## run the platform (embedded PostgreSQL/Redis unless URLs are set)

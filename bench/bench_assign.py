@@ -4,8 +4,11 @@ Sets up a fresh database with 20 running experiments (targeting conditions, real
 attributes), starts the assignment service and `bench/echo_server.py` (same method path, same
 response size), and measures with h2load (framed gRPC requests):
 
-- maximum throughput of each; target: Assign / echo >= 0.85;
-- p99 latency of Assign at half the echo's maximum rate (fixed-rate clients, per-request log);
+- maximum throughput of each; target: Assign / echo >= 0.85. The two are measured in
+  alternation, `--rounds` times (echo, Assign, echo, Assign, ...), and the ratio reported is the
+  median of the rounds' ratios: on a shared machine a single pair of runs drifts by 10-20 %;
+- p99 latency of Assign at half the echo's maximum rate (fixed-rate clients, per-request log;
+  see LATENCY_CLIENTS for why several client counts are measured);
   target <= 2 ms;
 - grpc-status: h2load cannot see trailers, so the same framed request is replayed with a gRPC
   client that reads them (all must be OK), and h2load's per-request log must be all HTTP 200;
@@ -56,6 +59,13 @@ from verdict_platform.roles import Role  # noqa: E402
 from verdict_platform.settings import Settings, load_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "assign.json"
+LATENCY_CLIENTS = (16, 4, 2)
+"""h2load clients (one stream each) sharing the half rate; the last is the headline figure.
+
+h2load's fixed-rate clients fire in lockstep, so each tick delivers a burst of one request per
+client, and the last of a burst waits for all the others: with 16 clients the bare echo's own
+p99 is several ms, a measure of the burst, not of the server. Two clients come closest to
+independent arrivals; all three are reported, for Assign and the echo alike."""
 METHOD = "/verdict.v1.AssignmentService/Assign"
 ATTRIBUTES = {
     "country": "FR",
@@ -223,7 +233,7 @@ def check_grpc_status(port: int, request: assignment_pb2.AssignRequest, key: str
     return {"calls": 200, "codes": codes, "assignments_per_response": results}
 
 
-def local_evaluation(port: int, key: str) -> dict[str, float]:
+def local_evaluation(port: int, key: str) -> dict[str, Any]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         snapshot = (
             assignment_pb2_grpc.AssignmentServiceStub(channel)
@@ -233,20 +243,21 @@ def local_evaluation(port: int, key: str) -> dict[str, float]:
             )
             .snapshot
         )
-    evaluator = evaluator_from_snapshot(snapshot)
     units = [f"user-{i}" for i in range(20_000)]
-    runs = []
-    for _ in range(5):
-        start = time.perf_counter()
-        n = 0
-        for unit in units:
-            n += len(evaluator.assign(unit, ATTRIBUTES))
-        runs.append(n / (time.perf_counter() - start))
-    return {
-        "experiments": len(snapshot.experiments),
-        "assignments_per_second_median": statistics.median(runs),
-        "us_per_assign_call_median": 1e6 * len(snapshot.experiments) / statistics.median(runs),
-    }
+    figures: dict[str, Any] = {"experiments": len(snapshot.experiments)}
+    for name, native in (("", True), ("pure_python_", False)):
+        evaluator = evaluator_from_snapshot(snapshot, native=native)
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            n = 0
+            for unit in units:
+                n += len(evaluator.assign(unit, ATTRIBUTES))
+            runs.append(n / (time.perf_counter() - start))
+        rate = statistics.median(runs)
+        figures[f"{name}assignments_per_second_median"] = rate
+        figures[f"{name}us_per_assign_call_median"] = 1e6 * len(snapshot.experiments) / rate
+    return figures
 
 
 def rss_mb(pid: int) -> float:
@@ -262,6 +273,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--streams", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     base = resolve_servers(dataclasses.replace(load_settings(), data_dir=ROOT / ".data"))
@@ -294,35 +306,42 @@ def main() -> None:
         result["experiments_in_response"] = len(reply.assignments)
         echo = start_echo(echo_port, response, args.workers)
         load = {"clients": args.clients, "streams": args.streams, "seconds": args.seconds}
-        echo_max = h2load(echo_port, body, key, **load)
-        assign_max = h2load(port, body, key, **load)
+        rounds = [
+            (h2load(echo_port, body, key, **load), h2load(port, body, key, **load))
+            for _ in range(args.rounds)
+        ]
+        ratios = [a["requests_per_second"] / e["requests_per_second"] for e, a in rounds]
+        median_round = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]
+        echo_max, assign_max = rounds[median_round]
         half = echo_max["requests_per_second"] / 2
-        lat_clients = 16
-        at_half = {
-            name: latencies_run
-            for name, target in (("assign", port), ("echo", echo_port))
-            for latencies_run in [
-                {
+        at_half_by_clients = {
+            str(clients): {
+                name: {
                     **h2load(
-                        target,
-                        body,
-                        key,
-                        clients=lat_clients,
-                        streams=1,
-                        seconds=args.seconds,
-                        rps=half / lat_clients,
-                        log=tmp / f"{name}.log",
+                        target, body, key, clients=clients, streams=1, seconds=args.seconds,
+                        rps=half / clients, log=tmp / f"{name}-{clients}.log",
                     ),
-                    **latencies(tmp / f"{name}.log"),
+                    **latencies(tmp / f"{name}-{clients}.log"),
                 }
-            ]
-        }
+                for name, target in (("assign", port), ("echo", echo_port))
+            }
+            for clients in LATENCY_CLIENTS
+        }  # fmt: skip
+        at_half = at_half_by_clients[str(LATENCY_CLIENTS[-1])]
         result["echo_max"] = echo_max
         result["assign_max"] = assign_max
-        result["throughput_ratio"] = (
-            assign_max["requests_per_second"] / echo_max["requests_per_second"]
-        )
-        result["at_half_echo_max_rate"] = {"target_rps": half, **at_half}
+        result["throughput_ratio"] = ratios[median_round]
+        result["throughput_rounds"] = [
+            {"echo_rps": e["requests_per_second"], "assign_rps": a["requests_per_second"],
+             "ratio": r}
+            for (e, a), r in zip(rounds, ratios, strict=True)
+        ]  # fmt: skip
+        result["at_half_echo_max_rate"] = {
+            "target_rps": half,
+            "clients": LATENCY_CLIENTS[-1],
+            **at_half,
+            "by_clients": at_half_by_clients,
+        }
         result["grpc_status_check"] = check_grpc_status(port, request, key)
         result["server_rss_mb_20_experiments"] = max(rss_mb(p.pid) for p in procs)
         result["local_evaluation"] = local_evaluation(port, key)
@@ -347,7 +366,7 @@ def main() -> None:
         "throughput_ratio": result["throughput_ratio"] >= 0.85,
         "p99_at_half_rate": result["at_half_echo_max_rate"]["assign"]["p99_ms"] <= 2.0,
         "grpc_status_ok": result["grpc_status_check"]["codes"] == {"OK": 200}
-        and assign_max["failed"] == 0,
+        and all(a["failed"] == 0 for _, a in rounds),
         "local_evaluation": result["local_evaluation"]["assignments_per_second_median"] >= 50_000,
         "rss_1000_experiments": result["server_rss_mb_1000_experiments"] <= 150,
     }

@@ -115,11 +115,15 @@ def saved_groups_from_proto(
     return {group.key: [_value(value) for value in group.values] for group in groups}
 
 
-def evaluator_from_snapshot(snapshot: assignment_pb2.ConfigSnapshot) -> Evaluator:
-    """The `Evaluator` for a snapshot; experiments keep the snapshot's order."""
+def evaluator_from_snapshot(
+    snapshot: assignment_pb2.ConfigSnapshot, native: bool | None = None
+) -> Evaluator:
+    """The `Evaluator` for a snapshot; experiments keep the snapshot's order. `native` as for
+    `Evaluator` (default: the compiled accelerator when it was built)."""
     return Evaluator(
         [experiment_config_from_proto(e) for e in snapshot.experiments],
         saved_groups_from_proto(snapshot.saved_groups),
+        native=native,
     )
 
 

@@ -100,6 +100,12 @@ async def test_bad_requests_and_roles_are_refused(
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.Assign(request, metadata=(("authorization", f"Bearer {key}"),))
             assert caught.value.code() == code
+        # Bytes that are no AssignRequest (a truncated string field) are the caller's error.
+        raw = channel.unary_unary("/verdict.v1.AssignmentService/Assign")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await raw(b"\x0a\x05ab", metadata=(("authorization", f"Bearer {assign_key}"),))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "request" in (caught.value.details() or "")
         # The read role may follow the snapshot (dashboards), not assign.
         reply = await stub.GetConfigSnapshot(
             assignment_pb2.GetConfigSnapshotRequest(),

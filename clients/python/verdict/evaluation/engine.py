@@ -4,14 +4,21 @@ The assignment service and the Python client's local evaluator both build an `Ev
 same configuration, so they cannot disagree. Everything that depends only on the configuration
 (compiled conditions, bucket ranges, seeded hashers, layer seeds) is prepared once when the
 `Evaluator` is built; `assign` does only per-unit work and no I/O.
+
+`_assign_one` below is the reference implementation. When the compiled accelerator
+(`_native.c`, built by `make setup`) is importable, `assign` runs its copy of the same steps
+instead, calling back into the conditions and hashers compiled here; experiments with identical
+conditions share one compiled condition, evaluated once per call. Tests hold the two paths equal.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import ModuleType
 from typing import Any, NamedTuple
 
 from verdict.evaluation.buckets import get_bucket_ranges
@@ -20,6 +27,15 @@ from verdict.evaluation.config import ExperimentConfig
 from verdict.evaluation.hashing import hash as _hash
 from verdict.evaluation.hashing import make_hasher
 from verdict.evaluation.jsvalues import CONTAINER_TYPES, to_string, truthy
+
+_native: ModuleType | None
+try:
+    from verdict.evaluation import _native  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover - exercised only without a C compiler at setup
+    _native = None
+
+NATIVE_AVAILABLE = _native is not None
+"""Whether the compiled accelerator was built; `Evaluator(native=None)` uses it when it was."""
 
 
 class Reason(enum.Enum):
@@ -43,6 +59,10 @@ class Reason(enum.Enum):
     """The unit falls outside the experiment's range in its layer."""
     NO_HASH_ATTRIBUTE = "no_hash_attribute"
     """The unit has no usable value for the experiment's hash attribute."""
+
+    # Members are singletons compared by identity: hash them by identity too, in C, instead of
+    # Enum's Python-level hash of the name (the service keys prebuilt responses by reason).
+    __hash__ = object.__hash__
 
 
 class Assignment(NamedTuple):
@@ -106,7 +126,12 @@ class _Compiled:
         "variant_keys",
     )
 
-    def __init__(self, config: ExperimentConfig, saved_groups: Mapping[str, Sequence[Any]]):
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        saved_groups: Mapping[str, Sequence[Any]],
+        conditions: dict[str, CompiledCondition] | None = None,
+    ):
         key = config.key
         self.config = config
         self.key = key
@@ -120,10 +145,16 @@ class _Compiled:
         self.layer_end = 1.0 if layer is None else layer.end
         self.condition: CompiledCondition | None = None
         if config.condition:
-            try:
-                self.condition = compile_condition(config.condition, saved_groups)
-            except ConditionError as error:
-                raise ValueError(f"experiment {key!r}: invalid condition: {error}") from error
+            canonical = _canonical(config.condition) if conditions is not None else None
+            shared = None if canonical is None else conditions.get(canonical)  # type: ignore[union-attr]
+            if shared is None:
+                try:
+                    shared = compile_condition(config.condition, saved_groups)
+                except ConditionError as error:
+                    raise ValueError(f"experiment {key!r}: invalid condition: {error}") from error
+                if canonical is not None:
+                    conditions[canonical] = shared  # type: ignore[index]
+            self.condition = shared
         self.hasher: Callable[[str], float | None] = make_hasher(
             config.effective_seed, config.hash_version
         )
@@ -145,33 +176,90 @@ class _Compiled:
         }  # fmt: skip
 
 
+def _canonical(condition: Mapping[str, Any]) -> str | None:
+    """A key equal for equal conditions (sorted-key JSON), or None when it cannot be written."""
+    try:
+        return json.dumps(
+            condition, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_plain
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (tuple, frozenset, set)):
+        return list(value) if isinstance(value, tuple) else sorted(value, key=repr)
+    raise TypeError(type(value).__name__)
+
+
 def _outcome(key: str, reason: Reason, bucket: float | None = None) -> Assignment:
     return Assignment(key, None, -1, reason, None, bucket, False)
+
+
+def _native_record(c: _Compiled, slot: int) -> tuple[Any, ...]:
+    """`c` in the record layout `_native.c`'s `parse_record` reads."""
+    layer_seed = c.layer_seed
+    return (
+        c.key, c.running, c.start, c.end, c.hash_attribute, c.forced or None, layer_seed,
+        c.layer_start, c.layer_end,
+        None if layer_seed is None else (lambda value: _hash(layer_seed, value, 1)),
+        c.condition, slot, c.config.effective_seed, c.config.hash_version, c.hasher,
+        tuple(bound for pair in c.ranges for bound in pair), c.variant_keys, c.payloads,
+        c.not_running, c.not_targeted, c.not_in_layer, c.no_hash_attribute,
+    )  # fmt: skip
+
+
+def _native_plan(compiled: Sequence[_Compiled]) -> Any:
+    """The accelerator's plan over `compiled`; one memo slot per distinct condition."""
+    assert _native is not None
+    slots: dict[int, int] = {}
+    records = []
+    for c in compiled:
+        slot = -1 if c.condition is None else slots.setdefault(id(c.condition), len(slots))
+        records.append(_native_record(c, slot))
+    return _native.Plan(
+        tuple(records), len(slots), Assignment, Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC,
+        hash_value_of,
+    )  # fmt: skip
 
 
 class Evaluator:
     """Assigns units to a fixed set of experiments; build one per configuration snapshot.
 
-    Raises ValueError when two experiments share a key or a condition is malformed.
+    `native` chooses the compiled accelerator (True), the pure-Python reference (False), or the
+    accelerator when it was built (None, the default); the answers are the same.
+    Raises ValueError when two experiments share a key or a condition is malformed, and
+    RuntimeError when `native=True` but the accelerator was not built.
     """
 
     def __init__(
         self,
         experiments: Iterable[ExperimentConfig],
         saved_groups: Mapping[str, Sequence[Any]] | None = None,
+        native: bool | None = None,
     ) -> None:
         groups = dict(saved_groups or {})
+        conditions: dict[str, CompiledCondition] = {}
         compiled: dict[str, _Compiled] = {}
         for config in experiments:
             if config.key in compiled:
                 raise ValueError(f"duplicate experiment key {config.key!r}")
-            compiled[config.key] = _Compiled(config, groups)
+            compiled[config.key] = _Compiled(config, groups, conditions)
         self._by_key = compiled
         self._running = tuple(c for c in compiled.values() if c.running)
         self.experiments: Mapping[str, ExperimentConfig] = {
             key: c.config for key, c in compiled.items()
         }
         """The configurations, by key."""
+        if native and _native is None:
+            raise RuntimeError("the native evaluator was not built (see scripts/build_native.py)")
+        use_native = _native is not None if native is None else native
+        self._plan = _native_plan(list(compiled.values())) if use_native else None
+        self._index = {key: i for i, key in enumerate(compiled)}
+        self.native = use_native
+        """Whether `assign` runs the compiled accelerator."""
 
     def assign(
         self,
@@ -190,10 +278,21 @@ class Evaluator:
         """
         if attributes is None:
             attributes = {"id": unit_id}
-        elif "id" not in attributes:
-            attributes = {**attributes, "id": unit_id}
+        elif "id" not in attributes or type(attributes) is not dict:
+            attributes = {**attributes, "id": unit_id} if "id" not in attributes else {**attributes}
         if now is None:
             now = time.time()
+        plan = self._plan
+        if plan is not None:
+            if not keys:
+                return plan.assign_running(unit_id, attributes, now)  # type: ignore[no-any-return]
+            index = self._index
+            return [
+                plan.assign_at(index[key], unit_id, attributes, now)
+                if key in index
+                else _outcome(key, Reason.UNKNOWN_KEY)
+                for key in keys
+            ]
         assign_one = _assign_one
         if keys:
             by_key = self._by_key

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from verdict.evaluation import Assignment, Reason
+from verdict_assignment.assign import fastpath
+
 log = logging.getLogger(__name__)
 
 
@@ -83,9 +86,11 @@ class ExposureSink:
         """Exposures waiting in the buffer."""
         return len(self._buffer)
 
-    def is_recent(self, experiment_key: str, unit_id: str, variant_key: str) -> bool:
-        """Whether this exposure was recorded recently (callers skip building it again)."""
-        return (experiment_key, unit_id, variant_key) in self._recent
+    def unrecorded(
+        self, results: list[Assignment], unit_id: str, exposed: tuple[Reason, ...]
+    ) -> list[Assignment]:
+        """The results with a variant, a reason in `exposed`, and no recent exposure recorded."""
+        return fastpath.unrecorded(results, unit_id, self._recent, exposed)
 
     def record(self, exposure: PendingExposure) -> None:
         """Queues `exposure` unless it was recorded recently or the buffer is full."""

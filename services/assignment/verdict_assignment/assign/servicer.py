@@ -2,7 +2,9 @@
 
 `Assign` answers with bytes the snapshot prebuilt (see `snapshot`), so its handler is registered
 with an identity response serializer instead of the generated one; the wire format is the same
-`AssignResponse` every generated client decodes.
+`AssignResponse` every generated client decodes. Its request deserializer is
+`fastpath.decode_request`, which gives the unit id, attributes and keys as plain Python values
+(a malformed request is INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from typing import Any
 
 import grpc
 
-from verdict.local import attributes_to_dict
 from verdict.v1 import assignment_pb2
+from verdict_assignment.assign import fastpath
 from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.holder import SnapshotHolder
+from verdict_platform.errors import InvalidArgument
 
 SERVICE_NAME = "verdict.v1.AssignmentService"
 
@@ -27,13 +30,17 @@ class AssignmentServicer:
         self._assigner = assigner
         self._holder = holder
 
-    async def Assign(self, request: assignment_pb2.AssignRequest, context: Any) -> bytes:
-        snapshot, results = await self._assigner.assign(
-            request.unit_id,
-            attributes_to_dict(request.attributes),
-            request.experiment_keys,
-            not request.skip_exposure_logging,
-        )
+    async def Assign(self, request: fastpath.DecodedRequest | None, context: Any) -> bytes:
+        if request is None:
+            raise InvalidArgument.of("request", "not a valid AssignRequest message")
+        unit_id, attributes, keys, skip_logging = request
+        attributes.setdefault("id", unit_id)  # ours to change; spares the evaluator a copy
+        assigner = self._assigner
+        snapshot, results, candidates, now = assigner.evaluate(unit_id, attributes, keys)
+        if candidates:
+            await assigner.apply_sticky(snapshot, unit_id, results, candidates)
+        if not skip_logging:
+            assigner.record(snapshot, unit_id, attributes, results, now)
         return snapshot.encode(results)
 
     async def GetConfigSnapshot(
@@ -55,12 +62,21 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
+def _decode(body: bytes) -> fastpath.DecodedRequest | None:
+    """The request as Python values; None when malformed (the handler answers INVALID_ARGUMENT,
+    where a raising deserializer would make grpc answer INTERNAL)."""
+    try:
+        return fastpath.decode_request(body)
+    except ValueError:
+        return None
+
+
 def register(servicer: AssignmentServicer, server: grpc.aio.Server) -> None:
     """Adds AssignmentService to `server`."""
     handlers = {
         "Assign": grpc.unary_unary_rpc_method_handler(
             servicer.Assign,
-            request_deserializer=assignment_pb2.AssignRequest.FromString,
+            request_deserializer=_decode,
             response_serializer=_identity,
         ),
         "GetConfigSnapshot": grpc.unary_unary_rpc_method_handler(
@@ -74,4 +90,7 @@ def register(servicer: AssignmentServicer, server: grpc.aio.Server) -> None:
             response_serializer=assignment_pb2.WatchConfigResponse.SerializeToString,
         ),
     }
+    # Registered methods are found by grpc's direct lookup of the path, before (and without)
+    # asking each generic handler in turn; the generic one serves servers without that lookup.
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)

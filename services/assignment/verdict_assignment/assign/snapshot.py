@@ -3,8 +3,9 @@
 A snapshot is immutable; the watcher builds a new one off the hot path and swaps it in with one
 reference assignment, so a request sees one consistent version from start to end. Besides the
 evaluation core's `Evaluator`, it holds each possible result already encoded as the bytes of an
-`AssignResponse.assignments` entry (per experiment, reason and variant, payload included): building
-a response is then a join of prebuilt byte strings, no protobuf objects on the hot path.
+`AssignResponse.assignments` entry (per experiment, reason and variant, payload included; laid out
+per experiment as `fastpath.table_slot` says): building a response is then a join of prebuilt byte
+strings, no protobuf objects on the hot path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from google.protobuf import timestamp_pb2
 from verdict.evaluation import Assignment, Evaluator, ExperimentConfig, Reason
 from verdict.local import experiment_config_from_proto, saved_groups_from_proto
 from verdict.v1 import assignment_pb2, experiment_pb2
+from verdict_assignment.assign import fastpath
+from verdict_assignment.assign.fastpath import (
+    IN_EXPERIMENT_REASONS,
+    OUT_OF_EXPERIMENT_REASONS,
+    table_slot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +34,6 @@ PROTO_REASON: Mapping[Reason, assignment_pb2.AssignmentReason.ValueType] = {
     for reason in Reason
 }
 """The proto enum value of each engine reason (same names)."""
-
-_IN_EXPERIMENT = (Reason.ASSIGNED, Reason.FORCED, Reason.STICKY)
-_OUT_OF_EXPERIMENT = tuple(r for r in Reason if r not in _IN_EXPERIMENT)
-
-EncodedKey = tuple[str, Reason, int]
-"""(experiment key, reason, variant index or -1)."""
 
 
 def varint(value: int) -> bytes:
@@ -64,7 +65,7 @@ class Snapshot:
     """What GetConfigSnapshot/WatchConfig serve (only the experiments the evaluator holds)."""
     evaluator: Evaluator
     """The evaluation core over the snapshot's experiments."""
-    encoded: Mapping[EncodedKey, bytes]
+    tables: Mapping[str, tuple[bytes, ...]]
     """Every result of every experiment, encoded (see module docstring)."""
     version_field: bytes
     """The encoded `config_version` field that ends each response."""
@@ -80,27 +81,37 @@ class Snapshot:
         """The experiments, by key."""
         return self.evaluator.experiments
 
-    def encode(self, results: Iterable[Assignment]) -> bytes:
+    def encode(self, results: list[Assignment]) -> bytes:
         """The serialised `AssignResponse` for `results`."""
-        encoded = self.encoded
+        fast = fastpath.encode(
+            results, self.tables, IN_EXPERIMENT_REASONS, OUT_OF_EXPERIMENT_REASONS,
+            self.version_field,
+        )  # fmt: skip
+        return fast if fast is not None else self._encode_slowly(results)
+
+    def _encode_slowly(self, results: Iterable[Assignment]) -> bytes:
+        """`encode` when a result has no prebuilt entry (an unknown key: callers choose keys)."""
         parts = []
         for r in results:
-            entry = encoded.get((r.experiment_key, r.reason, r.variant_index))
-            if entry is None:  # an unknown key: not prebuilt, as callers choose them
-                entry = encode_entry(
-                    assignment_pb2.Assignment(
-                        experiment_key=r.experiment_key, reason=PROTO_REASON[r.reason]
-                    )
+            table = self.tables.get(r.experiment_key)
+            if table is not None:
+                variants = len(self.variant_index[r.experiment_key])
+                parts.append(table[table_slot(r.reason, r.variant_index, variants)])
+            else:
+                message = assignment_pb2.Assignment(
+                    experiment_key=r.experiment_key, reason=PROTO_REASON[r.reason]
                 )
-            parts.append(entry)
+                parts.append(encode_entry(message))
         parts.append(self.version_field)
         return b"".join(parts)
 
 
-def _encode_experiment(experiment: experiment_pb2.Experiment, out: dict[EncodedKey, bytes]) -> None:
+def _encode_experiment(experiment: experiment_pb2.Experiment) -> tuple[bytes, ...]:
+    """Every entry `experiment` can answer, in `table_slot` order."""
     key = experiment.key
-    for index, variant in enumerate(experiment.variants):
-        for reason in _IN_EXPERIMENT:
+    entries = []
+    for reason in IN_EXPERIMENT_REASONS:
+        for variant in experiment.variants:
             message = assignment_pb2.Assignment(
                 experiment_key=key,
                 variant_key=variant.key,
@@ -108,10 +119,11 @@ def _encode_experiment(experiment: experiment_pb2.Experiment, out: dict[EncodedK
                 in_experiment=True,
             )
             message.payload.CopyFrom(variant.payload)
-            out[(key, reason, index)] = encode_entry(message)
-    for reason in _OUT_OF_EXPERIMENT:
+            entries.append(encode_entry(message))
+    for reason in OUT_OF_EXPERIMENT_REASONS:
         message = assignment_pb2.Assignment(experiment_key=key, reason=PROTO_REASON[reason])
-        out[(key, reason, -1)] = encode_entry(message)
+        entries.append(encode_entry(message))
+    return tuple(entries)
 
 
 def _usable(
@@ -149,14 +161,11 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         served.experiments.extend(kept)
         served.create_time.CopyFrom(proto.create_time)
         proto = served
-    encoded: dict[EncodedKey, bytes] = {}
-    for experiment in kept:
-        _encode_experiment(experiment, encoded)
     return Snapshot(
         version=proto.version,
         proto=proto,
         evaluator=evaluator,
-        encoded=encoded,
+        tables={experiment.key: _encode_experiment(experiment) for experiment in kept},
         version_field=b"\x10" + varint(proto.version) if proto.version > 0 else b"",
         sticky_keys=frozenset(c.key for c in configs if c.running and c.allocation_version > 1),
         variant_index={c.key: {v.key: i for i, v in enumerate(c.variants)} for c in configs},

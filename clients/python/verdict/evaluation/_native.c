@@ -1,0 +1,441 @@
+/* The assignment engine's per-unit loop, compiled: an accelerator for `engine.Evaluator`.
+ *
+ * `engine.py` is the reference implementation and stays the only description of the rules: this
+ * file repeats `_assign_one` step for step (schedule, forced variants, hash attribute, layer,
+ * targeting, bucket ranges) and GrowthBook's FNV-1a hashes for ASCII text. Everything else calls
+ * back into the Python objects the engine compiled: targeting conditions, `hash_value_of` for
+ * non-string hash attributes, and the Python hashers for non-ASCII text. Tests run both paths on
+ * GrowthBook's vectors and on random units and require identical answers.
+ *
+ * A `Plan` is built once per Evaluator from one record (a tuple, layout in `parse_record`) per
+ * experiment; it keeps the records alive and borrows from them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#define FNV_OFFSET 0x811C9DC5u
+#define FNV_PRIME 0x01000193u
+#define MEMO_ON_STACK 64
+
+static inline uint32_t fnv_update(uint32_t h, const unsigned char *p, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+/* The decimal digits of `value` in `out` (at least 10 bytes); returns how many. */
+static int decimal(uint32_t value, unsigned char *out) {
+    unsigned char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (unsigned char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Version 2: (fnv(str(fnv(seed + value))) % 10000) / 10000. */
+static double hash_v2(const unsigned char *seed, Py_ssize_t ns, const unsigned char *value,
+                      Py_ssize_t nv) {
+    unsigned char digits[10];
+    uint32_t first = fnv_update(fnv_update(FNV_OFFSET, seed, ns), value, nv);
+    uint32_t second = fnv_update(FNV_OFFSET, digits, decimal(first, digits));
+    return (double)(second % 10000u) / 10000.0;
+}
+
+/* Version 1: (fnv(value + seed) % 1000) / 1000. */
+static double hash_v1(const unsigned char *seed, Py_ssize_t ns, const unsigned char *value,
+                      Py_ssize_t nv) {
+    uint32_t h = fnv_update(fnv_update(FNV_OFFSET, value, nv), seed, ns);
+    return (double)(h % 1000u) / 1000.0;
+}
+
+typedef struct {
+    PyObject *key;
+    int running;
+    double start, end;
+    PyObject *hash_attribute;
+    PyObject *forced; /* dict, or NULL when empty */
+    PyObject *layer_seed; /* str, or NULL without a layer */
+    double layer_start, layer_end;
+    PyObject *layer_hash; /* Python fallback: value -> position */
+    PyObject *condition; /* callable, or NULL */
+    int slot; /* memo slot of the condition within one call */
+    PyObject *seed;
+    int version;
+    PyObject *hasher; /* Python fallback: value -> float or None */
+    Py_ssize_t n_ranges;
+    double *ranges; /* start, end, start, end, ... */
+    PyObject *variant_keys, *payloads;
+    PyObject *not_running, *not_targeted, *not_in_layer, *no_hash_attribute;
+} Experiment;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *records;
+    Py_ssize_t n;
+    Experiment *experiments;
+    int slots;
+    PyTypeObject *assignment;
+    PyObject *assigned, *not_in_traffic, *hash_value_of;
+} Plan;
+
+static void plan_dealloc(Plan *self) {
+    if (self->experiments) {
+        for (Py_ssize_t i = 0; i < self->n; i++) PyMem_Free(self->experiments[i].ranges);
+        PyMem_Free(self->experiments);
+    }
+    Py_XDECREF(self->records);
+    Py_XDECREF(self->assignment);
+    Py_XDECREF(self->assigned);
+    Py_XDECREF(self->not_in_traffic);
+    Py_XDECREF(self->hash_value_of);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int parse_record(PyObject *record, Experiment *e, int slots) {
+    PyObject *forced, *layer_seed, *layer_hash, *condition, *ranges;
+    if (!PyTuple_Check(record)) {
+        PyErr_SetString(PyExc_TypeError, "each record must be a tuple");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(record, "UpddUOOddOOiUiOOOOOOOO", &e->key, &e->running, &e->start,
+                          &e->end, &e->hash_attribute, &forced, &layer_seed, &e->layer_start,
+                          &e->layer_end, &layer_hash, &condition, &e->slot, &e->seed,
+                          &e->version, &e->hasher, &ranges, &e->variant_keys, &e->payloads,
+                          &e->not_running, &e->not_targeted, &e->not_in_layer,
+                          &e->no_hash_attribute))
+        return -1;
+    e->forced = (PyDict_Check(forced) && PyDict_GET_SIZE(forced)) ? forced : NULL;
+    e->layer_seed = PyUnicode_Check(layer_seed) ? layer_seed : NULL;
+    e->layer_hash = layer_hash;
+    e->condition = condition == Py_None ? NULL : condition;
+    if (e->condition && (e->slot < 0 || e->slot >= slots)) {
+        PyErr_SetString(PyExc_ValueError, "condition slot out of range");
+        return -1;
+    }
+    if (!PyTuple_Check(ranges) || PyTuple_GET_SIZE(ranges) % 2 ||
+        !PyTuple_Check(e->variant_keys) || !PyTuple_Check(e->payloads) ||
+        PyTuple_GET_SIZE(e->variant_keys) * 2 < PyTuple_GET_SIZE(ranges) ||
+        PyTuple_GET_SIZE(e->payloads) * 2 < PyTuple_GET_SIZE(ranges)) {
+        PyErr_SetString(PyExc_ValueError, "ranges must be a flat tuple, one pair per variant");
+        return -1;
+    }
+    e->n_ranges = PyTuple_GET_SIZE(ranges) / 2;
+    e->ranges = PyMem_Malloc(sizeof(double) * (size_t)(2 * e->n_ranges + 1));
+    if (!e->ranges) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < 2 * e->n_ranges; i++) {
+        e->ranges[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(ranges, i));
+        if (e->ranges[i] == -1.0 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *records, *assignment, *assigned, *not_in_traffic, *hash_value_of;
+    int slots;
+    static char *names[] = {"records", "slots", "assignment", "assigned", "not_in_traffic",
+                            "hash_value_of", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!iO!OOO", names, &PyTuple_Type, &records,
+                                     &slots, &PyType_Type, &assignment, &assigned,
+                                     &not_in_traffic, &hash_value_of))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)assignment, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "assignment must be a tuple subclass");
+        return NULL;
+    }
+    Plan *self = (Plan *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    Py_INCREF(records);
+    self->records = records;
+    self->n = PyTuple_GET_SIZE(records);
+    self->slots = slots < 0 ? 0 : slots;
+    self->assignment = (PyTypeObject *)Py_NewRef(assignment);
+    self->assigned = Py_NewRef(assigned);
+    self->not_in_traffic = Py_NewRef(not_in_traffic);
+    self->hash_value_of = Py_NewRef(hash_value_of);
+    self->experiments = PyMem_Calloc((size_t)(self->n ? self->n : 1), sizeof(Experiment));
+    if (!self->experiments) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        if (parse_record(PyTuple_GET_ITEM(records, i), &self->experiments[i], self->slots) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+/* Assignment(key, variant_key, index, reason, payload, bucket, in_experiment). */
+static PyObject *make_assignment(Plan *plan, Experiment *e, Py_ssize_t index, double bucket) {
+    PyObject *bucket_obj = PyFloat_FromDouble(bucket);
+    if (!bucket_obj) return NULL;
+    PyObject *out = plan->assignment->tp_alloc(plan->assignment, 7);
+    if (!out) {
+        Py_DECREF(bucket_obj);
+        return NULL;
+    }
+    if (index >= 0) {
+        PyObject *i = PyLong_FromSsize_t(index);
+        if (!i) {
+            Py_DECREF(bucket_obj);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, 1, Py_NewRef(PyTuple_GET_ITEM(e->variant_keys, index)));
+        PyTuple_SET_ITEM(out, 2, i);
+        PyTuple_SET_ITEM(out, 3, Py_NewRef(plan->assigned));
+        PyTuple_SET_ITEM(out, 4, Py_NewRef(PyTuple_GET_ITEM(e->payloads, index)));
+        PyTuple_SET_ITEM(out, 6, Py_NewRef(Py_True));
+    } else {
+        PyObject *minus_one = PyLong_FromLong(-1);
+        if (!minus_one) {
+            Py_DECREF(bucket_obj);
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, 1, Py_NewRef(Py_None));
+        PyTuple_SET_ITEM(out, 2, minus_one);
+        PyTuple_SET_ITEM(out, 3, Py_NewRef(plan->not_in_traffic));
+        PyTuple_SET_ITEM(out, 4, Py_NewRef(Py_None));
+        PyTuple_SET_ITEM(out, 6, Py_NewRef(Py_False));
+    }
+    PyTuple_SET_ITEM(out, 0, Py_NewRef(e->key));
+    PyTuple_SET_ITEM(out, 5, bucket_obj);
+    return out;
+}
+
+/* A float from a Python fallback hasher; sets *none when it answered None. */
+static int call_hash(PyObject *fn, PyObject *value, double *out, int *none) {
+    PyObject *r = PyObject_CallOneArg(fn, value);
+    if (!r) return -1;
+    *none = r == Py_None;
+    if (!*none) *out = PyFloat_AsDouble(r);
+    Py_DECREF(r);
+    return (!*none && *out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* `engine._assign_one`, step for step. Returns a new reference, or NULL with an exception. */
+static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObject *attributes,
+                            double now, signed char *memo) {
+    if (!e->running || !(e->start <= now && now < e->end)) return Py_NewRef(e->not_running);
+    PyObject *raw = PyDict_GetItemWithError(attributes, e->hash_attribute);
+    if (!raw && PyErr_Occurred()) return NULL;
+    PyObject *owned = NULL, *hash_value = NULL;
+    if (raw && PyUnicode_CheckExact(raw)) {
+        hash_value = PyUnicode_GET_LENGTH(raw) ? raw : NULL;
+    } else if (raw) {
+        owned = PyObject_CallOneArg(plan->hash_value_of, raw);
+        if (!owned) return NULL;
+        hash_value = owned == Py_None ? NULL : owned;
+    }
+    PyObject *result = NULL;
+    if (e->forced) {
+        PyObject *hit = PyDict_GetItemWithError(e->forced, unit_id);
+        if (!hit && !PyErr_Occurred() && hash_value)
+            hit = PyDict_GetItemWithError(e->forced, hash_value);
+        if (hit) {
+            result = Py_NewRef(hit);
+            goto done;
+        }
+        if (PyErr_Occurred()) goto done;
+    }
+    if (!hash_value) {
+        result = Py_NewRef(e->no_hash_attribute);
+        goto done;
+    }
+    int ascii = PyUnicode_CheckExact(hash_value) && PyUnicode_IS_ASCII(hash_value);
+    const unsigned char *text = ascii ? PyUnicode_1BYTE_DATA(hash_value) : NULL;
+    Py_ssize_t length = ascii ? PyUnicode_GET_LENGTH(hash_value) : 0;
+    if (e->layer_seed) {
+        double position;
+        int none = 0;
+        if (ascii && PyUnicode_IS_ASCII(e->layer_seed)) {
+            position = hash_v1(PyUnicode_1BYTE_DATA(e->layer_seed),
+                               PyUnicode_GET_LENGTH(e->layer_seed), text, length);
+        } else if (call_hash(e->layer_hash, hash_value, &position, &none) < 0) {
+            goto done;
+        }
+        if (none || !(e->layer_start <= position && position < e->layer_end)) {
+            result = Py_NewRef(e->not_in_layer);
+            goto done;
+        }
+    }
+    if (e->condition) {
+        int ok = memo ? memo[e->slot] : -1;
+        if (ok < 0) {
+            PyObject *r = PyObject_CallOneArg(e->condition, attributes);
+            if (!r) goto done;
+            ok = PyObject_IsTrue(r);
+            Py_DECREF(r);
+            if (ok < 0) goto done;
+            if (memo) memo[e->slot] = (signed char)ok;
+        }
+        if (!ok) {
+            result = Py_NewRef(e->not_targeted);
+            goto done;
+        }
+    }
+    double n;
+    int none = 0;
+    if (ascii && PyUnicode_IS_ASCII(e->seed) && (e->version == 1 || e->version == 2)) {
+        const unsigned char *seed = PyUnicode_1BYTE_DATA(e->seed);
+        Py_ssize_t ns = PyUnicode_GET_LENGTH(e->seed);
+        n = e->version == 2 ? hash_v2(seed, ns, text, length) : hash_v1(seed, ns, text, length);
+    } else if (call_hash(e->hasher, hash_value, &n, &none) < 0) {
+        goto done;
+    }
+    if (none) { /* unreachable: configurations admit only known hash versions */
+        PyObject *args = Py_BuildValue("(OOiOOOO)", e->key, Py_None, -1, plan->not_in_traffic,
+                                       Py_None, Py_None, Py_False);
+        if (args) {
+            result = PyObject_Call((PyObject *)plan->assignment, args, NULL);
+            Py_DECREF(args);
+        }
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < e->n_ranges; i++) {
+        if (e->ranges[2 * i] <= n && n < e->ranges[2 * i + 1]) {
+            result = make_assignment(plan, e, i, n);
+            goto done;
+        }
+    }
+    result = make_assignment(plan, e, -1, n);
+done:
+    Py_XDECREF(owned);
+    return result;
+}
+
+static int check_call(PyObject *unit_id, PyObject *attributes) {
+    if (!PyUnicode_Check(unit_id)) {
+        PyErr_SetString(PyExc_TypeError, "unit_id must be a str");
+        return -1;
+    }
+    if (!PyDict_Check(attributes)) {
+        PyErr_SetString(PyExc_TypeError, "attributes must be a dict");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(assign_running_doc,
+             "assign_running(unit_id, attributes, now) -> list\n\n"
+             "The assignment in every running experiment, in plan order; each distinct "
+             "condition is evaluated at most once per call.");
+
+static PyObject *plan_assign_running(Plan *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "assign_running(unit_id, attributes, now)");
+        return NULL;
+    }
+    PyObject *unit_id = args[0], *attributes = args[1];
+    double now = PyFloat_AsDouble(args[2]);
+    if ((now == -1.0 && PyErr_Occurred()) || check_call(unit_id, attributes) < 0) return NULL;
+    signed char stack_memo[MEMO_ON_STACK];
+    signed char *memo = self->slots <= MEMO_ON_STACK ? stack_memo : PyMem_Malloc((size_t)self->slots);
+    if (!memo) return PyErr_NoMemory();
+    memset(memo, -1, (size_t)(self->slots ? self->slots : 1));
+    PyObject *out = PyList_New(0);
+    if (out) {
+        for (Py_ssize_t i = 0; i < self->n; i++) {
+            Experiment *e = &self->experiments[i];
+            if (!e->running) continue;
+            PyObject *a = assign_one(self, e, unit_id, attributes, now, memo);
+            if (!a || PyList_Append(out, a) < 0) {
+                Py_XDECREF(a);
+                Py_CLEAR(out);
+                break;
+            }
+            Py_DECREF(a);
+        }
+    }
+    if (memo != stack_memo) PyMem_Free(memo);
+    return out;
+}
+
+PyDoc_STRVAR(assign_at_doc,
+             "assign_at(index, unit_id, attributes, now) -> Assignment\n\n"
+             "The assignment in the experiment at `index` of the plan.");
+
+static PyObject *plan_assign_at(Plan *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "assign_at(index, unit_id, attributes, now)");
+        return NULL;
+    }
+    Py_ssize_t index = PyLong_AsSsize_t(args[0]);
+    if (index == -1 && PyErr_Occurred()) return NULL;
+    if (index < 0 || index >= self->n) {
+        PyErr_SetString(PyExc_IndexError, "experiment index out of range");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[3]);
+    if ((now == -1.0 && PyErr_Occurred()) || check_call(args[1], args[2]) < 0) return NULL;
+    return assign_one(self, &self->experiments[index], args[1], args[2], now, NULL);
+}
+
+PyDoc_STRVAR(hash_doc,
+             "hash_ascii(seed, value, version) -> float\n\n"
+             "GrowthBook's hash of ASCII text (versions 1 and 2); ValueError otherwise.");
+
+static PyObject *native_hash_ascii(PyObject *module, PyObject *args) {
+    PyObject *seed, *value;
+    int version;
+    if (!PyArg_ParseTuple(args, "UUi", &seed, &value, &version)) return NULL;
+    if (!PyUnicode_IS_ASCII(seed) || !PyUnicode_IS_ASCII(value) || (version != 1 && version != 2)) {
+        PyErr_SetString(PyExc_ValueError, "ASCII text and version 1 or 2 only");
+        return NULL;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(seed), *v = PyUnicode_1BYTE_DATA(value);
+    Py_ssize_t ns = PyUnicode_GET_LENGTH(seed), nv = PyUnicode_GET_LENGTH(value);
+    return PyFloat_FromDouble(version == 2 ? hash_v2(s, ns, v, nv) : hash_v1(s, ns, v, nv));
+}
+
+static PyMethodDef plan_methods[] = {
+    {"assign_running", (PyCFunction)(void (*)(void))plan_assign_running, METH_FASTCALL,
+     assign_running_doc},
+    {"assign_at", (PyCFunction)(void (*)(void))plan_assign_at, METH_FASTCALL, assign_at_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "verdict.evaluation._native.Plan",
+    .tp_basicsize = sizeof(Plan),
+    .tp_dealloc = (destructor)plan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Compiled experiments of one Evaluator (see engine.py).",
+    .tp_methods = plan_methods,
+    .tp_new = plan_new,
+};
+
+static PyMethodDef module_methods[] = {
+    {"hash_ascii", native_hash_ascii, METH_VARARGS, hash_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native", "Compiled accelerator of the assignment engine.", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&PlanType);
+    if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {
+        Py_DECREF(&PlanType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

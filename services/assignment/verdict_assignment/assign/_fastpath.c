@@ -1,0 +1,411 @@
+/* Compiled steps of the Assign hot path; `fastpath.py` holds the Python reference of each and
+ * picks this module when it was built (`make setup`). Tests hold the two equal.
+ *
+ * decode_request(body) -> (unit_id, attributes, experiment_keys, skip_exposure_logging)
+ *     An `AssignRequest` decoded straight into Python values, with protobuf's rules: last value
+ *     wins for singular fields, repeated fields append, embedded messages merge, unknown fields
+ *     are skipped, strings must be UTF-8. Struct values become what `attributes_to_dict` gives
+ *     (integral numbers below 2**53 as int). Raises ValueError on malformed input.
+ * encode(results, tables, in_reasons, out_reasons, tail) -> bytes | None
+ *     Joins the prebuilt `AssignResponse` entry of each result (see snapshot.py) and `tail`;
+ *     None when a result has no prebuilt entry (the caller encodes it the slow way).
+ * unrecorded(results, unit_id, recent, exposed) -> list
+ *     The results whose reason is in `exposed`, with a variant, whose (experiment key, unit id,
+ *     variant key) is not a key of `recent`.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 100
+
+typedef struct {
+    const unsigned char *p, *end;
+} Reader;
+
+static int fail(const char *what) {
+    PyErr_Format(PyExc_ValueError, "malformed AssignRequest: %s", what);
+    return -1;
+}
+
+static int read_varint(Reader *r, uint64_t *out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) return fail("truncated varint");
+        unsigned char byte = *r->p++;
+        value |= (uint64_t)(byte & 0x7F) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return 0;
+        }
+    }
+    return fail("varint too long");
+}
+
+static int read_bytes(Reader *r, Reader *out) {
+    uint64_t length;
+    if (read_varint(r, &length) < 0) return -1;
+    if (length > (uint64_t)(r->end - r->p)) return fail("truncated length-delimited field");
+    out->p = r->p;
+    out->end = r->p + length;
+    r->p += length;
+    return 0;
+}
+
+static int read_tag(Reader *r, uint32_t *field, uint32_t *wire_type);
+
+/* Skips a group's fields up to its end tag (unknown groups are skipped, as upb does). */
+static int skip_group(Reader *r, uint32_t number, int depth);
+
+static int skip_field_at(Reader *r, uint32_t field, uint32_t wire_type, int depth) {
+    uint64_t ignored;
+    Reader inner;
+    switch (wire_type) {
+    case 0:
+        return read_varint(r, &ignored);
+    case 1:
+        if (r->end - r->p < 8) return fail("truncated fixed64");
+        r->p += 8;
+        return 0;
+    case 2:
+        return read_bytes(r, &inner);
+    case 3:
+        return skip_group(r, field, depth + 1);
+    case 5:
+        if (r->end - r->p < 4) return fail("truncated fixed32");
+        r->p += 4;
+        return 0;
+    default:
+        return fail("unexpected end-group tag or wire type");
+    }
+}
+
+static int skip_group(Reader *r, uint32_t number, int depth) {
+    if (depth > MAX_DEPTH) return fail("nesting too deep");
+    for (;;) {
+        uint32_t field, wire;
+        if (r->p >= r->end) return fail("unterminated group");
+        if (read_tag(r, &field, &wire) < 0) return -1;
+        if (wire == 4) return field == number ? 0 : fail("mismatched end-group tag");
+        if (skip_field_at(r, field, wire, depth) < 0) return -1;
+    }
+}
+
+static int read_tag(Reader *r, uint32_t *field, uint32_t *wire_type) {
+    uint32_t tag = 0; /* as upb: at most 5 bytes, and within 32 bits */
+    for (int i = 0;; i++) {
+        if (r->p >= r->end) return fail("truncated tag");
+        unsigned char byte = *r->p++;
+        if (i == 4 && byte > 0x0F) return fail("tag longer than 32 bits");
+        tag |= (uint32_t)(byte & 0x7F) << (7 * i);
+        if (!(byte & 0x80)) break;
+    }
+    *field = tag >> 3;
+    *wire_type = tag & 7;
+    if (*field == 0) return fail("field number 0");
+    return 0;
+}
+
+static PyObject *utf8(Reader *r) {
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)r->p, r->end - r->p, NULL);
+    if (!s && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        fail("string field is not valid UTF-8");
+    }
+    return s;
+}
+
+static int merge_struct(Reader *r, PyObject *dict, int depth);
+static int merge_list(Reader *r, PyObject *list, int depth);
+
+/* A google.protobuf.Value as a Python value; `current` is what an earlier occurrence of the
+ * same Value gave (merged into when both are a struct or a list), NULL when none. */
+static PyObject *read_value(Reader *r, PyObject *current, int depth) {
+    if (depth > MAX_DEPTH) {
+        fail("nesting too deep");
+        return NULL;
+    }
+    PyObject *value = current ? Py_NewRef(current) : Py_NewRef(Py_None);
+    while (r->p < r->end) {
+        uint32_t field, wire;
+        Reader inner;
+        if (read_tag(r, &field, &wire) < 0) goto error;
+        PyObject *next = NULL;
+        if (field == 1 && wire == 0) { /* null_value */
+            uint64_t ignored;
+            if (read_varint(r, &ignored) < 0) goto error;
+            next = Py_NewRef(Py_None);
+        } else if (field == 2 && wire == 1) { /* number_value */
+            double number;
+            if (r->end - r->p < 8) {
+                fail("truncated double");
+                goto error;
+            }
+            memcpy(&number, r->p, 8);
+            r->p += 8;
+            if (isfinite(number) && number == floor(number) && fabs(number) < 9007199254740992.0)
+                next = PyLong_FromDouble(number);
+            else
+                next = PyFloat_FromDouble(number);
+        } else if (field == 3 && wire == 2) { /* string_value */
+            if (read_bytes(r, &inner) < 0) goto error;
+            next = utf8(&inner);
+        } else if (field == 4 && wire == 0) { /* bool_value */
+            uint64_t flag;
+            if (read_varint(r, &flag) < 0) goto error;
+            next = PyBool_FromLong(flag != 0);
+        } else if (field == 5 && wire == 2) { /* struct_value */
+            if (read_bytes(r, &inner) < 0) goto error;
+            next = PyDict_CheckExact(value) ? Py_NewRef(value) : PyDict_New();
+            if (next && merge_struct(&inner, next, depth + 1) < 0) Py_CLEAR(next);
+        } else if (field == 6 && wire == 2) { /* list_value */
+            if (read_bytes(r, &inner) < 0) goto error;
+            next = PyList_CheckExact(value) ? Py_NewRef(value) : PyList_New(0);
+            if (next && merge_list(&inner, next, depth + 1) < 0) Py_CLEAR(next);
+        } else {
+            if (skip_field_at(r, field, wire, 0) < 0) goto error;
+            continue;
+        }
+        if (!next) goto error;
+        Py_SETREF(value, next);
+    }
+    return value;
+error:
+    Py_DECREF(value);
+    return NULL;
+}
+
+/* One map entry of a Struct's `fields` (key = 1, value = 2) into `dict`. */
+static int merge_entry(Reader *r, PyObject *dict, int depth) {
+    const unsigned char *key_p = (const unsigned char *)"";
+    Py_ssize_t key_n = 0;
+    PyObject *value = NULL; /* a repeated value field merges into the earlier one */
+    int unknown = 0;
+    while (r->p < r->end) {
+        uint32_t field, wire;
+        Reader inner;
+        if (read_tag(r, &field, &wire) < 0) goto error;
+        if (field == 1 && wire == 2) {
+            if (read_bytes(r, &inner) < 0) goto error;
+            key_p = inner.p;
+            key_n = inner.end - inner.p;
+        } else if (field == 2 && wire == 2) {
+            if (read_bytes(r, &inner) < 0) goto error;
+            PyObject *next = read_value(&inner, value, depth);
+            if (!next) goto error;
+            Py_XSETREF(value, next);
+        } else if (skip_field_at(r, field, wire, 0) < 0) {
+            goto error;
+        } else {
+            unknown = 1;
+        }
+    }
+    Reader key_r = {key_p, key_p + key_n};
+    PyObject *key = utf8(&key_r);
+    if (!key) goto error;
+    /* as upb: an entry with unknown fields is kept as unknown, not in the map */
+    int rc = unknown ? 0 : PyDict_SetItem(dict, key, value ? value : Py_None);
+    Py_DECREF(key);
+    Py_XDECREF(value);
+    return rc;
+error:
+    Py_XDECREF(value);
+    return -1;
+}
+
+static int merge_struct(Reader *r, PyObject *dict, int depth) {
+    if (depth > MAX_DEPTH) return fail("nesting too deep");
+    while (r->p < r->end) {
+        uint32_t field, wire;
+        Reader inner;
+        if (read_tag(r, &field, &wire) < 0) return -1;
+        if (field == 1 && wire == 2) {
+            if (read_bytes(r, &inner) < 0 || merge_entry(&inner, dict, depth) < 0) return -1;
+        } else if (skip_field_at(r, field, wire, 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int merge_list(Reader *r, PyObject *list, int depth) {
+    if (depth > MAX_DEPTH) return fail("nesting too deep");
+    while (r->p < r->end) {
+        uint32_t field, wire;
+        Reader inner;
+        if (read_tag(r, &field, &wire) < 0) return -1;
+        if (field == 1 && wire == 2) {
+            if (read_bytes(r, &inner) < 0) return -1;
+            PyObject *item = read_value(&inner, NULL, depth + 1);
+            if (!item) return -1;
+            int rc = PyList_Append(list, item);
+            Py_DECREF(item);
+            if (rc < 0) return -1;
+        } else if (skip_field_at(r, field, wire, 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *decode_request(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Reader r = {view.buf, (const unsigned char *)view.buf + view.len};
+    PyObject *unit_id = NULL, *attributes = PyDict_New(), *keys = PyList_New(0), *out = NULL;
+    int skip = 0;
+    if (!attributes || !keys) goto done;
+    while (r.p < r.end) {
+        uint32_t field, wire;
+        Reader inner;
+        if (read_tag(&r, &field, &wire) < 0) goto done;
+        if (field == 1 && wire == 2) {
+            if (read_bytes(&r, &inner) < 0) goto done;
+            PyObject *s = utf8(&inner);
+            if (!s) goto done;
+            Py_XSETREF(unit_id, s);
+        } else if (field == 2 && wire == 2) {
+            if (read_bytes(&r, &inner) < 0 || merge_struct(&inner, attributes, 1) < 0) goto done;
+        } else if (field == 3 && wire == 2) {
+            if (read_bytes(&r, &inner) < 0) goto done;
+            PyObject *s = utf8(&inner);
+            if (!s) goto done;
+            int rc = PyList_Append(keys, s);
+            Py_DECREF(s);
+            if (rc < 0) goto done;
+        } else if (field == 4 && wire == 0) {
+            uint64_t flag;
+            if (read_varint(&r, &flag) < 0) goto done;
+            skip = flag != 0;
+        } else if (skip_field_at(&r, field, wire, 0) < 0) {
+            goto done;
+        }
+    }
+    if (!unit_id && !(unit_id = PyUnicode_FromStringAndSize("", 0))) goto done;
+    PyObject *key_tuple = PyList_AsTuple(keys);
+    if (key_tuple) {
+        out = PyTuple_Pack(4, unit_id, attributes, key_tuple, skip ? Py_True : Py_False);
+        Py_DECREF(key_tuple);
+    }
+done:
+    Py_XDECREF(unit_id);
+    Py_XDECREF(attributes);
+    Py_XDECREF(keys);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static Py_ssize_t position(PyObject *reason, PyObject *reasons) {
+    Py_ssize_t n = PyTuple_GET_SIZE(reasons);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_GET_ITEM(reasons, i) == reason) return i;
+    return -1;
+}
+
+static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
+        !PyTuple_Check(args[2]) || !PyTuple_Check(args[3]) || !PyBytes_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "encode(results: list, tables: dict, in_reasons: tuple, "
+                        "out_reasons: tuple, tail: bytes)");
+        return NULL;
+    }
+    PyObject *results = args[0], *tables = args[1], *in_reasons = args[2],
+             *out_reasons = args[3], *tail = args[4];
+    Py_ssize_t n = PyList_GET_SIZE(results), n_in = PyTuple_GET_SIZE(in_reasons),
+               n_out = PyTuple_GET_SIZE(out_reasons);
+    PyObject **parts = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
+    if (!parts) return PyErr_NoMemory();
+    Py_ssize_t total = PyBytes_GET_SIZE(tail);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PyList_GET_ITEM(results, i);
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) goto slow;
+        PyObject *table = PyDict_GetItemWithError(tables, PyTuple_GET_ITEM(r, 0));
+        if (!table) {
+            if (PyErr_Occurred()) {
+                PyMem_Free(parts);
+                return NULL;
+            }
+            goto slow;
+        }
+        Py_ssize_t size = PyTuple_GET_SIZE(table), variants = (size - n_out) / n_in;
+        PyObject *reason = PyTuple_GET_ITEM(r, 3);
+        Py_ssize_t slot, j = position(reason, in_reasons);
+        if (j >= 0) {
+            Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 2));
+            if (index < 0 || index >= variants) {
+                PyErr_Clear();
+                goto slow;
+            }
+            slot = j * variants + index;
+        } else {
+            j = position(reason, out_reasons);
+            if (j < 0) goto slow;
+            slot = n_in * variants + j;
+        }
+        PyObject *entry = PyTuple_GET_ITEM(table, slot);
+        if (!PyBytes_Check(entry)) goto slow;
+        parts[i] = entry;
+        total += PyBytes_GET_SIZE(entry);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out) {
+        char *w = PyBytes_AS_STRING(out);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            memcpy(w, PyBytes_AS_STRING(parts[i]), (size_t)PyBytes_GET_SIZE(parts[i]));
+            w += PyBytes_GET_SIZE(parts[i]);
+        }
+        memcpy(w, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+    }
+    PyMem_Free(parts);
+    return out;
+slow:
+    PyMem_Free(parts);
+    Py_RETURN_NONE;
+}
+
+static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyDict_Check(args[2]) ||
+        !PyTuple_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "unrecorded(results: list, unit_id, recent: dict, exposed: tuple)");
+        return NULL;
+    }
+    PyObject *results = args[0], *unit_id = args[1], *recent = args[2], *exposed = args[3];
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(results); i++) {
+        PyObject *r = PyList_GET_ITEM(results, i);
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) {
+            PyErr_SetString(PyExc_TypeError, "results must be Assignment tuples");
+            goto error;
+        }
+        PyObject *variant = PyTuple_GET_ITEM(r, 1);
+        if (variant == Py_None || position(PyTuple_GET_ITEM(r, 3), exposed) < 0) continue;
+        PyObject *key = PyTuple_Pack(3, PyTuple_GET_ITEM(r, 0), unit_id, variant);
+        if (!key) goto error;
+        int seen = PyDict_Contains(recent, key);
+        Py_DECREF(key);
+        if (seen < 0 || (!seen && PyList_Append(out, r) < 0)) goto error;
+    }
+    return out;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"decode_request", decode_request, METH_O, "AssignRequest bytes -> Python values."},
+    {"encode", (PyCFunction)(void (*)(void))encode, METH_FASTCALL, "Join prebuilt entries."},
+    {"unrecorded", (PyCFunction)(void (*)(void))unrecorded, METH_FASTCALL,
+     "Results still to record as exposures."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastpath", "Compiled steps of the Assign hot path.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }

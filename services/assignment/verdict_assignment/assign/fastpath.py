@@ -1,0 +1,131 @@
+"""The Assign hot path's three mechanical steps, each with its Python reference.
+
+The compiled decoder equals protobuf's on every message protobuf accepts (tests fuzz it with
+random and corrupted requests); on corrupted bytes it may be more lenient (it decodes some that
+protobuf refuses, e.g. with invalid UTF-8 inside unknown fields), never less.
+
+`decode_request`, `encode` and `unrecorded` are the compiled versions from `_fastpath.c` when
+`make setup` built it, else the `*_py` references below; `COMPILED` says which. Tests run both on
+the same inputs and require the same answers. The rules themselves (which variant, why) live in
+the evaluation core, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from verdict.evaluation import Assignment, Reason
+from verdict.local import attributes_to_dict
+from verdict.v1 import assignment_pb2
+
+DecodedRequest = tuple[str, dict[str, Any], tuple[str, ...], bool]
+"""(unit_id, attributes, experiment_keys, skip_exposure_logging)."""
+
+Tables = Mapping[str, tuple[bytes, ...]]
+"""Experiment key -> its prebuilt entries, laid out as `table_slot` says."""
+
+IN_EXPERIMENT_REASONS = (Reason.ASSIGNED, Reason.FORCED, Reason.STICKY)
+"""Reasons with a variant: one prebuilt entry per (reason, variant)."""
+OUT_OF_EXPERIMENT_REASONS = tuple(r for r in Reason if r not in IN_EXPERIMENT_REASONS)
+"""Reasons without a variant: one prebuilt entry each, after the in-experiment ones."""
+
+
+def table_slot(reason: Reason, variant_index: int, variants: int) -> int:
+    """Where an entry sits in an experiment's table: in-experiment reasons first (one block of
+    `variants` entries per reason, by variant), then one entry per out-of-experiment reason."""
+    if reason in IN_EXPERIMENT_REASONS:
+        return IN_EXPERIMENT_REASONS.index(reason) * variants + variant_index
+    return len(IN_EXPERIMENT_REASONS) * variants + OUT_OF_EXPERIMENT_REASONS.index(reason)
+
+
+def decode_request_py(body: bytes) -> DecodedRequest:
+    """Reference: the generated parser, then `attributes_to_dict`. Raises ValueError."""
+    try:
+        request = assignment_pb2.AssignRequest.FromString(body)
+    except Exception as error:  # protobuf's DecodeError
+        raise ValueError(f"malformed AssignRequest: {error}") from error
+    return (
+        request.unit_id,
+        attributes_to_dict(request.attributes),
+        tuple(request.experiment_keys),
+        request.skip_exposure_logging,
+    )
+
+
+def encode_py(
+    results: Sequence[Assignment],
+    tables: Tables,
+    in_reasons: tuple[Reason, ...],
+    out_reasons: tuple[Reason, ...],
+    tail: bytes,
+) -> bytes | None:
+    """Reference: the prebuilt entries of `results` joined, then `tail`; None when one is
+    missing (an unknown key, or a variant index out of range)."""
+    parts = []
+    for r in results:
+        table = tables.get(r.experiment_key)
+        if table is None:
+            return None
+        variants = (len(table) - len(out_reasons)) // len(in_reasons)
+        if r.reason in in_reasons:
+            if not 0 <= r.variant_index < variants:
+                return None
+            parts.append(table[in_reasons.index(r.reason) * variants + r.variant_index])
+        elif r.reason in out_reasons:
+            parts.append(table[len(in_reasons) * variants + out_reasons.index(r.reason)])
+        else:
+            return None
+    parts.append(tail)
+    return b"".join(parts)
+
+
+def unrecorded_py(
+    results: Sequence[Assignment],
+    unit_id: str,
+    recent: Mapping[tuple[str, str, str], object],
+    exposed: tuple[Reason, ...],
+) -> list[Assignment]:
+    """Reference: the results to record as exposures (reason in `exposed`, with a variant, not in
+    `recent`)."""
+    return [
+        r
+        for r in results
+        if r.variant_key is not None
+        and r.reason in exposed
+        and (r.experiment_key, unit_id, r.variant_key) not in recent
+    ]
+
+
+_compiled: ModuleType | None
+try:
+    from verdict_assignment.assign import _fastpath as _compiled  # type: ignore[attr-defined,no-redef]
+except ImportError:  # pragma: no cover - exercised only without a C compiler at setup
+    _compiled = None
+
+COMPILED = _compiled is not None
+"""Whether the compiled versions are in use."""
+
+
+def _decode_request_compiled(body: bytes) -> DecodedRequest:
+    """The compiled decoder, with the reference as judge of what it refuses: bytes the compiled
+    decoder finds malformed but protobuf accepts (exotic encodings such as unknown groups) are
+    decoded by the reference, so no request protobuf accepts is refused."""
+    assert _compiled is not None
+    try:
+        return _compiled.decode_request(body)  # type: ignore[no-any-return]
+    except ValueError:
+        return decode_request_py(body)
+
+
+decode_request: Callable[[bytes], DecodedRequest] = (
+    _decode_request_compiled if _compiled is not None else decode_request_py
+)
+encode: Callable[
+    [Sequence[Assignment], Tables, tuple[Reason, ...], tuple[Reason, ...], bytes], bytes | None
+] = _compiled.encode if _compiled is not None else encode_py
+unrecorded: Callable[
+    [Sequence[Assignment], str, Mapping[tuple[str, str, str], object], tuple[Reason, ...]],
+    list[Assignment],
+] = _compiled.unrecorded if _compiled is not None else unrecorded_py

@@ -1,0 +1,182 @@
+"""The compiled accelerator (`_native.c`) answers exactly what the Python reference answers.
+
+Random configurations cover every step of `_assign_one`: schedules, forced variants, hash
+attributes of every JSON type, layers, shared and distinct conditions, coverage and weights,
+hash versions 1 and 2, ASCII and non-ASCII ids and seeds (the latter go through the Python
+hashers from C).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from verdict.evaluation import (
+    Evaluator,
+    ExperimentConfig,
+    LayerConfig,
+    Reason,
+    VariantConfig,
+    engine,
+    hash,
+)
+
+VECTORS = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "bucketing-cases.json"
+
+CONDITIONS: list[dict[str, Any]] = [
+    {"country": {"$in": ["US", "FR", "DE"]}},
+    {"plan": {"$ne": "free"}},
+    {"version": {"$vgte": "2.1.0"}},
+    {"$or": [{"beta": True}, {"age": {"$gt": 30}}]},
+    {"tags": {"$elemMatch": {"$eq": "vip"}}},
+    {"country": {"$regex": "^(F|D)"}},
+    {"id": {"$in": ["u-1", "u-2", "üñï"]}},
+    {"org": {"$exists": True}},
+]
+
+
+def _random_config(rng: random.Random, i: int) -> ExperimentConfig:
+    n = rng.randint(2, 4)
+    weights = [rng.random() + 0.01 for _ in range(n)]
+    total = sum(weights)
+    variants = tuple(
+        VariantConfig(f"v{j}", w / total, json.dumps({"arm": j}), is_control=j == 0)
+        for j, w in enumerate(weights)
+    )
+    layer = None
+    if rng.random() < 0.4:
+        start = rng.choice([0.0, 0.25, 0.5])
+        layer = LayerConfig(rng.choice(["l1", "l2", "lä"]), start, start + 0.5)
+    forced = {"u-forced": "v1"} if rng.random() < 0.2 else {}
+    return ExperimentConfig(
+        key=f"exp-{i}",
+        variants=variants,
+        seed=rng.choice(["", "seed", "sëed", f"s{i}"]),
+        hash_attribute=rng.choice(["id", "id", "org", "age"]),
+        hash_version=rng.choice([1, 2, 2]),
+        coverage=rng.choice([1.0, 0.8, 0.3]),
+        condition=rng.choice([None, *CONDITIONS]),
+        layer=layer,
+        forced=forced,
+        **rng.choice(
+            [
+                {},
+                {"start_time": 100.0},
+                {"start_time": 5e9},
+                {"end_time": 200.0},
+                {"start_time": 100.0, "end_time": 200.0},
+            ]
+        ),
+        running=rng.random() < 0.9,
+    )
+
+
+def _random_attributes(rng: random.Random) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "country": rng.choice(["US", "FR", "DE", "BR", ""]),
+        "plan": rng.choice(["free", "pro", None]),
+        "version": rng.choice(["2.0.9", "2.1.0", "3.0.0-rc.1"]),
+        "beta": rng.choice([True, False]),
+        "age": rng.choice([12, 31, 0, 45.5, "40", None]),
+        "tags": rng.choice([["vip"], ["new", "vip"], [], None]),
+    }
+    if rng.random() < 0.7:
+        attributes["org"] = rng.choice(["acme", "ünï", 42, 0, True, "", [1], {"a": 1}])
+    return attributes
+
+
+def test_eval_native_accelerator_was_built() -> None:
+    assert engine.NATIVE_AVAILABLE, "run `make setup`: scripts/build_native.py builds it"
+    assert Evaluator([]).native is True
+
+
+def test_eval_native_equals_python_on_random_configurations() -> None:
+    rng = random.Random(20261127)
+    units = [f"u-{i}" for i in range(300)] + ["u-forced", "üñï", "", "ß-1"]
+    checked = 0
+    for _ in range(15):
+        configs = [_random_config(rng, i) for i in range(12)]
+        groups = {"beta": ["u-1"]}
+        fast = Evaluator(configs, groups, native=True)
+        slow = Evaluator(configs, groups, native=False)
+        assert fast.native and not slow.native
+        keys = [c.key for c in configs] + ["missing"]
+        for unit in units:
+            attributes = _random_attributes(rng)
+            now = rng.choice([150.0, 1e9, 6e9])
+            assert fast.assign(unit, attributes, now=now) == slow.assign(unit, attributes, now=now)
+            picked = rng.sample(keys, 3)
+            assert fast.assign(unit, attributes, picked, now) == slow.assign(
+                unit, attributes, picked, now
+            )
+            checked += 1
+    assert checked == 15 * len(units)
+
+
+def test_eval_native_reasons_cover_every_step() -> None:
+    """The random run above is only meaningful if it reaches every outcome."""
+    rng = random.Random(20261127)
+    seen: set[Reason] = set()
+    for _ in range(15):
+        evaluator = Evaluator([_random_config(rng, i) for i in range(12)], native=True)
+        for i in range(300):
+            for result in evaluator.assign(f"u-{i}", _random_attributes(rng), now=1e9):
+                seen.add(result.reason)
+        seen.update(r.reason for r in evaluator.assign("u-forced", {}, now=1e9))
+    assert seen >= {
+        Reason.ASSIGNED,
+        Reason.FORCED,
+        Reason.NOT_TARGETED,
+        Reason.NOT_IN_TRAFFIC,
+        Reason.NOT_RUNNING,
+        Reason.NOT_IN_LAYER,
+        Reason.NO_HASH_ATTRIBUTE,
+    }
+
+
+def test_eval_native_experiments_with_equal_conditions_share_one_compiled_condition() -> None:
+    """What lets the accelerator evaluate each distinct condition once per call."""
+    shared = {"country": {"$in": ["FR"]}, "plan": "pro"}
+    reordered = {"plan": "pro", "country": {"$in": ["FR"]}}
+    configs = [
+        ExperimentConfig(f"e{i}", (VariantConfig("a", 0.5), VariantConfig("b", 0.5)), condition=c)
+        for i, c in enumerate([shared, reordered, {"plan": "pro"}])
+    ]
+    fast, slow = Evaluator(configs, native=True), Evaluator(configs, native=False)
+    compiled = fast._by_key
+    assert compiled["e0"].condition is compiled["e1"].condition
+    assert compiled["e2"].condition is not compiled["e0"].condition
+    for attributes in ({"country": "FR", "plan": "pro"}, {"country": "DE", "plan": "pro"}, {}):
+        results = fast.assign("u-1", attributes)
+        assert results == slow.assign("u-1", attributes)
+    assert [r.reason for r in fast.assign("u-1", {"country": "DE", "plan": "pro"})] == [
+        Reason.NOT_TARGETED,
+        Reason.NOT_TARGETED,
+        Reason.ASSIGNED,
+    ]
+
+
+def test_eval_native_refuses_when_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_native", None)
+    with pytest.raises(RuntimeError, match="not built"):
+        Evaluator([], native=True)
+    assert Evaluator([]).native is False
+
+
+@pytest.mark.skipif(not VECTORS.exists(), reason="GrowthBook vectors not present")
+def test_eval_native_hash_matches_the_spec_vectors() -> None:
+    cases = json.loads(VECTORS.read_text())["hash"]
+    checked = 0
+    for seed, value, version, expected in cases:
+        if version in (1, 2) and seed.isascii() and value.isascii():
+            assert (
+                engine._native.hash_ascii(seed, value, version)
+                == expected
+                == hash(seed, value, version)
+            )
+            checked += 1
+    assert checked > 10
