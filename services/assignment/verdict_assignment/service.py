@@ -82,9 +82,10 @@ class AssignmentProcess:
         return names
 
     def register(self, server: grpc.aio.Server) -> None:
+        # The hot path first: grpc asks generic handlers in registration order.
+        assign_servicer.register(self.assign, server)
         if self.experiments is not None:
             experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(self.experiments, server)
-        assign_servicer.register(self.assign, server)
 
     async def start(self) -> None:
         await self.watcher.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DRAIN_DELAY_S = 1.0
+GC_THRESHOLDS = (10_000, 10, 10)
+"""Young-generation collections every 10,000 allocations instead of 700: each RPC allocates a few
+dozen short-lived containers, and with the default a collection ran every few calls (about 3 % of
+an Assign's CPU, counted with callgrind). Cycles are still collected, a little later."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,11 @@ async def serve(
 
     await service.start()
     await server.start()
+    # What exists now (modules, the loaded configuration) lives as long as the process: keep it
+    # out of every later collection's scan.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     serving = health_pb2.HealthCheckResponse.SERVING
     for service_name in ["", *names]:
         await health_servicer.set(service_name, serving)
