@@ -144,3 +144,55 @@ async def test_handler_sees_the_callers_key_name(stub: Any) -> None:
         experiment_pb2.GetExperimentRequest(key="x"), metadata=bearer("admin-key")
     )
     assert reply.experiment.name == "ops"
+
+
+class RecordingServer:
+    """Stands in for grpc.aio.Server: records which registration calls reach it."""
+
+    def __init__(self) -> None:
+        self.generic: list[grpc.GenericRpcHandler] = []
+        self.registered: list[str] = []
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self.generic.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        self.registered.append(service)
+
+
+class Details(grpc.HandlerCallDetails):  # type: ignore[misc]
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.invocation_metadata = ()
+
+
+def _guarded_recording(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, RecordingServer]:
+    inner = RecordingServer()
+    monkeypatch.setattr(grpc.aio, "server", lambda **kw: inner)
+    return guarded_server(KeyRing(FakeDirectory(), 60)), inner
+
+
+async def test_guard_serves_registered_methods_through_generic_handlers_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, inner = _guarded_recording(monkeypatch)
+    experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(ScriptedExperiments(), server)
+    assert inner.registered == []  # grpc's registered methods cost every call (guard.py)
+    assert len(inner.generic) == 1  # the generated code's generic handler, not a second copy
+    method = "/verdict.v1.ExperimentService/GetExperiment"
+    assert inner.generic[0].service(Details(method)) is not None
+
+
+async def test_guard_registers_a_service_added_only_as_registered_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, inner = _guarded_recording(monkeypatch)
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    handlers = {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+    server.add_registered_method_handlers("test.Echo", handlers)
+    assert inner.registered == [] and len(inner.generic) == 1
+    assert inner.generic[0].service(Details("/test.Echo/Echo")) is not None
+    assert inner.generic[0].service(Details("/test.Other/Echo")) is None
