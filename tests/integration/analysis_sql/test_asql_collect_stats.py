@@ -43,6 +43,8 @@ class Event:
     name: str
     ts: datetime
     measures: dict[str, float]
+    received: datetime | None = None
+    """Its ``received_at``; None: its ``ts`` (delivered at once)."""
 
 
 @dataclass
@@ -151,9 +153,25 @@ async def store(pool: asyncpg.Pool, world: World) -> None:
         )
         await conn.copy_records_to_table(
             "events",
-            columns=["ts", "event_id", "unit_id", "name", "measure_names", "measure_values"],
+            columns=[
+                "ts",
+                "event_id",
+                "unit_id",
+                "name",
+                "measure_names",
+                "measure_values",
+                "received_at",
+            ],
             records=[
-                (e.ts, uuid.uuid4(), e.unit, e.name, list(e.measures), list(e.measures.values()))
+                (
+                    e.ts,
+                    uuid.uuid4(),
+                    e.unit,
+                    e.name,
+                    list(e.measures),
+                    list(e.measures.values()),
+                    e.received or e.ts,
+                )
                 for e in world.events
             ],
         )

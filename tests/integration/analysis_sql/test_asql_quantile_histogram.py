@@ -67,7 +67,8 @@ def _world_rows(key: str, seed: int) -> tuple[list[tuple[object, ...]], list[tup
                 value = float(rng.lognormal(5, 2))
             ts = at + timedelta(minutes=int(rng.integers(0, 2400)))
             if ts < now + timedelta(hours=20):
-                events.append((ts, uuid.uuid4(), unit, "llm.call", ["v"], [value]))
+                # received when sent: the rollup's watermark below falls inside the data
+                events.append((ts, uuid.uuid4(), unit, "llm.call", ["v"], [value], ts))
     return exposures, events
 
 
@@ -114,7 +115,15 @@ async def test_histogram_path_equals_sorting_path_with_and_without_rollup(
         )
         await conn.copy_records_to_table(
             "events",
-            columns=["ts", "event_id", "unit_id", "name", "measure_names", "measure_values"],
+            columns=[
+                "ts",
+                "event_id",
+                "unit_id",
+                "name",
+                "measure_names",
+                "measure_values",
+                "received_at",
+            ],
             records=events,
         )
         want = await _sorted_stats(conn, key, spec)

@@ -67,11 +67,14 @@ async def _quantile_stats(
     rollup: quantile_sql.QuantileRollup | None,
 ) -> dict[str, stats.QuantileStats]:
     """One histogram statement, then one lookup of the interval's ranks (:mod:`.quantile_sql`)."""
-    if rollup is not None:
-        lower = min(lower, rollup.watermark)
+    if rollup is not None and rollup.raw_since is not None:
+        lower = min(lower, rollup.raw_since)
     # The planner joins the values to the two per-arm rows by sorting all the values; a
     # hash join does not sort. (Transaction-local: quantiles are the last statements.)
     await conn.execute("SET LOCAL enable_mergejoin = off")
+    # The value-bucket expressions cost JIT a few hundred ms to emit per statement, more
+    # than they save over the few million values an incremental analysis reads.
+    await conn.execute("SET LOCAL jit = off")
     text, params = quantile_sql.quantile_stats_query(scope, spec, lower, rollup)
     by_variant: dict[str, stats.QuantileStats] = {}
     hists: dict[str, tuple[list[int], list[int], list[float], list[float]]] = {}
@@ -139,7 +142,8 @@ async def collect_stats(
 
     With ``rollups`` (the default) the non-quantile metrics read the experiment's per-unit
     rollup plus the raw events after its watermark (:mod:`.rollup`), and quantile metrics
-    their rolled-up values plus the raw ones (:mod:`.quantile_rollup`), with the same results;
+    their rolled-up values plus the raw ones (:mod:`.quantile_rollup`), with the same results
+    (but for events sent more than :data:`rollup.LATE_S` late, until the next fold);
     ``refresh`` first brings the rollup up to date (the caller holds the experiment's
     analysis lock on ``conn``, or accepts waiting on the rollup's own lock).
     """
@@ -163,8 +167,8 @@ async def collect_stats(
         read = None
         if rollups and has_columns:
             read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)
-            if read is not None and until is not None and until < read.watermark:
-                read = None  # the rollup holds events at or after ``until``: full path
+            if until is not None:
+                read = None  # the rollup may hold events of any ``ts``: full path
         text, params = sql.excluded_units_query(scope)
         excluded = int(await conn.fetchval(text, *params))
         units = dict.fromkeys(variant_keys, 0)
@@ -185,8 +189,8 @@ async def collect_stats(
             text, params = rollup_moments.corrections_query(
                 scope, columns, rollup.lookback_of(metrics, cuped_lookback_s), read
             )
-            length = 2 * len(columns) + len(columns) * (len(columns) + 1) // 2
-            # Few touched units (conflicts, the open part of the day) read their rollup rows
+            length = rollup_moments.moments_length(len(columns))
+            # Few touched units (conflicts, the hour since the last fold) read their rollup rows
             # and exposures by primary key: a nested loop of index scans, not a hash of the
             # whole rollup. The refresh keeps the rollup's statistics current (ANALYZE).
             # Its aggregate is a few hundred expressions: JIT-compiling them with inlining and
@@ -201,9 +205,9 @@ async def collect_stats(
             rows.update(rollup_moments.metric_rows(metrics, cuped, columns, totals))
         elif has_columns and first is not None:
             lower = first - lookback
-            if read is not None:
-                lower = read.watermark if unrolled is None else unrolled - lookback
-                lower = min(lower, read.watermark)
+            if read is not None and read.raw_since is not None:
+                lower = read.raw_since if unrolled is None else unrolled - lookback
+                lower = min(lower, read.raw_since)
             text, params = sql.sufficient_stats_query(
                 scope, metrics, cuped_lookback_s, lower=lower, rollup=read
             )
@@ -220,8 +224,8 @@ async def collect_stats(
                         qread = await quantile_rollup.read_quantile_rollup(
                             conn, experiment_key, spec
                         )
-                        if qread is not None and until is not None and until < qread.watermark:
-                            qread = None  # the rollup holds values at or after ``until``
+                        if until is not None:
+                            qread = None  # the rollup may hold values of any ``ts``
                     found = await _quantile_stats(conn, scope, spec, quantile_alpha, first, qread)
                 for key in variant_keys:
                     variants[key] = found.get(key) or stats.QuantileStats(

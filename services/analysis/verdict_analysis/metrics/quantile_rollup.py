@@ -2,12 +2,12 @@
 
 Quantiles do not add, so the rollup keeps the values themselves, narrow (unit, arm,
 bucket, value) and already cut to the metric's window after exposure; the analysis reads
-them plus the raw events from the watermark on (:mod:`.quantile_sql`). One rollup per
-experiment and quantile definition (event, measure, window, bucket scheme), refreshed with
-the additive rollups (:func:`.rollup.refresh_rollups`) and exact for the same reasons:
-units exposed after a refresh have no membership row and read all their events raw;
-conflicts and segments filter units when reading; ``until`` before the watermark uses the
-full path.
+them plus the raw events received from the watermark on (:mod:`.quantile_sql`). One rollup
+per experiment and quantile definition (event, measure, window, bucket scheme), refreshed
+with the additive rollups (:func:`.rollup.refresh_rollups`) to the same ``received_at``
+watermark, and exact for the same reasons: units exposed after a refresh have no
+membership row and read all their events raw; conflicts and segments filter units when
+reading; ``until`` uses the full path.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from verdict_analysis import stats
 
+from .fold_events import StagedEvents
 from .quantile_sql import BUCKET_SCHEME, QuantileRollup, value_bucket
 from .spec import MetricSpec
 from .sql import Column, Params, _measure
@@ -31,6 +32,10 @@ __all__ = [
     "read_quantile_rollup",
     "refresh_quantile_rollups",
 ]
+
+LATE_S = 86400.0
+"""Analyses read raw values with ``ts`` from this long before the watermark (as
+:data:`.rollup.LATE_S`, which imports this module)."""
 
 _STALE = "7 days"
 """Quantile rollups unrefreshed for this long are dropped (the metric left the analysis)."""
@@ -64,7 +69,9 @@ async def read_quantile_rollup(
     if row is None:
         return None
     exposed = await exposed_units(conn, experiment_key)
-    return QuantileRollup(row["rollup_id"], row["watermark"], row["n_units"] == exposed)
+    mark = row["watermark"]
+    since = mark - timedelta(seconds=LATE_S)
+    return QuantileRollup(row["rollup_id"], mark, row["n_units"] == exposed, since)
 
 
 async def exposed_units(conn: asyncpg.Connection, experiment_key: str) -> int:
@@ -82,10 +89,12 @@ async def refresh_quantile_rollups(
     experiment_key: str,
     metrics: Sequence[MetricSpec],
     watermark: datetime,
+    staged: StagedEvents,
 ) -> None:
     """Folds each quantile metric's values before ``watermark`` (never moved back) into its
-    rollup, and adds the newly exposed units. One transaction per rollup, serialised by a
-    transaction-level advisory lock."""
+    rollup, and adds the newly exposed units. ``staged`` stages the events received since
+    the last fold. One transaction per rollup,
+    serialised by a transaction-level advisory lock."""
     seen: set[str] = set()
     for spec in metrics:
         if spec.type is not stats.MetricType.QUANTILE:
@@ -96,7 +105,7 @@ async def refresh_quantile_rollups(
         seen.add(sig)
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_nestloop = off")  # see collect_stats
-            await _refresh_one(conn, experiment_key, spec, sig, watermark)
+            await _refresh_one(conn, experiment_key, spec, sig, watermark, staged)
     await conn.execute(
         f"""DELETE FROM analysis_quantile_state WHERE experiment_key = $1::text
 AND refreshed_at < now() - interval '{_STALE}'""",
@@ -105,7 +114,12 @@ AND refreshed_at < now() - interval '{_STALE}'""",
 
 
 async def _refresh_one(
-    conn: asyncpg.Connection, experiment_key: str, spec: MetricSpec, sig: str, new: datetime
+    conn: asyncpg.Connection,
+    experiment_key: str,
+    spec: MetricSpec,
+    sig: str,
+    new: datetime,
+    staged: StagedEvents,
 ) -> None:
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))",
@@ -133,8 +147,11 @@ VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz) RETURNING rollup_id""",
         if new <= old:
             new = old
         else:
-            text, params = _advance_query(experiment_key, spec, rollup_id, old, new)
+            table = await staged.table(old, new)
+            text, params = _advance_query(experiment_key, spec, rollup_id, table)
+            await conn.execute("SET LOCAL enable_nestloop = on")  # see rollup._refresh_additive
             await conn.execute(text, *params, timeout=None)
+            await conn.execute("SET LOCAL enable_nestloop = off")
     if n_units != await exposed_units(conn, experiment_key):
         text, params = _new_units_query(experiment_key, spec, rollup_id, new)
         await conn.execute(text, *params, timeout=None)
@@ -150,37 +167,40 @@ VALUES ($1::text, $2::text, $3::jsonb, $4::timestamptz) RETURNING rollup_id""",
     )
 
 
-def _insert_values(p: Params, spec: MetricSpec, rollup_id: int, units: str, ts: str) -> str:
-    """INSERT of the qualifying values of the events of ``units`` (``u``) matching ``ts``."""
+def _insert_values(
+    p: Params, spec: MetricSpec, rollup_id: int, units: str, ts: str, source: str = "events"
+) -> str:
+    """INSERT of the qualifying values of the events of ``units`` (``u``) in ``source``
+    matching ``ts``."""
     value = _measure(p, spec.measure)
     cond = Column(spec.event_name, spec.measure, window_s=spec.window_s).condition(p)
     rid = p.add(rollup_id, "int")
     return f"""INSERT INTO analysis_quantile_values (rollup_id, unit_id, variant_key, bucket, value)
 SELECT {rid}, r.unit_id, r.variant_key, {value_bucket("r.x")}, r.x
 FROM (SELECT u.unit_id, u.variant_key, {value} AS x
-      FROM {units} u JOIN events ev ON ev.unit_id = u.unit_id AND {ts}
+      FROM {units} u JOIN {source} ev ON ev.unit_id = u.unit_id AND {ts}
       WHERE {cond}) r
 WHERE r.x IS NOT NULL"""
 
 
 def _advance_query(
-    experiment_key: str, spec: MetricSpec, rollup_id: int, old: datetime, new: datetime
+    experiment_key: str, spec: MetricSpec, rollup_id: int, staged: str
 ) -> tuple[str, list[object]]:
-    """Adds the values of ``[old, new)`` of the units already rolled up."""
+    """Adds the values of the staged events (:class:`.fold_events.StagedEvents`: those
+    received since the last fold) of the units already rolled up."""
     p = Params()
     exp, rid = p.add(experiment_key, "text"), p.add(rollup_id, "int")
     units = f"""(SELECT x.unit_id, x.variant_key, x.exposed_at FROM exposures x
       JOIN analysis_quantile_units m ON m.rollup_id = {rid} AND m.unit_id = x.unit_id
       WHERE x.experiment_key = {exp})"""
-    ts = f"ev.ts >= {p.add(old, 'timestamptz')} AND ev.ts < {p.add(new, 'timestamptz')}"
-    return _insert_values(p, spec, rollup_id, units, ts), p.values
+    return _insert_values(p, spec, rollup_id, units, "true", staged), p.values
 
 
 def _new_units_query(
     experiment_key: str, spec: MetricSpec, rollup_id: int, watermark: datetime
 ) -> tuple[str, list[object]]:
-    """Membership rows for the exposed units without one, and their values before the
-    watermark (from their exposure on: the earliest bounds the scan of the partitions)."""
+    """Membership rows for the exposed units without one, and their values received before
+    the watermark (from their exposure on: the earliest bounds the scan of the partitions)."""
     p = Params()
     exp, rid = p.add(experiment_key, "text"), p.add(rollup_id, "int")
     hi = p.add(watermark, "timestamptz")
@@ -189,7 +209,7 @@ def _new_units_query(
         spec,
         rollup_id,
         "fresh",
-        f"ev.ts < {hi} AND ev.ts >= (SELECT min(exposed_at) FROM fresh)",
+        f"ev.received_at < {hi} AND ev.ts >= (SELECT min(exposed_at) FROM fresh)",
     )
     text = f"""WITH fresh AS MATERIALIZED (
     SELECT x.unit_id, x.variant_key, x.exposed_at FROM exposures x

@@ -1,7 +1,7 @@
 """Clustered quantile statistics without sorting the events: histogram, then a few lookups.
 
 Per arm, over the qualifying event values ``vals`` (the quantile rollup's values plus the
-raw events after its watermark, or all raw events without a rollup):
+raw events received after its watermark, or all raw events without a rollup):
 
 1. :func:`quantile_stats_query`, one statement over ``vals`` (materialised once): a
    histogram by :func:`value_bucket` (order-preserving, so cumulative counts give each
@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .spec import MetricSpec
-from .sql import Column, Params, UnitScope, _event_join, _exposure_filter, _measure
+from .sql import (
+    Column,
+    Params,
+    UnitScope,
+    _event_join,
+    _exposure_filter,
+    _measure,
+    raw_events,
+)
 
 __all__ = [
     "BUCKET_SCHEME",
@@ -54,13 +62,17 @@ def value_bucket(x: str) -> str:
 
 @dataclass(frozen=True)
 class QuantileRollup:
-    """Read a quantile metric's values before ``watermark`` from rollup ``rollup_id``."""
+    """Read a quantile metric's values of the events received before ``watermark`` from
+    rollup ``rollup_id`` (:class:`sql.Rollup`'s rules)."""
 
     rollup_id: int
     watermark: datetime
+    """A bound on the events' ``received_at`` (not their ``ts``)."""
     complete: bool = False
-    """Every exposed unit of the experiment is in the rollup: raw events start at the
-    watermark, and no unit needs its membership checked."""
+    """Every exposed unit of the experiment is in the rollup: raw events are those received
+    from the watermark on, and no unit needs its membership checked."""
+    raw_since: datetime | None = None
+    """Raw events of rolled units are read from this ``ts`` on; None: all."""
 
 
 @dataclass(frozen=True)
@@ -145,17 +157,19 @@ def _values_ctes(
     if scope.until is not None:
         cond += f" AND ev.ts < {p.add(scope.until, 'timestamptz')}"
     if rollup is not None:
-        # Rolled units read raw events from the watermark on; a unit missing from the
-        # rollup (exposed after its last refresh) reads all of its events.
-        mark = p.add(rollup.watermark, "timestamptz")
+        # Rolled units read the events received from the watermark on; a unit missing
+        # from the rollup (exposed after its last refresh) reads all of its events.
+        fresh = raw_events(p, rollup.watermark, rollup.raw_since)
         if rollup.complete:
-            cond += f" AND ev.ts >= {mark}"
+            cond += f" AND {fresh}"
         else:
-            cond += f" AND (NOT u.rolled OR ev.ts >= {mark})"
-            # Evaluated once at run time, this bound prunes every partition before the
-            # watermark unless a unit missing from the rollup needs it.
-            cond += f""" AND ev.ts >= (
-              SELECT least(min(exposed_at), {mark}) FROM units WHERE NOT rolled)"""
+            cond += f" AND (NOT u.rolled OR ({fresh}))"
+            if rollup.raw_since is not None:
+                # Evaluated once at run time, this bound prunes every partition before
+                # ``raw_since`` unless a unit missing from the rollup needs it.
+                since = p.add(rollup.raw_since, "timestamptz")
+                cond += f""" AND ev.ts >= (
+              SELECT least(min(exposed_at), {since}) FROM units WHERE NOT rolled)"""
     keep = "r.x IS NOT NULL"
     if buckets is not None:
         # The buckets' value range first: a comparison is cheaper than a bucket.

@@ -1,15 +1,16 @@
-"""Per-variant moments of an additive rollup: its part of an analysis, summed once per refresh.
+"""Per-variant moments of an additive rollup: its part of an analysis, kept by each refresh.
 
 Every non-quantile statistic is a sum over units of a per-unit column, of a column's
 square or of a product of two columns (:func:`sql.variant_terms`). Over a rollup's rows
 these sums, the *moments* (per variant: units, ``sum c_k``, ``sum (c_k > 0)`` and
-``sum c_k c_l`` for ``k <= l``), are computed by each refresh that changes the rollup,
-over every rolled unit (conflicted or not). An analysis then reads them and corrects them
-for the *touched* units only, those with raw events from the watermark on and those
-later seen in another variant: their rolled-up contribution is subtracted, and their
-current one (rolled-up plus raw, :func:`corrections_query`) added unless excluded. Sums
-add, so the result equals the per-unit query's; its cost grows with the raw events and
-the conflicts, not with the units.
+``sum c_k c_l`` for ``k <= l``), are kept over every rolled unit (conflicted or not): each
+refresh adds the change of the rows it writes (new rows' moments; for a folded row, its
+new moments minus its old ones), so a fold costs what it touches, not the units. An
+analysis then reads them and corrects them for the *touched* units only, those with
+events received from the watermark on and those later seen in another variant: their
+rolled-up contribution is subtracted, and their current one (rolled-up plus raw,
+:func:`corrections_query`) added unless excluded. Sums add, so the result equals the
+per-unit query's; its cost grows with the raw events and the conflicts, not the units.
 
 Applies when the rollup is complete (every exposed unit has a row), the scope is the
 whole experiment (no segment, no ``until``) and no metric is percentile-capped (capping
@@ -32,20 +33,24 @@ __all__ = [
     "applies",
     "combine",
     "corrections_query",
+    "delta_exprs",
     "metric_rows",
+    "moment_exprs",
+    "moments_length",
     "read_moments",
     "rebuild_moments",
+    "write_moments",
 ]
 
 Moments = tuple[int, list[float]]
-"""Units and the moment vector (:func:`_moment_exprs`' layout) of one variant."""
+"""Units and the moment vector (:func:`moment_exprs`' layout) of one variant."""
 
 
 def _pairs(k: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(k) for b in range(a, k)]
 
 
-def _moment_exprs(s: str, k: int) -> str:
+def moment_exprs(s: str, k: int) -> str:
     """SQL of the moment vector over per-unit sums array ``s`` (1-based, ``k`` columns):
     ``sum c_j`` (``j < k``), then ``sum (c_j > 0)``, then ``sum c_a c_b`` by :func:`_pairs`."""
     exprs = [f"sum({s}[{j + 1}])" for j in range(k)]
@@ -54,14 +59,19 @@ def _moment_exprs(s: str, k: int) -> str:
     return f"ARRAY[{', '.join(exprs)}]::float8[]"
 
 
-def _delta_exprs(s: str, o: str, k: int) -> str:
-    """The moment vector of arrays ``s`` minus that of arrays ``o`` (see :func:`_moment_exprs`)."""
+def delta_exprs(s: str, o: str, k: int) -> str:
+    """The moment vector of arrays ``s`` minus that of arrays ``o`` (see :func:`moment_exprs`)."""
     exprs = [f"sum({s}[{j + 1}] - {o}[{j + 1}])" for j in range(k)]
     exprs += [f"sum(({s}[{j + 1}] > 0)::int - ({o}[{j + 1}] > 0)::int)::float8" for j in range(k)]
     exprs += [
         f"sum({s}[{a + 1}] * {s}[{b + 1}] - {o}[{a + 1}] * {o}[{b + 1}])" for a, b in _pairs(k)
     ]
     return f"ARRAY[{', '.join(exprs)}]::float8[]"
+
+
+def moments_length(k: int) -> int:
+    """The length of a moment vector over ``k`` columns."""
+    return 2 * k + k * (k + 1) // 2
 
 
 def applies(scope: sql.UnitScope, metrics: Sequence[MetricSpec], rollup: sql.Rollup) -> bool:
@@ -87,7 +97,7 @@ async def rebuild_moments(
     await conn.execute(
         f"""INSERT INTO analysis_rollup_moments (experiment_key, signature, variant_key, units,
     moments)
-SELECT $1::text, $2::text, x.variant_key, count(*), {_moment_exprs("r.sums", n_columns)}
+SELECT $1::text, $2::text, x.variant_key, count(*), {moment_exprs("r.sums", n_columns)}
 FROM analysis_rollups r
 JOIN exposures x ON x.experiment_key = r.experiment_key AND x.unit_id = r.unit_id
 WHERE r.experiment_key = $1::text AND r.signature = $2::text
@@ -95,6 +105,23 @@ GROUP BY x.variant_key""",
         experiment_key,
         signature,
         timeout=None,
+    )
+
+
+async def write_moments(
+    conn: asyncpg.Connection,
+    experiment_key: str,
+    signature: str,
+    by_variant: Mapping[str, Moments],
+) -> None:
+    """Stores a rollup's moments (inside the refresh's transaction)."""
+    await conn.executemany(
+        """INSERT INTO analysis_rollup_moments (experiment_key, signature, variant_key, units,
+    moments)
+VALUES ($1::text, $2::text, $3::text, $4::bigint, $5::float8[])
+ON CONFLICT (experiment_key, signature, variant_key)
+DO UPDATE SET units = EXCLUDED.units, moments = EXCLUDED.moments""",
+        [(experiment_key, signature, key, units, v) for key, (units, v) in by_variant.items()],
     )
 
 
@@ -135,7 +162,7 @@ def corrections_query(
     exp = p.add(scope.experiment_key, "text")
     variants = p.add(list(scope.variant_keys), "text[]")
     sig = p.add(rollup.signature, "text")
-    mark = p.add(rollup.watermark, "timestamptz")
+    fresh = rollup.raw_events(p)
     names = p.add(sorted({c.event_name for c in columns}), "text[]")
     back = p.add(lookback_s, "float8")
     index = {c: f"c{k}" for k, c in enumerate(columns)}
@@ -148,7 +175,7 @@ def corrections_query(
     text = f"""WITH raw AS (
     SELECT u.unit_id, u.variant_key, {aggs}
     FROM exposures u JOIN events ev ON ev.unit_id = u.unit_id AND ev.name = ANY({names})
-     AND ev.ts >= u.exposed_at - make_interval(secs => {back}) AND ev.ts >= {mark}
+     AND ev.ts >= u.exposed_at - make_interval(secs => {back}) AND {fresh}
     WHERE u.experiment_key = {exp} AND u.variant_key = ANY({variants})
     GROUP BY u.unit_id, u.variant_key),
 conflicted AS (
@@ -167,7 +194,7 @@ per_unit AS MATERIALIZED (  -- inlined, each reference of s and o rebuilds the a
            CASE WHEN t.excluded THEN ARRAY[{zeros}] ELSE ARRAY[{current}] END AS s
     FROM touched t LEFT JOIN analysis_rollups r ON r.experiment_key = {exp}
      AND r.signature = {sig} AND r.unit_id = t.unit_id)
-SELECT variant_key, sum(counted - rolled) AS units, {_delta_exprs("s", "o", k)} AS moments
+SELECT variant_key, sum(counted - rolled) AS units, {delta_exprs("s", "o", k)} AS moments
 FROM per_unit GROUP BY variant_key"""
     return text, p.values
 

@@ -13,7 +13,7 @@ non-quantile metrics of an experiment at once (one scan of the events)::
 The event scan has a constant lower bound on ``ts`` (the earliest exposure minus the
 CUPED lookback, found by :func:`units_count_query`), so PostgreSQL prunes the older day
 partitions. With rollups (:mod:`.rollup`), ``per_unit`` adds each unit's rolled-up sums
-to its raw events after the watermark instead. Quantile metrics need event-level order
+to its raw events received after the watermark instead. Quantile metrics need event-level order
 statistics: see :mod:`.quantile_sql`.
 """
 
@@ -37,6 +37,7 @@ __all__ = [
     "counts_units_without_events",
     "excluded_units_query",
     "metric_roles",
+    "raw_events",
     "stats_fields",
     "sufficient_stats_query",
     "units_count_query",
@@ -245,14 +246,32 @@ def _cap_bounds(
 
 @dataclass(frozen=True)
 class Rollup:
-    """Read per-unit sums from a rollup: ``columns[k]`` summed over a unit's events before
-    ``watermark`` is ``analysis_rollups.sums[k + 1]``; later events are read raw."""
+    """Read per-unit sums from a rollup: ``columns[k]`` summed over a unit's events
+    received before ``watermark`` is ``analysis_rollups.sums[k + 1]``; events received
+    from the watermark on are read raw."""
 
     signature: str
     watermark: datetime
+    """A bound on the events' ``received_at`` (not their ``ts``)."""
     complete: bool = False
-    """Every exposed unit of the experiment has a row: none reads its events raw before
-    the watermark, and the per-variant moments (:mod:`.rollup_moments`) apply."""
+    """Every exposed unit of the experiment has a row: none reads all its events raw, and
+    the per-variant moments (:mod:`.rollup_moments`) apply."""
+    raw_since: datetime | None = None
+    """Raw events of rolled units are read from this ``ts`` on (a constant bound that
+    prunes the older partitions; later-sent events wait for the next fold); None: all."""
+
+    def raw_events(self, p: Params) -> str:
+        """Whether event ``ev`` of a rolled unit is read raw."""
+        return raw_events(p, self.watermark, self.raw_since)
+
+
+def raw_events(p: Params, watermark: datetime, raw_since: datetime | None) -> str:
+    """Whether event ``ev`` of a unit rolled up to ``watermark`` is read raw: received from
+    the watermark on (and with ``ts`` from ``raw_since`` on, when given)."""
+    cond = f"ev.received_at >= {p.add(watermark, 'timestamptz')}"
+    if raw_since is not None:
+        cond += f" AND ev.ts >= {p.add(raw_since, 'timestamptz')}"
+    return cond
 
 
 def _event_join(p: Params, names: list[str], lookback: float, lower: datetime | None) -> str:
@@ -318,10 +337,9 @@ def sufficient_stats_query(
     FROM units u {kind} events ev ON {join}
     GROUP BY u.unit_id, u.variant_key)"""
     else:
-        # Rolled units read raw events from the watermark on; a unit missing from the
-        # rollup (exposed after its last refresh) reads all of its events.
-        mark = p.add(rollup.watermark, "timestamptz")
-        join += f" AND (u.sums IS NULL OR ev.ts >= {mark})"
+        # Rolled units read the events received from the watermark on; a unit missing
+        # from the rollup (exposed after its last refresh) reads all of its events.
+        join += f" AND (u.sums IS NULL OR ({rollup.raw_events(p)}))"
         sums = [
             f"coalesce(u.sums[{k + 1}], 0::float8) + coalesce(raw.{index[c]}, 0::float8)"
             f" AS {index[c]}"
