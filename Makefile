@@ -49,7 +49,9 @@ bench: setup
 	@for t in bench-assign bench-ingest bench-stats bench-analysis; do \
 	  $(MAKE) --no-print-directory $$t || exit 1; done
 
-bench-assign: setup
+bench-assign: setup   ## needs h2load (Debian nghttp2-client): installed here when missing
+	@command -v h2load >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(PY) bench/bench_assign.py $(ARGS)
 
 bench-ingest: setup
