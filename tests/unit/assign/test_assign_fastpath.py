@@ -126,6 +126,7 @@ def test_fastpath_decode_refuses_malformed_bytes(body: bytes) -> None:
         compiled.decode_request(body)
     with pytest.raises(ValueError, match="malformed AssignRequest"):
         fastpath.decode_request_py(body)
+    assert fastpath.decode_request(body) is None  # the servicer answers INVALID_ARGUMENT
 
 
 def test_fastpath_decode_agrees_on_corrupted_bytes() -> None:

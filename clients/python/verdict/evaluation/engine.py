@@ -130,7 +130,7 @@ class _Compiled:
         self,
         config: ExperimentConfig,
         saved_groups: Mapping[str, Sequence[Any]],
-        conditions: dict[str, CompiledCondition] | None = None,
+        conditions: dict[str, CompiledCondition],
     ):
         key = config.key
         self.config = config
@@ -145,15 +145,16 @@ class _Compiled:
         self.layer_end = 1.0 if layer is None else layer.end
         self.condition: CompiledCondition | None = None
         if config.condition:
-            canonical = _canonical(config.condition) if conditions is not None else None
-            shared = None if canonical is None else conditions.get(canonical)  # type: ignore[union-attr]
+            # `conditions`: compiled so far for this Evaluator, shared between equal conditions.
+            canonical = _canonical(config.condition)
+            shared = None if canonical is None else conditions.get(canonical)
             if shared is None:
                 try:
                     shared = compile_condition(config.condition, saved_groups)
                 except ConditionError as error:
                     raise ValueError(f"experiment {key!r}: invalid condition: {error}") from error
                 if canonical is not None:
-                    conditions[canonical] = shared  # type: ignore[index]
+                    conditions[canonical] = shared
             self.condition = shared
         self.hasher: Callable[[str], float | None] = make_hasher(
             config.effective_seed, config.hash_version
@@ -278,8 +279,8 @@ class Evaluator:
         """
         if attributes is None:
             attributes = {"id": unit_id}
-        elif "id" not in attributes or type(attributes) is not dict:
-            attributes = {**attributes, "id": unit_id} if "id" not in attributes else {**attributes}
+        elif type(attributes) is not dict or "id" not in attributes:
+            attributes = {"id": unit_id, **attributes}  # a dict: the accelerator reads dicts
         if now is None:
             now = time.time()
         plan = self._plan

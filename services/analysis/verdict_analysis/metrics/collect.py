@@ -154,6 +154,9 @@ async def collect_stats(
     lookback = timedelta(seconds=cuped_lookback_s or 0.0)
     has_columns = bool(sql.columns_of(metrics, cuped))
     has_quantiles = any(m.type is stats.MetricType.QUANTILE for m in metrics)
+    # A rollup may hold events of any ``ts`` (its watermark is on received_at): with ``until``
+    # the full path runs.
+    rollups = rollups and until is None
     if rollups and refresh and (has_columns or has_quantiles):
         await rollup.refresh_rollups(
             conn, experiment_key, metrics, cuped_lookback_s=cuped_lookback_s
@@ -167,8 +170,6 @@ async def collect_stats(
         read = None
         if rollups and has_columns:
             read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)
-            if until is not None:
-                read = None  # the rollup may hold events of any ``ts``: full path
         text, params = sql.excluded_units_query(scope)
         excluded = int(await conn.fetchval(text, *params))
         units = dict.fromkeys(variant_keys, 0)
@@ -224,8 +225,6 @@ async def collect_stats(
                         qread = await quantile_rollup.read_quantile_rollup(
                             conn, experiment_key, spec
                         )
-                        if until is not None:
-                            qread = None  # the rollup may hold values of any ``ts``
                     found = await _quantile_stats(conn, scope, spec, quantile_alpha, first, qread)
                 for key in variant_keys:
                     variants[key] = found.get(key) or stats.QuantileStats(

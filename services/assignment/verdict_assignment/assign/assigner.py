@@ -54,34 +54,24 @@ class Assigner:
         log_exposures: bool = True,
     ) -> tuple[Snapshot, list[Assignment]]:
         """The results for `keys` (empty: every running experiment) and the snapshot used."""
-        snapshot, results, candidates, now = self.evaluate(unit_id, attributes, keys)
-        if candidates:
-            await self.apply_sticky(snapshot, unit_id, results, candidates)
-        if log_exposures:
-            self.record(snapshot, unit_id, attributes, results, now)
-        return snapshot, results
-
-    def evaluate(
-        self, unit_id: str, attributes: Mapping[str, Any], keys: Sequence[str]
-    ) -> tuple[Snapshot, list[Assignment], list[int], float]:
-        """`assign`'s first step, without I/O: the snapshot, its results, the positions of the
-        results a sticky variant may override (pass them to `apply_sticky`), and the time used.
-        The servicer calls the steps itself to spare a coroutine per call."""
         check_unit_id(unit_id)
         snapshot = self._holder.require()
         now = time.time()
         results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
         sticky_keys = snapshot.sticky_keys
-        if not sticky_keys or self._sticky is None:
-            return snapshot, results, [], now
-        candidates = [
-            i
-            for i, r in enumerate(results)
-            if r.experiment_key in sticky_keys and r.reason in _STICKY_CANDIDATES
-        ]
-        return snapshot, results, candidates, now
+        if sticky_keys and self._sticky is not None:
+            candidates = [
+                i
+                for i, r in enumerate(results)
+                if r.experiment_key in sticky_keys and r.reason in _STICKY_CANDIDATES
+            ]
+            if candidates:
+                await self._apply_sticky(snapshot, unit_id, results, candidates)
+        if log_exposures and self._sink is not None:
+            self._record(self._sink, snapshot, unit_id, attributes, results, now)
+        return snapshot, results
 
-    async def apply_sticky(
+    async def _apply_sticky(
         self, snapshot: Snapshot, unit_id: str, results: list[Assignment], candidates: list[int]
     ) -> None:
         assert self._sticky is not None
@@ -105,18 +95,15 @@ class Assigner:
         if fresh:
             self._sticky.remember(unit_id, fresh)
 
-    def record(
+    def _record(
         self,
+        sink: ExposureSink,
         snapshot: Snapshot,
         unit_id: str,
         attributes: Mapping[str, Any],
         results: list[Assignment],
         now: float,
     ) -> None:
-        """Queues the exposures among `results` not recorded recently (no-op without a sink)."""
-        sink = self._sink
-        if sink is None:
-            return
         experiments = snapshot.experiments
         for r in sink.unrecorded(results, unit_id, _EXPOSED):
             assert r.variant_key is not None

@@ -4,7 +4,7 @@ The compiled decoder equals protobuf's on every message protobuf accepts (tests 
 random and corrupted requests); on corrupted bytes it may be more lenient (it decodes some that
 protobuf refuses, e.g. with invalid UTF-8 inside unknown fields), never less.
 
-`decode_request`, `encode` and `unrecorded` are the compiled versions from `_fastpath.c` when
+`decode_request`, `encode` and `unrecorded` use the compiled versions from `_fastpath.c` when
 `make setup` built it, else the `*_py` references below; `COMPILED` says which. Tests run both on
 the same inputs and require the same answers. The rules themselves (which variant, why) live in
 the evaluation core, not here.
@@ -108,20 +108,22 @@ COMPILED = _compiled is not None
 """Whether the compiled versions are in use."""
 
 
-def _decode_request_compiled(body: bytes) -> DecodedRequest:
-    """The compiled decoder, with the reference as judge of what it refuses: bytes the compiled
-    decoder finds malformed but protobuf accepts (exotic encodings such as unknown groups) are
-    decoded by the reference, so no request protobuf accepts is refused."""
-    assert _compiled is not None
+def decode_request(body: bytes) -> DecodedRequest | None:
+    """The request as Python values, None when malformed (the handler answers INVALID_ARGUMENT,
+    where a raising deserializer would make grpc answer INTERNAL). The compiled decoder when it
+    was built, with the reference as judge of what it refuses: bytes it finds malformed but
+    protobuf accepts (exotic encodings such as unknown groups) are decoded by the reference."""
+    if _compiled is not None:
+        try:
+            return _compiled.decode_request(body)  # type: ignore[no-any-return]
+        except ValueError:
+            pass
     try:
-        return _compiled.decode_request(body)  # type: ignore[no-any-return]
-    except ValueError:
         return decode_request_py(body)
+    except ValueError:
+        return None
 
 
-decode_request: Callable[[bytes], DecodedRequest] = (
-    _decode_request_compiled if _compiled is not None else decode_request_py
-)
 encode: Callable[
     [Sequence[Assignment], Tables, tuple[Reason, ...], tuple[Reason, ...], bytes], bytes | None
 ] = _compiled.encode if _compiled is not None else encode_py

@@ -3,8 +3,8 @@
 `Assign` answers with bytes the snapshot prebuilt (see `snapshot`), so its handler is registered
 with an identity response serializer instead of the generated one; the wire format is the same
 `AssignResponse` every generated client decodes. Its request deserializer is
-`fastpath.decode_request`, which gives the unit id, attributes and keys as plain Python values
-(a malformed request is INVALID_ARGUMENT).
+`fastpath.decode_request`, which gives the unit id, attributes and keys as plain Python values,
+or None for bytes that are no AssignRequest (answered INVALID_ARGUMENT).
 """
 
 from __future__ import annotations
@@ -35,12 +35,7 @@ class AssignmentServicer:
             raise InvalidArgument.of("request", "not a valid AssignRequest message")
         unit_id, attributes, keys, skip_logging = request
         attributes.setdefault("id", unit_id)  # ours to change; spares the evaluator a copy
-        assigner = self._assigner
-        snapshot, results, candidates, now = assigner.evaluate(unit_id, attributes, keys)
-        if candidates:
-            await assigner.apply_sticky(snapshot, unit_id, results, candidates)
-        if not skip_logging:
-            assigner.record(snapshot, unit_id, attributes, results, now)
+        snapshot, results = await self._assigner.assign(unit_id, attributes, keys, not skip_logging)
         return snapshot.encode(results)
 
     async def GetConfigSnapshot(
@@ -62,21 +57,12 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _decode(body: bytes) -> fastpath.DecodedRequest | None:
-    """The request as Python values; None when malformed (the handler answers INVALID_ARGUMENT,
-    where a raising deserializer would make grpc answer INTERNAL)."""
-    try:
-        return fastpath.decode_request(body)
-    except ValueError:
-        return None
-
-
 def register(servicer: AssignmentServicer, server: grpc.aio.Server) -> None:
     """Adds AssignmentService to `server`."""
     handlers = {
         "Assign": grpc.unary_unary_rpc_method_handler(
             servicer.Assign,
-            request_deserializer=_decode,
+            request_deserializer=fastpath.decode_request,
             response_serializer=_identity,
         ),
         "GetConfigSnapshot": grpc.unary_unary_rpc_method_handler(
