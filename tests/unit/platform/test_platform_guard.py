@@ -3,6 +3,7 @@ it (a domain validation error arrives as INVALID_ARGUMENT with the field in BadR
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,13 @@ from redis import exceptions as redis_errors
 
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
-from verdict_platform.guard import current_principal, guarded_server
+from verdict_platform.guard import (
+    Guard,
+    _CallDetails,
+    _GuardedGenericHandler,
+    current_principal,
+    guarded_server,
+)
 from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import hash_key
 from verdict_platform.roles import Role
@@ -144,6 +151,67 @@ async def test_handler_sees_the_callers_key_name(stub: Any) -> None:
         experiment_pb2.GetExperimentRequest(key="x"), metadata=bearer("admin-key")
     )
     assert reply.experiment.name == "ops"
+
+
+async def test_concurrent_calls_each_see_their_own_key(stub: Any) -> None:
+    """The key noted at handler lookup belongs to the call: interleaved calls never mix them."""
+    keys = ["admin-key", None, "read-key", "forged"] * 25
+
+    async def one(key: str | None) -> str:
+        metadata = bearer(key) if key is not None else None
+        call = stub.GetExperiment(experiment_pb2.GetExperimentRequest(key="x"), metadata=metadata)
+        try:
+            return (await call).experiment.name
+        except grpc.aio.AioRpcError as err:
+            return err.code().name
+
+    names = await asyncio.gather(*(one(k) for k in keys))
+    expected = {"admin-key": "ops", None: "UNAUTHENTICATED", "read-key": "dashboard",
+                "forged": "UNAUTHENTICATED"}  # fmt: skip
+    assert names == [expected[k] for k in keys]
+
+
+class StubContext:
+    def __init__(self, authorization: str | None) -> None:
+        self.metadata = () if authorization is None else (("authorization", authorization),)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailing = metadata
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        raise grpc.aio.AbortError(code.name)
+
+
+async def test_a_key_noted_in_another_task_is_not_used() -> None:
+    """A task started by the one that looked the handler up inherits its context, noted key
+    included; the guard must read that task's own call metadata instead."""
+    keyring = KeyRing(FakeDirectory(), refresh_s=60)
+    await keyring.load()
+    guarded = _GuardedGenericHandler(
+        grpc.method_handlers_generic_handler(
+            "verdict.v1.ExperimentService",
+            {
+                "GetExperiment": grpc.unary_unary_rpc_method_handler(
+                    ScriptedExperiments().GetExperiment
+                )
+            },
+        ),
+        Guard(keyring),
+    )
+    method = "/verdict.v1.ExperimentService/GetExperiment"
+    handler = guarded.service(_CallDetails(method, bearer("admin-key")))
+    request = experiment_pb2.GetExperimentRequest(key="x")
+    # Same task as the lookup: the noted key serves, whatever the context says.
+    reply = await handler.unary_unary(request, StubContext(None))
+    assert reply.experiment.name == "ops"
+    # Another task, same inherited context: its own metadata decides.
+    with pytest.raises(grpc.aio.AbortError, match="UNAUTHENTICATED"):
+        await asyncio.create_task(handler.unary_unary(request, StubContext(None)))
+    other = await asyncio.create_task(handler.unary_unary(request, StubContext("Bearer read-key")))
+    assert other.experiment.name == "dashboard"
 
 
 class RecordingServer:
