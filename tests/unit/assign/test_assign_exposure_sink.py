@@ -102,3 +102,26 @@ async def test_the_recent_set_is_bounded() -> None:
     sink.record(_exposure("u0"))  # forgotten by now: recorded again (ingest deduplicates)
     await sink.flush()
     assert len(sender.sent) == 11
+
+
+async def test_the_recent_bound_counts_exposures_not_units() -> None:
+    sender = FakeSender()
+    sink = ExposureSink(sender, recent_size=4)
+    for key in ("e1", "e2", "e3"):
+        sink.record(PendingExposure(key, "a", "u0", 1.0, 1))
+    for unit in ("u1", "u2"):  # five exposures known: u0's three are forgotten together
+        sink.record(_exposure(unit))
+    sink.record(PendingExposure("e2", "a", "u0", 1.0, 1))
+    sink.record(_exposure("u2"))  # still known
+    await sink.flush()
+    assert len(sender.sent) == 6
+
+
+async def test_a_new_variant_for_a_unit_is_recorded_again() -> None:
+    sender = FakeSender()
+    sink = ExposureSink(sender)
+    sink.record(_exposure("u1", "a"))
+    sink.record(_exposure("u1", "b"))  # e.g. the experiment's allocation changed
+    sink.record(_exposure("u1", "b"))
+    await sink.flush()
+    assert [e.variant_key for e in sender.sent] == ["a", "b"]

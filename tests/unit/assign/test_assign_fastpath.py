@@ -203,13 +203,15 @@ def test_fastpath_unrecorded_equals_the_reference() -> None:
     snapshot = build_snapshot(snapshot_proto(9, [_experiment("one"), _experiment("two")]))
     exposed = (Reason.ASSIGNED, Reason.STICKY)
     rng = random.Random(10)
-    recent: dict[tuple[str, str, str], None] = {}
+    recent: dict[str, dict[str, str]] = {}
     for i in range(300):
         unit = f"u{rng.randrange(50)}" if i % 7 else "qa"
         results = snapshot.evaluator.assign(unit, {})
+        if i % 11 == 0 and unit in recent:  # a variant recorded before, now another
+            recent[unit] = {key: "other" for key in recent[unit]}
         fast = compiled.unrecorded(results, unit, recent, exposed)
         assert fast == fastpath.unrecorded_py(results, unit, recent, exposed)
         for r in fast:
             assert r.reason in exposed and r.variant_key is not None
-            recent[(r.experiment_key, unit, r.variant_key)] = None
-    assert recent and all(unit != "qa" for _, unit, _ in recent)  # forced units: no exposure
+            recent.setdefault(unit, {})[r.experiment_key] = r.variant_key
+    assert recent and "qa" not in recent  # forced units: no exposure

@@ -10,8 +10,8 @@
  *     Joins the prebuilt `AssignResponse` entry of each result (see snapshot.py) and `tail`;
  *     None when a result has no prebuilt entry (the caller encodes it the slow way).
  * unrecorded(results, unit_id, recent, exposed) -> list
- *     The results whose reason is in `exposed`, with a variant, whose (experiment key, unit id,
- *     variant key) is not a key of `recent`.
+ *     The results whose reason is in `exposed`, with a variant, other than the variant
+ *     `recent[unit_id]` (experiment key -> variant key) holds for their experiment.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -373,7 +373,13 @@ static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t 
                         "unrecorded(results: list, unit_id, recent: dict, exposed: tuple)");
         return NULL;
     }
-    PyObject *results = args[0], *unit_id = args[1], *recent = args[2], *exposed = args[3];
+    PyObject *results = args[0], *recent = args[2], *exposed = args[3];
+    PyObject *seen = PyDict_GetItemWithError(recent, args[1]); /* borrowed */
+    if (!seen && PyErr_Occurred()) return NULL;
+    if (seen && !PyDict_Check(seen)) {
+        PyErr_SetString(PyExc_TypeError, "recent must map unit ids to dicts");
+        return NULL;
+    }
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(results); i++) {
@@ -384,11 +390,16 @@ static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         PyObject *variant = PyTuple_GET_ITEM(r, 1);
         if (variant == Py_None || position(PyTuple_GET_ITEM(r, 3), exposed) < 0) continue;
-        PyObject *key = PyTuple_Pack(3, PyTuple_GET_ITEM(r, 0), unit_id, variant);
-        if (!key) goto error;
-        int seen = PyDict_Contains(recent, key);
-        Py_DECREF(key);
-        if (seen < 0 || (!seen && PyList_Append(out, r) < 0)) goto error;
+        if (seen) {
+            PyObject *known = PyDict_GetItemWithError(seen, PyTuple_GET_ITEM(r, 0));
+            if (!known && PyErr_Occurred()) goto error;
+            if (known) {
+                int same = known == variant ? 1 : PyObject_RichCompareBool(known, variant, Py_EQ);
+                if (same < 0) goto error;
+                if (same) continue;
+            }
+        }
+        if (PyList_Append(out, r) < 0) goto error;
     }
     return out;
 error:

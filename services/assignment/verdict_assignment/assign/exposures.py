@@ -72,7 +72,10 @@ class ExposureSink:
         self._max_attempts = max_attempts
         self._max_backoff_s = max_backoff_s
         self._buffer: list[PendingExposure] = []
-        self._recent: dict[tuple[str, str, str], None] = {}
+        # Unit id -> experiment key -> variant key recorded lately (one lookup per unit on the
+        # hot path); `_recent_count` entries in all, the oldest units forgotten first.
+        self._recent: dict[str, dict[str, str]] = {}
+        self._recent_count = 0
         self._has_data = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -94,16 +97,22 @@ class ExposureSink:
 
     def record(self, exposure: PendingExposure) -> None:
         """Queues `exposure` unless it was recorded recently or the buffer is full."""
-        seen = (exposure.experiment_key, exposure.unit_id, exposure.variant_key)
         recent = self._recent
-        if seen in recent:
+        unit, key = exposure.unit_id, exposure.experiment_key
+        seen = recent.get(unit)
+        if seen is not None and seen.get(key) == exposure.variant_key:
             return
         if len(self._buffer) >= self._max_buffer:
             self.dropped += 1
             return
-        recent[seen] = None
-        if len(recent) > self._recent_size:
-            del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
+        if seen is None:
+            seen = recent[unit] = {}
+        if key not in seen:
+            self._recent_count += 1
+        seen[key] = exposure.variant_key
+        while self._recent_count > self._recent_size and len(recent) > 1:
+            oldest = next(iter(recent))  # dicts keep insertion order
+            self._recent_count -= len(recent.pop(oldest))
         self._buffer.append(exposure)
         self._has_data.set()
 
@@ -166,6 +175,9 @@ class ExposureSink:
                 break
         self.dropped += len(batch)
         for exposure in batch:  # let a later assignment record them again
-            self._recent.pop(
-                (exposure.experiment_key, exposure.unit_id, exposure.variant_key), None
-            )
+            seen = self._recent.get(exposure.unit_id)
+            if seen is not None and seen.get(exposure.experiment_key) == exposure.variant_key:
+                del seen[exposure.experiment_key]
+                self._recent_count -= 1
+                if not seen:
+                    del self._recent[exposure.unit_id]

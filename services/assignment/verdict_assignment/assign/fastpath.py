@@ -84,17 +84,18 @@ def encode_py(
 def unrecorded_py(
     results: Sequence[Assignment],
     unit_id: str,
-    recent: Mapping[tuple[str, str, str], object],
+    recent: Mapping[str, Mapping[str, str]],
     exposed: tuple[Reason, ...],
 ) -> list[Assignment]:
-    """Reference: the results to record as exposures (reason in `exposed`, with a variant, not in
-    `recent`)."""
+    """Reference: the results to record as exposures (reason in `exposed`, with a variant, not
+    the variant `recent[unit_id]` holds for their experiment)."""
+    seen = recent.get(unit_id, {})
     return [
         r
         for r in results
         if r.variant_key is not None
         and r.reason in exposed
-        and (r.experiment_key, unit_id, r.variant_key) not in recent
+        and seen.get(r.experiment_key) != r.variant_key
     ]
 
 
@@ -128,6 +129,6 @@ encode: Callable[
     [Sequence[Assignment], Tables, tuple[Reason, ...], tuple[Reason, ...], bytes], bytes | None
 ] = _compiled.encode if _compiled is not None else encode_py
 unrecorded: Callable[
-    [Sequence[Assignment], str, Mapping[tuple[str, str, str], object], tuple[Reason, ...]],
+    [Sequence[Assignment], str, Mapping[str, Mapping[str, str]], tuple[Reason, ...]],
     list[Assignment],
 ] = _compiled.unrecorded if _compiled is not None else unrecorded_py
