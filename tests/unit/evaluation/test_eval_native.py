@@ -91,21 +91,27 @@ def test_eval_native_accelerator_was_built() -> None:
     assert Evaluator([]).native is True
 
 
-def test_eval_native_equals_python_on_random_configurations() -> None:
+@pytest.mark.parametrize("buckets", [True, False])
+def test_eval_native_equals_python_on_random_configurations(buckets: bool) -> None:
     rng = random.Random(20261127)
     units = [f"u-{i}" for i in range(300)] + ["u-forced", "üñï", "", "ß-1"]
     checked = 0
     for _ in range(15):
         configs = [_random_config(rng, i) for i in range(12)]
         groups = {"beta": ["u-1"]}
-        fast = Evaluator(configs, groups, native=True)
-        slow = Evaluator(configs, groups, native=False)
+        fast = Evaluator(configs, groups, native=True, buckets=buckets)
+        slow = Evaluator(configs, groups, native=False, buckets=buckets)
+        with_buckets = Evaluator(configs, groups, native=True)
         assert fast.native and not slow.native
         keys = [c.key for c in configs] + ["missing"]
         for unit in units:
             attributes = _random_attributes(rng)
             now = rng.choice([150.0, 1e9, 6e9])
-            assert fast.assign(unit, attributes, now=now) == slow.assign(unit, attributes, now=now)
+            answer = fast.assign(unit, attributes, now=now)
+            assert answer == slow.assign(unit, attributes, now=now)
+            if not buckets:  # the same answers, less the bucket
+                full = with_buckets.assign(unit, attributes, now=now)
+                assert answer == [r._replace(bucket=None) for r in full]
             picked = rng.sample(keys, 3)
             assert fast.assign(unit, attributes, picked, now) == slow.assign(
                 unit, attributes, picked, now

@@ -6,13 +6,11 @@ the cases skip with a message saying so.
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.vectors import cases as _cases
 from verdict.evaluation import (
     choose_variation,
     evaluate_condition,
@@ -21,30 +19,6 @@ from verdict.evaluation import (
     hash,
     in_namespace,
 )
-
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-_DEFAULT_VECTORS = _REPO_ROOT.parent / "shared" / "vectors" / "bucketing-cases.json"
-VECTORS = Path(os.environ.get("VERDICT_VECTORS", str(_DEFAULT_VECTORS)))
-
-
-def _cases(section: str) -> list[Any]:
-    """The section's cases as pytest params, or one skipped param when the file is absent."""
-    if not VECTORS.is_file():
-        reason = f"GrowthBook spec vectors not found at {VECTORS} (set VERDICT_VECTORS)"
-        return [pytest.param(None, id=f"{section}-vectors-missing", marks=pytest.mark.skip(reason))]
-    cases = json.loads(VECTORS.read_text(encoding="utf-8"))[section]
-    assert cases, f"section {section} of {VECTORS} is empty"
-    return [pytest.param(case, id=_case_id(section, i, case)) for i, case in enumerate(cases)]
-
-
-def _case_id(section: str, index: int, case: list[Any]) -> str:
-    if section == "hash":
-        label = f"v{case[2]}-{case[0]!r}-{case[1]!r}"
-    elif section == "getEqualWeights":
-        label = f"n={case[0]}"
-    else:
-        label = str(case[0])
-    return f"{index:03d}-{label}"
 
 
 def _ranges_close(actual: list[tuple[float, float]], expected: list[list[float]]) -> bool:

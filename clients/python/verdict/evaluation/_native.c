@@ -54,6 +54,374 @@ static double hash_v1(const unsigned char *seed, Py_ssize_t ns, const unsigned c
     return (double)(h % 1000u) / 1000.0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Condition programs: a targeting condition lowered by `programs.py` into a tree of nodes. Each
+ * node decides the values it knows (exact str, float, small int, bool, None; attributes in an
+ * exact dict) and calls its fallback (the closure `conditions.py` compiled for the same part)
+ * for any other. The program tuple is kept alive by the Program and the nodes borrow from it.
+ */
+
+enum {
+    OP_AND = 1, OP_OR = 2, OP_NOT = 3, OP_PATH = 4, OP_OBJ_PY = 5,
+    V_ALL = 10, V_NOT = 11, V_PY = 12, V_STR = 13, V_BOOL = 14, V_NUM = 15, V_NULL = 16,
+    V_EQ_STR = 17, V_IN_STR = 18, V_REL = 19, V_VREL = 20, V_REGEX = 21, V_EXISTS = 22,
+};
+
+#define MAX_EXACT_INT 9007199254740992LL /* 2**53 */
+#define MAX_DEPTH 64
+
+typedef struct Node {
+    int op;
+    int flag;             /* negate / expected bool / comparison code / has number */
+    double number;
+    Py_ssize_t n;         /* children */
+    struct Node *children;
+    PyObject *value;      /* key, str, set, padded version, regex search */
+    PyObject *extra;      /* plain string (V_REL), pad_version (V_VREL) */
+    PyObject *fallback;   /* closure, or NULL where the node decides everything */
+} Node;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *source;
+    Node root;
+} Program;
+
+static void free_node(Node *node) {
+    for (Py_ssize_t i = 0; i < node->n; i++) free_node(&node->children[i]);
+    PyMem_Free(node->children);
+    node->children = NULL;
+    node->n = 0;
+}
+
+static int bad_node(const char *what) {
+    PyErr_Format(PyExc_ValueError, "malformed condition program: %s", what);
+    return -1;
+}
+
+static int parse_node(PyObject *t, Node *node, int on_value, int depth);
+
+static int parse_children(PyObject *items, Node *node, int on_value, int depth) {
+    if (!PyTuple_Check(items)) return bad_node("children must be a tuple");
+    node->n = PyTuple_GET_SIZE(items);
+    node->children = PyMem_Calloc((size_t)(node->n ? node->n : 1), sizeof(Node));
+    if (!node->children) {
+        node->n = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < node->n; i++)
+        if (parse_node(PyTuple_GET_ITEM(items, i), &node->children[i], on_value, depth + 1) < 0)
+            return -1;
+    return 0;
+}
+
+static int one_child(PyObject *t, Py_ssize_t at, Node *node, int on_value, int depth) {
+    node->n = 1;
+    node->children = PyMem_Calloc(1, sizeof(Node));
+    if (!node->children) {
+        node->n = 0;
+        PyErr_NoMemory();
+        return -1;
+    }
+    return parse_node(PyTuple_GET_ITEM(t, at), node->children, on_value, depth + 1);
+}
+
+static int parse_node(PyObject *t, Node *node, int on_value, int depth) {
+    if (depth > MAX_DEPTH) return bad_node("nested too deeply");
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 1) return bad_node("a node is a tuple");
+    Py_ssize_t size = PyTuple_GET_SIZE(t);
+    long op = PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
+    if (op == -1 && PyErr_Occurred()) return -1;
+    node->op = (int)op;
+#define NEED(k) if (size != (k)) return bad_node("wrong number of fields")
+#define ITEM(i) PyTuple_GET_ITEM(t, (i))
+#define CALLABLE(i) if (!PyCallable_Check(ITEM(i))) return bad_node("fallback must be callable")
+    if (!on_value) {
+        switch (op) {
+        case OP_AND: case OP_OR: NEED(2); return parse_children(ITEM(1), node, 0, depth);
+        case OP_NOT: NEED(2); return one_child(t, 1, node, 0, depth);
+        case OP_PATH:
+            NEED(4); CALLABLE(3);
+            if (!PyUnicode_CheckExact(ITEM(1))) return bad_node("path key must be a str");
+            node->value = ITEM(1);
+            node->fallback = ITEM(3);
+            return one_child(t, 2, node, 1, depth);
+        case OP_OBJ_PY: NEED(2); CALLABLE(1); node->fallback = ITEM(1); return 0;
+        default: return bad_node("unknown opcode on attributes");
+        }
+    }
+    switch (op) {
+    case V_ALL: NEED(2); return parse_children(ITEM(1), node, 1, depth);
+    case V_NOT: NEED(2); return one_child(t, 1, node, 1, depth);
+    case V_PY: NEED(2); CALLABLE(1); node->fallback = ITEM(1); return 0;
+    case V_NULL: NEED(1); return 0;
+    case V_STR: case V_REGEX:
+        NEED(3); CALLABLE(2);
+        if (op == V_STR ? !PyUnicode_CheckExact(ITEM(1)) : !PyCallable_Check(ITEM(1)))
+            return bad_node("V_STR needs a str, V_REGEX a search function");
+        node->value = ITEM(1);
+        node->fallback = ITEM(2);
+        return 0;
+    case V_BOOL:
+        NEED(3); CALLABLE(2);
+        if (!PyBool_Check(ITEM(1))) return bad_node("V_BOOL needs a bool");
+        node->flag = ITEM(1) == Py_True;
+        node->fallback = ITEM(2);
+        return 0;
+    case V_NUM:
+        NEED(3); CALLABLE(2);
+        if (!PyFloat_CheckExact(ITEM(1))) return bad_node("V_NUM needs a float");
+        node->number = PyFloat_AS_DOUBLE(ITEM(1));
+        node->fallback = ITEM(2);
+        return 0;
+    case V_EQ_STR:
+        NEED(3);
+        if (!PyUnicode_CheckExact(ITEM(1)) || !PyBool_Check(ITEM(2)))
+            return bad_node("V_EQ_STR needs a str and a bool");
+        node->value = ITEM(1);
+        node->flag = ITEM(2) == Py_True;
+        return 0;
+    case V_IN_STR:
+        NEED(4); CALLABLE(3);
+        if (!PyFrozenSet_CheckExact(ITEM(1)) || !PyBool_Check(ITEM(2)))
+            return bad_node("V_IN_STR needs a frozenset and a bool");
+        node->value = ITEM(1);
+        node->flag = ITEM(2) == Py_True;
+        node->fallback = ITEM(3);
+        return 0;
+    case V_REL: {
+        NEED(5); CALLABLE(4);
+        long code = PyLong_AsLong(ITEM(1));
+        if (code == -1 && PyErr_Occurred()) return -1;
+        if (code < Py_LT || code > Py_GE) return bad_node("comparison code out of range");
+        PyObject *number = ITEM(2), *plain = ITEM(3);
+        if (number != Py_None && !PyFloat_CheckExact(number)) return bad_node("V_REL number");
+        if (plain != Py_None && !(PyUnicode_CheckExact(plain) && PyUnicode_IS_ASCII(plain)))
+            return bad_node("V_REL plain string must be ASCII");
+        node->flag = (int)code;
+        node->value = number == Py_None ? NULL : number;
+        if (node->value) node->number = PyFloat_AS_DOUBLE(number);
+        node->extra = plain == Py_None ? NULL : plain;
+        node->fallback = ITEM(4);
+        return 0;
+    }
+    case V_VREL: {
+        NEED(5); CALLABLE(3); CALLABLE(4);
+        long code = PyLong_AsLong(ITEM(1));
+        if (code == -1 && PyErr_Occurred()) return -1;
+        if (code < Py_LT || code > Py_GE) return bad_node("comparison code out of range");
+        if (!PyUnicode_CheckExact(ITEM(2))) return bad_node("V_VREL needs a padded str");
+        node->flag = (int)code;
+        node->value = ITEM(2);
+        node->extra = ITEM(3);
+        node->fallback = ITEM(4);
+        return 0;
+    }
+    case V_EXISTS:
+        NEED(2);
+        if (!PyBool_Check(ITEM(1))) return bad_node("V_EXISTS needs a bool");
+        node->flag = ITEM(1) == Py_True;
+        return 0;
+    default: return bad_node("unknown opcode on a value");
+    }
+#undef NEED
+#undef ITEM
+#undef CALLABLE
+}
+
+static int call_bool(PyObject *fn, PyObject *arg) {
+    PyObject *r = PyObject_CallOneArg(fn, arg);
+    if (!r) return -1;
+    int ok = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return ok;
+}
+
+static inline int compare_doubles(double a, double b, int code) {
+    switch (code) {
+    case Py_LT: return a < b;
+    case Py_LE: return a <= b;
+    case Py_EQ: return a == b;
+    case Py_NE: return a != b;
+    case Py_GT: return a > b;
+    default: return a >= b;
+    }
+}
+
+/* An exact int within +-2**53 as a double (exactly); 0 when it is not one. */
+static int small_int(PyObject *v, double *out) {
+    if (!PyLong_CheckExact(v)) return 0;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x < -MAX_EXACT_INT || x > MAX_EXACT_INT) return 0;
+    *out = (double)x;
+    return 1;
+}
+
+static int eval_value(Node *node, PyObject *v);
+
+static int eval_obj(Node *node, PyObject *obj) {
+    switch (node->op) {
+    case OP_AND:
+        for (Py_ssize_t i = 0; i < node->n; i++) {
+            int ok = eval_obj(&node->children[i], obj);
+            if (ok <= 0) return ok;
+        }
+        return 1;
+    case OP_OR:
+        if (node->n == 0) return 1; /* GrowthBook: an empty $or holds */
+        for (Py_ssize_t i = 0; i < node->n; i++) {
+            int ok = eval_obj(&node->children[i], obj);
+            if (ok != 0) return ok;
+        }
+        return 0;
+    case OP_NOT: {
+        int ok = eval_obj(node->children, obj);
+        return ok < 0 ? ok : !ok;
+    }
+    case OP_PATH: {
+        if (!PyDict_CheckExact(obj)) return call_bool(node->fallback, obj);
+        PyObject *v = PyDict_GetItemWithError(obj, node->value);
+        if (!v) {
+            if (PyErr_Occurred()) return -1;
+            v = Py_None;
+        }
+        return eval_value(node->children, v);
+    }
+    default: /* OP_OBJ_PY */
+        return call_bool(node->fallback, obj);
+    }
+}
+
+static int eval_value(Node *node, PyObject *v) {
+    switch (node->op) {
+    case V_ALL:
+        for (Py_ssize_t i = 0; i < node->n; i++) {
+            int ok = eval_value(&node->children[i], v);
+            if (ok <= 0) return ok;
+        }
+        return 1;
+    case V_NOT: {
+        int ok = eval_value(node->children, v);
+        return ok < 0 ? ok : !ok;
+    }
+    case V_NULL: return v == Py_None;
+    case V_EXISTS: return node->flag ? v != Py_None : v == Py_None;
+    case V_EQ_STR: {
+        int equal = 0;
+        if (PyUnicode_CheckExact(v)) {
+            equal = PyUnicode_Compare(v, node->value) == 0;
+            if (!equal && PyErr_Occurred()) return -1;
+        }
+        return equal != node->flag;
+    }
+    case V_STR:
+        if (PyUnicode_CheckExact(v)) {
+            int equal = PyUnicode_Compare(v, node->value) == 0;
+            return (!equal && PyErr_Occurred()) ? -1 : equal;
+        }
+        break;
+    case V_BOOL:
+        if (PyBool_Check(v)) return (v == Py_True) == node->flag;
+        break;
+    case V_NUM: {
+        double x;
+        if (PyFloat_CheckExact(v)) return PyFloat_AS_DOUBLE(v) == node->number;
+        if (small_int(v, &x)) return x == node->number;
+        break;
+    }
+    case V_IN_STR:
+        if (PyUnicode_CheckExact(v)) {
+            int found = PySet_Contains(node->value, v);
+            return found < 0 ? -1 : found != node->flag;
+        }
+        break;
+    case V_REL: {
+        double x;
+        if (node->value && PyFloat_CheckExact(v))
+            return compare_doubles(PyFloat_AS_DOUBLE(v), node->number, node->flag);
+        if (node->value && small_int(v, &x)) return compare_doubles(x, node->number, node->flag);
+        if (node->extra && PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v))
+            return PyObject_RichCompareBool(v, node->extra, node->flag);
+        break;
+    }
+    case V_VREL:
+        if (PyUnicode_CheckExact(v) && PyUnicode_GET_LENGTH(v)) {
+            PyObject *padded = PyObject_CallOneArg(node->extra, v);
+            if (!padded) return -1;
+            int ok = PyObject_RichCompareBool(padded, node->value, node->flag);
+            Py_DECREF(padded);
+            return ok;
+        }
+        break;
+    case V_REGEX:
+        if (PyUnicode_CheckExact(v)) {
+            PyObject *match = PyObject_CallOneArg(node->value, v);
+            if (!match) return -1;
+            int found = match != Py_None;
+            Py_DECREF(match);
+            return found;
+        }
+        break;
+    default: /* V_PY */
+        break;
+    }
+    return call_bool(node->fallback, v);
+}
+
+static void program_dealloc(Program *self) {
+    free_node(&self->root);
+    Py_XDECREF(self->source);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *program_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *source;
+    static char *names[] = {"program", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!", names, &PyTuple_Type, &source))
+        return NULL;
+    Program *self = (Program *)type->tp_alloc(type, 0);
+    if (!self) return NULL;
+    self->source = Py_NewRef(source);
+    if (parse_node(source, &self->root, 0, 0) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *program_call(Program *self, PyObject *args, PyObject *kwargs) {
+    PyObject *attributes;
+    if (kwargs && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "a program takes the attributes only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O", &attributes)) return NULL;
+    int ok = eval_obj(&self->root, attributes);
+    if (ok < 0) return NULL;
+    return PyBool_FromLong(ok);
+}
+
+static PyTypeObject ProgramType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "verdict.evaluation._native.Program",
+    .tp_basicsize = sizeof(Program),
+    .tp_dealloc = (destructor)program_dealloc,
+    .tp_call = (ternaryfunc)program_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Program(lowered) -> a compiled targeting condition; call it with the attributes "
+              "(see programs.py).",
+    .tp_new = program_new,
+};
+
+/* A condition: a Program evaluated in place, or any other callable called. */
+static int check_condition(PyObject *condition, PyObject *attributes) {
+    if (Py_IS_TYPE(condition, &ProgramType))
+        return eval_obj(&((Program *)condition)->root, attributes);
+    return call_bool(condition, attributes);
+}
+
 typedef struct {
     PyObject *key;
     int running;
@@ -72,6 +440,8 @@ typedef struct {
     double *ranges; /* start, end, start, end, ... */
     PyObject *variant_keys, *payloads;
     PyObject *not_running, *not_targeted, *not_in_layer, *no_hash_attribute;
+    PyObject *assigned; /* per variant, without a bucket (buckets=False) */
+    PyObject *not_in_traffic; /* without a bucket */
 } Experiment;
 
 typedef struct {
@@ -80,6 +450,7 @@ typedef struct {
     Py_ssize_t n;
     Experiment *experiments;
     int slots;
+    int buckets; /* results carry their bucket (a new object each) */
     PyTypeObject *assignment;
     PyObject *assigned, *not_in_traffic, *hash_value_of;
 } Plan;
@@ -103,12 +474,13 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
         PyErr_SetString(PyExc_TypeError, "each record must be a tuple");
         return -1;
     }
-    if (!PyArg_ParseTuple(record, "UpddUOOddOOiUiOOOOOOOO", &e->key, &e->running, &e->start,
+    if (!PyArg_ParseTuple(record, "UpddUOOddOOiUiOOOOOOOOO!O", &e->key, &e->running, &e->start,
                           &e->end, &e->hash_attribute, &forced, &layer_seed, &e->layer_start,
                           &e->layer_end, &layer_hash, &condition, &e->slot, &e->seed,
                           &e->version, &e->hasher, &ranges, &e->variant_keys, &e->payloads,
                           &e->not_running, &e->not_targeted, &e->not_in_layer,
-                          &e->no_hash_attribute))
+                          &e->no_hash_attribute, &PyTuple_Type, &e->assigned,
+                          &e->not_in_traffic))
         return -1;
     e->forced = (PyDict_Check(forced) && PyDict_GET_SIZE(forced)) ? forced : NULL;
     e->layer_seed = PyUnicode_Check(layer_seed) ? layer_seed : NULL;
@@ -121,7 +493,8 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
     if (!PyTuple_Check(ranges) || PyTuple_GET_SIZE(ranges) % 2 ||
         !PyTuple_Check(e->variant_keys) || !PyTuple_Check(e->payloads) ||
         PyTuple_GET_SIZE(e->variant_keys) * 2 < PyTuple_GET_SIZE(ranges) ||
-        PyTuple_GET_SIZE(e->payloads) * 2 < PyTuple_GET_SIZE(ranges)) {
+        PyTuple_GET_SIZE(e->payloads) * 2 < PyTuple_GET_SIZE(ranges) ||
+        PyTuple_GET_SIZE(e->assigned) * 2 < PyTuple_GET_SIZE(ranges)) {
         PyErr_SetString(PyExc_ValueError, "ranges must be a flat tuple, one pair per variant");
         return -1;
     }
@@ -140,12 +513,12 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
 
 static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *records, *assignment, *assigned, *not_in_traffic, *hash_value_of;
-    int slots;
+    int slots, buckets = 1;
     static char *names[] = {"records", "slots", "assignment", "assigned", "not_in_traffic",
-                            "hash_value_of", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!iO!OOO", names, &PyTuple_Type, &records,
+                            "hash_value_of", "buckets", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!iO!OOO|p", names, &PyTuple_Type, &records,
                                      &slots, &PyType_Type, &assignment, &assigned,
-                                     &not_in_traffic, &hash_value_of))
+                                     &not_in_traffic, &hash_value_of, &buckets))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)assignment, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "assignment must be a tuple subclass");
@@ -157,6 +530,7 @@ static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) 
     self->records = records;
     self->n = PyTuple_GET_SIZE(records);
     self->slots = slots < 0 ? 0 : slots;
+    self->buckets = buckets;
     self->assignment = (PyTypeObject *)Py_NewRef(assignment);
     self->assigned = Py_NewRef(assigned);
     self->not_in_traffic = Py_NewRef(not_in_traffic);
@@ -273,10 +647,7 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
     if (e->condition) {
         int ok = memo ? memo[e->slot] : -1;
         if (ok < 0) {
-            PyObject *r = PyObject_CallOneArg(e->condition, attributes);
-            if (!r) goto done;
-            ok = PyObject_IsTrue(r);
-            Py_DECREF(r);
+            ok = check_condition(e->condition, attributes);
             if (ok < 0) goto done;
             if (memo) memo[e->slot] = (signed char)ok;
         }
@@ -305,11 +676,12 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
     }
     for (Py_ssize_t i = 0; i < e->n_ranges; i++) {
         if (e->ranges[2 * i] <= n && n < e->ranges[2 * i + 1]) {
-            result = make_assignment(plan, e, i, n);
+            result = plan->buckets ? make_assignment(plan, e, i, n)
+                                   : Py_NewRef(PyTuple_GET_ITEM(e->assigned, i));
             goto done;
         }
     }
-    result = make_assignment(plan, e, -1, n);
+    result = plan->buckets ? make_assignment(plan, e, -1, n) : Py_NewRef(e->not_in_traffic);
 done:
     Py_XDECREF(owned);
     return result;
@@ -428,12 +800,11 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&PlanType) < 0) return NULL;
+    if (PyType_Ready(&PlanType) < 0 || PyType_Ready(&ProgramType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    Py_INCREF(&PlanType);
-    if (PyModule_AddObject(m, "Plan", (PyObject *)&PlanType) < 0) {
-        Py_DECREF(&PlanType);
+    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0 ||
+        PyModule_AddObjectRef(m, "Program", (PyObject *)&ProgramType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -57,7 +57,7 @@ def compile_condition(
     """
     if not isinstance(condition, Mapping):
         raise ConditionError(f"a condition is an object, not {type(condition).__name__}")
-    return _Compiler(saved_groups or {}).condition(condition)
+    return Compiler(saved_groups or {}).condition(condition)
 
 
 def evaluate_condition(
@@ -145,7 +145,7 @@ def _negate(predicate: ValuePredicate) -> ValuePredicate:
     return lambda value: not predicate(value)
 
 
-def _at_path(path: str, predicate: ValuePredicate) -> ValuePredicate:
+def at_path(path: str, predicate: ValuePredicate) -> ValuePredicate:
     parts = tuple(path.split("."))
     if len(parts) == 1:
 
@@ -158,11 +158,11 @@ def _at_path(path: str, predicate: ValuePredicate) -> ValuePredicate:
     return lambda obj: predicate(get_path(obj, parts))
 
 
-class _Compiler:
+class Compiler:
     """Compiles conditions with one set of saved groups."""
 
     def __init__(self, saved_groups: SavedGroups) -> None:
-        self._groups = saved_groups
+        self.saved_groups = saved_groups
 
     def condition(self, condition: Mapping[str, Any]) -> ValuePredicate:
         predicates: list[ValuePredicate] = []
@@ -178,7 +178,7 @@ class _Compiler:
                     raise ConditionError("$not takes a condition object")
                 predicates.append(_negate(self.condition(argument)))
             elif isinstance(key, str):
-                predicates.append(_at_path(key, self.value(argument)))
+                predicates.append(at_path(key, self.value(argument)))
             else:
                 raise ConditionError(f"attribute paths are strings, not {key!r}")
         return _all_of(predicates)
@@ -205,13 +205,13 @@ class _Compiler:
         if expected is None:
             return lambda actual: actual is None
         if is_operator_object(expected):
-            return _all_of([self._operator(op, arg) for op, arg in expected.items()])
+            return _all_of([self.operator(op, arg) for op, arg in expected.items()])
         if isinstance(expected, CONTAINER_TYPES):
             literal = stringify(expected)
             return lambda actual: stringify(actual) == literal
         raise ConditionError(f"unsupported condition value of type {type(expected).__name__}")
 
-    def _operator(self, op: str, argument: Any) -> ValuePredicate:
+    def operator(self, op: str, argument: Any) -> ValuePredicate:
         if op == "$not":
             return _negate(self.value(argument))
         if op == "$size":
@@ -223,7 +223,7 @@ class _Compiler:
             return self._all(argument, fold=op == "$alli")
         if op in ("$inGroup", "$notInGroup"):
             group_id = argument if isinstance(argument, str) else to_string(argument)
-            group = self._groups.get(group_id)
+            group = self.saved_groups.get(group_id)
             members = group if isinstance(group, ARRAY_TYPES) else []
             return compile_membership(members, negate=op == "$notInGroup")
         return compile_leaf_operator(op, argument)

@@ -27,6 +27,7 @@ from verdict.evaluation.config import ExperimentConfig
 from verdict.evaluation.hashing import hash as _hash
 from verdict.evaluation.hashing import make_hasher
 from verdict.evaluation.jsvalues import CONTAINER_TYPES, to_string, truthy
+from verdict.evaluation.programs import lower_condition
 
 _native: ModuleType | None
 try:
@@ -105,6 +106,7 @@ class _Compiled:
     """One experiment, prepared for assignment."""
 
     __slots__ = (
+        "assigned",
         "condition",
         "config",
         "end",
@@ -117,6 +119,7 @@ class _Compiled:
         "layer_start",
         "no_hash_attribute",
         "not_in_layer",
+        "not_in_traffic",
         "not_running",
         "not_targeted",
         "payloads",
@@ -163,6 +166,13 @@ class _Compiled:
         self.ranges = tuple(get_bucket_ranges(len(weights), config.coverage, weights))
         self.variant_keys = tuple(variant.key for variant in config.variants)
         self.payloads = tuple(variant.payload_json for variant in config.variants)
+        self.assigned = tuple(  # the results without a bucket (Evaluator(buckets=False))
+            Assignment(key, variant_key, i, Reason.ASSIGNED, payload, None, True)
+            for i, (variant_key, payload) in enumerate(
+                zip(self.variant_keys, self.payloads, strict=True)
+            )
+        )
+        self.not_in_traffic = _outcome(key, Reason.NOT_IN_TRAFFIC)
         self.not_running = _outcome(key, Reason.NOT_RUNNING)
         self.not_targeted = _outcome(key, Reason.NOT_TARGETED)
         self.not_in_layer = _outcome(key, Reason.NOT_IN_LAYER)
@@ -199,30 +209,49 @@ def _outcome(key: str, reason: Reason, bucket: float | None = None) -> Assignmen
     return Assignment(key, None, -1, reason, None, bucket, False)
 
 
-def _native_record(c: _Compiled, slot: int) -> tuple[Any, ...]:
+def _native_record(c: _Compiled, slot: int, condition: Any) -> tuple[Any, ...]:
     """`c` in the record layout `_native.c`'s `parse_record` reads."""
     layer_seed = c.layer_seed
     return (
         c.key, c.running, c.start, c.end, c.hash_attribute, c.forced or None, layer_seed,
         c.layer_start, c.layer_end,
         None if layer_seed is None else (lambda value: _hash(layer_seed, value, 1)),
-        c.condition, slot, c.config.effective_seed, c.config.hash_version, c.hasher,
+        condition, slot, c.config.effective_seed, c.config.hash_version, c.hasher,
         tuple(bound for pair in c.ranges for bound in pair), c.variant_keys, c.payloads,
-        c.not_running, c.not_targeted, c.not_in_layer, c.no_hash_attribute,
+        c.not_running, c.not_targeted, c.not_in_layer, c.no_hash_attribute, c.assigned,
+        c.not_in_traffic,
     )  # fmt: skip
 
 
-def _native_plan(compiled: Sequence[_Compiled]) -> Any:
-    """The accelerator's plan over `compiled`; one memo slot per distinct condition."""
+def _program(c: _Compiled, saved_groups: Mapping[str, Sequence[Any]]) -> Any:
+    """The condition's compiled program; its closure should lowering ever refuse it (the closure
+    is the reference: slower, same answers)."""
+    assert _native is not None and c.config.condition
+    try:
+        return _native.Program(lower_condition(c.config.condition, saved_groups))
+    except (ValueError, TypeError):
+        return c.condition
+
+
+def _native_plan(
+    compiled: Sequence[_Compiled], saved_groups: Mapping[str, Sequence[Any]], buckets: bool
+) -> Any:
+    """The accelerator's plan over `compiled`; one memo slot and one condition program
+    (`programs.py`) per distinct condition."""
     assert _native is not None
-    slots: dict[int, int] = {}
+    slots: dict[int, tuple[int, Any]] = {}
     records = []
     for c in compiled:
-        slot = -1 if c.condition is None else slots.setdefault(id(c.condition), len(slots))
-        records.append(_native_record(c, slot))
+        slot, program = -1, None
+        if c.condition is not None:
+            found = slots.get(id(c.condition))
+            if found is None:
+                found = slots[id(c.condition)] = (len(slots), _program(c, saved_groups))
+            slot, program = found
+        records.append(_native_record(c, slot, program))
     return _native.Plan(
         tuple(records), len(slots), Assignment, Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC,
-        hash_value_of,
+        hash_value_of, buckets,
     )  # fmt: skip
 
 
@@ -231,6 +260,8 @@ class Evaluator:
 
     `native` chooses the compiled accelerator (True), the pure-Python reference (False), or the
     accelerator when it was built (None, the default); the answers are the same.
+    With `buckets=False` the results carry no bucket (None), which spares an allocation per
+    result: in and out of traffic, each experiment answers with objects built once.
     Raises ValueError when two experiments share a key or a condition is malformed, and
     RuntimeError when `native=True` but the accelerator was not built.
     """
@@ -240,6 +271,7 @@ class Evaluator:
         experiments: Iterable[ExperimentConfig],
         saved_groups: Mapping[str, Sequence[Any]] | None = None,
         native: bool | None = None,
+        buckets: bool = True,
     ) -> None:
         groups = dict(saved_groups or {})
         conditions: dict[str, CompiledCondition] = {}
@@ -257,7 +289,8 @@ class Evaluator:
         if native and _native is None:
             raise RuntimeError("the native evaluator was not built (see scripts/build_native.py)")
         use_native = _native is not None if native is None else native
-        self._plan = _native_plan(list(compiled.values())) if use_native else None
+        self._plan = _native_plan(list(compiled.values()), groups, buckets) if use_native else None
+        self._buckets = buckets
         self._index = {key: i for i, key in enumerate(compiled)}
         self.native = use_native
         """Whether `assign` runs the compiled accelerator."""
@@ -294,20 +327,24 @@ class Evaluator:
                 else _outcome(key, Reason.UNKNOWN_KEY)
                 for key in keys
             ]
-        assign_one = _assign_one
+        assign_one, buckets = _assign_one, self._buckets
         if keys:
             by_key = self._by_key
             return [
-                assign_one(by_key[key], unit_id, attributes, now)
+                assign_one(by_key[key], unit_id, attributes, now, buckets)
                 if key in by_key
                 else _outcome(key, Reason.UNKNOWN_KEY)
                 for key in keys
             ]
-        return [assign_one(c, unit_id, attributes, now) for c in self._running]
+        return [assign_one(c, unit_id, attributes, now, buckets) for c in self._running]
 
 
 def _assign_one(
-    experiment: _Compiled, unit_id: str, attributes: Mapping[str, Any], now: float
+    experiment: _Compiled,
+    unit_id: str,
+    attributes: Mapping[str, Any],
+    now: float,
+    buckets: bool = True,
 ) -> Assignment:
     """The checks of `Evaluator.assign` for one experiment, in GrowthBook's order."""
     if not experiment.running or not experiment.start <= now < experiment.end:
@@ -336,6 +373,8 @@ def _assign_one(
         return _outcome(experiment.key, Reason.NOT_IN_TRAFFIC)
     for index, (start, end) in enumerate(experiment.ranges):
         if start <= n < end:
+            if not buckets:
+                return experiment.assigned[index]
             return Assignment(
                 experiment.key,
                 experiment.variant_keys[index],
@@ -345,4 +384,6 @@ def _assign_one(
                 n,
                 True,
             )
-    return _outcome(experiment.key, Reason.NOT_IN_TRAFFIC, n)
+    return (
+        _outcome(experiment.key, Reason.NOT_IN_TRAFFIC, n) if buckets else experiment.not_in_traffic
+    )

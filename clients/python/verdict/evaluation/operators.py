@@ -128,13 +128,20 @@ def _member_key(value: Any, *, fold: bool) -> Hashable | None:
     return None
 
 
+def membership_keys(expected: Any, *, fold: bool = False) -> frozenset[Hashable] | None:
+    """The `_member_key`s of a membership operator's list; None when the argument is no list."""
+    if not isinstance(expected, ARRAY_TYPES):
+        return None
+    return frozenset(key for item in expected if (key := _member_key(item, fold=fold)) is not None)
+
+
 def compile_membership(expected: Any, *, negate: bool, fold: bool = False) -> ValuePredicate:
     """`$in`, `$nin`, `$ini`, `$nini`, and saved groups: an array attribute matches when any of
     its elements is in the list. An argument that is not a list never matches, even for `$nin`.
     """
-    if not isinstance(expected, ARRAY_TYPES):
+    keys = membership_keys(expected, fold=fold)
+    if keys is None:
         return never
-    keys = frozenset(key for item in expected if (key := _member_key(item, fold=fold)) is not None)
 
     def member(actual: Any) -> bool:
         if type(actual) is str and not fold:
@@ -156,15 +163,22 @@ def _translate_regex(pattern: str) -> str:
     return _JS_BACKREFERENCE.sub(r"(?P=\1)", pattern)
 
 
-def compile_regex(expected: Any, *, insensitive: bool) -> ValuePredicate:
-    """`$regex` / `$regexi`: a search anywhere in the value read as a string (`RegExp.test`)."""
+def regex_search(expected: Any, *, insensitive: bool) -> Callable[[str], Any] | None:
+    """The compiled pattern's `search`; None when `expected` is no string or no valid regex."""
     if not isinstance(expected, str):
-        return never
+        return None
     try:
         regex = re.compile(_translate_regex(expected), re.IGNORECASE if insensitive else 0)
     except (re.error, OverflowError, RecursionError):
+        return None
+    return regex.search
+
+
+def compile_regex(expected: Any, *, insensitive: bool) -> ValuePredicate:
+    """`$regex` / `$regexi`: a search anywhere in the value read as a string (`RegExp.test`)."""
+    search = regex_search(expected, insensitive=insensitive)
+    if search is None:
         return never
-    search = regex.search
     return lambda actual: search(actual if type(actual) is str else to_string(actual)) is not None
 
 

@@ -148,13 +148,13 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
     groups = saved_groups_from_proto(proto.saved_groups)
     try:
         configs = [experiment_config_from_proto(e) for e in proto.experiments]
-        evaluator = Evaluator(configs, groups)
+        evaluator = Evaluator(configs, groups, buckets=False)
         kept = list(proto.experiments)
     except ValueError:
         pairs = _usable(proto.experiments, groups)
         kept = [experiment for experiment, _ in pairs]
         configs = [config for _, config in pairs]
-        evaluator = Evaluator(configs, groups)
+        evaluator = Evaluator(configs, groups, buckets=False)
         served = assignment_pb2.ConfigSnapshot(
             version=proto.version, saved_groups=proto.saved_groups
         )
