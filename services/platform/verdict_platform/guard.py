@@ -61,8 +61,12 @@ def _authorization_in(metadata: Sequence[tuple[str, str | bytes]] | None) -> str
 def _authorization(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     """This call's `authorization` value: as `service()` noted it in this task, else read."""
     seen = _seen_authorization.get()
-    if seen is not None and seen[0] is current_task():
-        return seen[1]
+    if seen is not None:
+        # Forget it: the task's context holding the task is a reference cycle, which would keep
+        # every finished RPC's task alive until a garbage collection.
+        _seen_authorization.set(None)
+        if seen[0] is current_task():
+            return seen[1]
     return _authorization_in(context.invocation_metadata())
 
 
