@@ -6,7 +6,9 @@ response size), and measures with h2load (framed gRPC requests):
 
 - maximum throughput of each; target: Assign / echo >= 0.85. The two are measured in
   alternation, `--rounds` times (echo, Assign, echo, Assign, ...), and the ratio reported is the
-  median of the rounds' ratios: on a shared machine a single pair of runs drifts by 10-20 %;
+  median of the rounds' ratios: on a shared machine a single pair of runs drifts by 10-20 %, and
+  the machine's speed changes within a minute (the echo alone has varied 1,600-3,800 req/s in one
+  run), so the default is many short pairs (9 x 5 s) rather than a few long ones;
 - p99 latency of Assign at half the echo's maximum rate (fixed-rate clients, per-request log;
   see LATENCY_CLIENTS for why several client counts are measured);
   target <= 2 ms;
@@ -270,10 +272,10 @@ def rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--streams", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
     base = resolve_servers(dataclasses.replace(load_settings(), data_dir=ROOT / ".data"))

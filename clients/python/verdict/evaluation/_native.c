@@ -38,13 +38,18 @@ static int decimal(uint32_t value, unsigned char *out) {
     return n;
 }
 
+/* Version 2 from the FNV state after the seed: (fnv(str(fnv(seed + value))) % 10000) / 10000. */
+static double hash_v2_from(uint32_t seeded, const unsigned char *value, Py_ssize_t nv) {
+    unsigned char digits[10];
+    uint32_t first = fnv_update(seeded, value, nv);
+    uint32_t second = fnv_update(FNV_OFFSET, digits, decimal(first, digits));
+    return (double)(second % 10000u) / 10000.0;
+}
+
 /* Version 2: (fnv(str(fnv(seed + value))) % 10000) / 10000. */
 static double hash_v2(const unsigned char *seed, Py_ssize_t ns, const unsigned char *value,
                       Py_ssize_t nv) {
-    unsigned char digits[10];
-    uint32_t first = fnv_update(fnv_update(FNV_OFFSET, seed, ns), value, nv);
-    uint32_t second = fnv_update(FNV_OFFSET, digits, decimal(first, digits));
-    return (double)(second % 10000u) / 10000.0;
+    return hash_v2_from(fnv_update(FNV_OFFSET, seed, ns), value, nv);
 }
 
 /* Version 1: (fnv(value + seed) % 1000) / 1000. */
@@ -434,6 +439,8 @@ typedef struct {
     PyObject *condition; /* callable, or NULL */
     int slot; /* memo slot of the condition within one call */
     PyObject *seed;
+    int ascii_seed; /* seed is ASCII: `seeded` holds the FNV state after it (version 2) */
+    uint32_t seeded;
     int version;
     PyObject *hasher; /* Python fallback: value -> float or None */
     Py_ssize_t n_ranges;
@@ -482,6 +489,10 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
                           &e->no_hash_attribute, &PyTuple_Type, &e->assigned,
                           &e->not_in_traffic))
         return -1;
+    e->ascii_seed = PyUnicode_IS_ASCII(e->seed);
+    if (e->ascii_seed)
+        e->seeded = fnv_update(FNV_OFFSET, PyUnicode_1BYTE_DATA(e->seed),
+                               PyUnicode_GET_LENGTH(e->seed));
     e->forced = (PyDict_Check(forced) && PyDict_GET_SIZE(forced)) ? forced : NULL;
     e->layer_seed = PyUnicode_Check(layer_seed) ? layer_seed : NULL;
     e->layer_hash = layer_hash;
@@ -658,10 +669,10 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
     }
     double n;
     int none = 0;
-    if (ascii && PyUnicode_IS_ASCII(e->seed) && (e->version == 1 || e->version == 2)) {
-        const unsigned char *seed = PyUnicode_1BYTE_DATA(e->seed);
-        Py_ssize_t ns = PyUnicode_GET_LENGTH(e->seed);
-        n = e->version == 2 ? hash_v2(seed, ns, text, length) : hash_v1(seed, ns, text, length);
+    if (ascii && e->ascii_seed && (e->version == 1 || e->version == 2)) {
+        n = e->version == 2 ? hash_v2_from(e->seeded, text, length)
+                            : hash_v1(PyUnicode_1BYTE_DATA(e->seed), PyUnicode_GET_LENGTH(e->seed),
+                                      text, length);
     } else if (call_hash(e->hasher, hash_value, &n, &none) < 0) {
         goto done;
     }
