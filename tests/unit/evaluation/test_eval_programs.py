@@ -198,3 +198,19 @@ def test_the_evaluator_runs_programs_for_its_conditions() -> None:
     assert isinstance(record_condition, native.Program)
     assert evaluator.assign("u", {"country": "FR"})[0].reason.name == "ASSIGNED"
     assert evaluator.assign("u", {"country": "US"})[0].reason.name == "NOT_TARGETED"
+
+
+def test_a_condition_too_deep_for_a_program_keeps_its_closure() -> None:
+    condition: dict[str, Any] = {"country": "FR"}
+    for _ in range(40):  # each $not is two program levels: deeper than _native.c's limit
+        condition = {"$not": {"$not": condition}}
+    config = ExperimentConfig(
+        key="deep",
+        variants=(VariantConfig("a", 0.5, "{}", is_control=True), VariantConfig("b", 0.5, "{}")),
+        condition=condition,
+    )
+    evaluator = Evaluator([config], native=True)
+    compiled = evaluator._by_key["deep"]
+    assert engine._program(compiled, {}) is compiled.condition  # the closure, not a Program
+    assert evaluator.assign("u", {"country": "FR"})[0].reason.name == "ASSIGNED"
+    assert evaluator.assign("u", {"country": "DE"})[0].reason.name == "NOT_TARGETED"
