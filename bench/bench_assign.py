@@ -326,6 +326,7 @@ def main() -> None:
 
         def at_rate(target: int, name: str, clients: int) -> dict[str, float]:
             log = tmp / f"{name}-{clients}.log"
+            log.unlink(missing_ok=True)  # h2load appends to an existing log
             return {
                 **h2load(target, body, key, clients=clients, streams=1, seconds=seconds,
                          rps=half / clients, log=log),
