@@ -609,12 +609,31 @@ static int call_hash(PyObject *fn, PyObject *value, double *out, int *none) {
     return (!*none && *out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* What one call's experiments share: conditions' answers (per memo slot), the last hash
+ * attribute read and the last layer position computed (experiments mostly share both). The
+ * attributes dict is not changed during a call, so borrowed values stay valid. */
+typedef struct {
+    signed char *memo;    /* condition slot -> -1 unknown, 0, 1; or NULL */
+    PyObject *attribute;  /* name of the hash attribute last read (borrowed), or NULL */
+    PyObject *raw;        /* its value in the attributes (borrowed), NULL when absent */
+    PyObject *layer_seed; /* layer seed and str hash value of the last position (borrowed) */
+    PyObject *layer_value;
+    double layer_position;
+} Call;
+
 /* `engine._assign_one`, step for step. Returns a new reference, or NULL with an exception. */
 static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObject *attributes,
-                            double now, signed char *memo) {
+                            double now, Call *call) {
     if (!e->running || !(e->start <= now && now < e->end)) return Py_NewRef(e->not_running);
-    PyObject *raw = PyDict_GetItemWithError(attributes, e->hash_attribute);
-    if (!raw && PyErr_Occurred()) return NULL;
+    PyObject *raw;
+    if (call->attribute == e->hash_attribute) {
+        raw = call->raw;
+    } else {
+        raw = PyDict_GetItemWithError(attributes, e->hash_attribute);
+        if (!raw && PyErr_Occurred()) return NULL;
+        call->attribute = e->hash_attribute;
+        call->raw = raw;
+    }
     PyObject *owned = NULL, *hash_value = NULL;
     if (raw && PyUnicode_CheckExact(raw)) {
         hash_value = PyUnicode_GET_LENGTH(raw) ? raw : NULL;
@@ -644,9 +663,16 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
     if (e->layer_seed) {
         double position;
         int none = 0;
-        if (ascii && PyUnicode_IS_ASCII(e->layer_seed)) {
+        if (!owned && call->layer_seed == e->layer_seed && call->layer_value == hash_value) {
+            position = call->layer_position; /* same layer, same unit: same position */
+        } else if (ascii && PyUnicode_IS_ASCII(e->layer_seed)) {
             position = hash_v1(PyUnicode_1BYTE_DATA(e->layer_seed),
                                PyUnicode_GET_LENGTH(e->layer_seed), text, length);
+            if (!owned) { /* a str from the attributes: its pointer identifies it for the call */
+                call->layer_seed = e->layer_seed;
+                call->layer_value = hash_value;
+                call->layer_position = position;
+            }
         } else if (call_hash(e->layer_hash, hash_value, &position, &none) < 0) {
             goto done;
         }
@@ -656,11 +682,11 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
         }
     }
     if (e->condition) {
-        int ok = memo ? memo[e->slot] : -1;
+        int ok = call->memo ? call->memo[e->slot] : -1;
         if (ok < 0) {
             ok = check_condition(e->condition, attributes);
             if (ok < 0) goto done;
-            if (memo) memo[e->slot] = (signed char)ok;
+            if (call->memo) call->memo[e->slot] = (signed char)ok;
         }
         if (!ok) {
             result = Py_NewRef(e->not_targeted);
@@ -727,12 +753,13 @@ static PyObject *plan_assign_running(Plan *self, PyObject *const *args, Py_ssize
     signed char *memo = self->slots <= MEMO_ON_STACK ? stack_memo : PyMem_Malloc((size_t)self->slots);
     if (!memo) return PyErr_NoMemory();
     memset(memo, -1, (size_t)(self->slots ? self->slots : 1));
+    Call call = {.memo = memo};
     PyObject *out = PyList_New(0);
     if (out) {
         for (Py_ssize_t i = 0; i < self->n; i++) {
             Experiment *e = &self->experiments[i];
             if (!e->running) continue;
-            PyObject *a = assign_one(self, e, unit_id, attributes, now, memo);
+            PyObject *a = assign_one(self, e, unit_id, attributes, now, &call);
             if (!a || PyList_Append(out, a) < 0) {
                 Py_XDECREF(a);
                 Py_CLEAR(out);
@@ -762,7 +789,8 @@ static PyObject *plan_assign_at(Plan *self, PyObject *const *args, Py_ssize_t na
     }
     double now = PyFloat_AsDouble(args[3]);
     if ((now == -1.0 && PyErr_Occurred()) || check_call(args[1], args[2]) < 0) return NULL;
-    return assign_one(self, &self->experiments[index], args[1], args[2], now, NULL);
+    Call call = {.memo = NULL};
+    return assign_one(self, &self->experiments[index], args[1], args[2], now, &call);
 }
 
 PyDoc_STRVAR(hash_doc,

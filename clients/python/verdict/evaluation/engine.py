@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
@@ -141,9 +142,11 @@ class _Compiled:
         self.running = config.running
         self.start = -math.inf if config.start_time is None else config.start_time
         self.end = math.inf if config.end_time is None else config.end_time
-        self.hash_attribute = config.hash_attribute
+        # Interned: the accelerator reuses a call's last attribute read and layer position when
+        # the next experiment names the same string object.
+        self.hash_attribute = sys.intern(config.hash_attribute)
         layer = config.layer
-        self.layer_seed = None if layer is None else "__" + layer.id
+        self.layer_seed = None if layer is None else sys.intern("__" + layer.id)
         self.layer_start = 0.0 if layer is None else layer.start
         self.layer_end = 1.0 if layer is None else layer.end
         self.condition: CompiledCondition | None = None
