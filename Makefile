@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 PYTHON ?= python3
 
-.PHONY: setup up down status test test-fast check proto bench bench-assign bench-ingest \
+.PHONY: setup up down status test test-fast check proto bench bench-assign bench-callgrind bench-ingest \
         bench-stats bench-analysis simulate clean
 
 setup: $(STAMP)
@@ -53,6 +53,11 @@ bench-assign: setup   ## needs h2load (Debian nghttp2-client): installed here wh
 	@command -v h2load >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >/dev/null; }
 	$(PY) bench/bench_assign.py $(ARGS)
+
+bench-callgrind: setup  ## instructions per Assign vs the echo; needs valgrind and h2load (installed when missing)
+	@command -v h2load >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client valgrind >/dev/null; }
+	$(PY) bench/callgrind_assign.py $(ARGS)
 
 bench-ingest: setup
 	$(PY) bench/bench_ingest.py $(ARGS)
