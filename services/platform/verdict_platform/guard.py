@@ -164,10 +164,8 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
             handler = self._inner.service(handler_call_details)
             if handler is None:
                 return None
-            found = self._wrapped[method] = (
-                self._guard.wrap(method, handler),
-                not is_public(method),
-            )
+            wrapped = self._guard.wrap(method, handler)  # public methods come back as they are
+            found = self._wrapped[method] = (wrapped, wrapped is not handler)
         wrapped, authenticated = found
         if authenticated:
             _note_authorization(handler_call_details.invocation_metadata)
