@@ -381,6 +381,8 @@ METRICS = [
         capping=stats.Capping(stats.CappingKind.PERCENTILE, upper=0.9, lower=0.1),
     ),
 ]
+UNCAPPED = [m for m in METRICS if not (m.type is stats.MetricType.MEAN and m.capping is not None)]
+"""The metrics the rollup moments serve (capped means need the per-unit values)."""
 
 
 @pytest.fixture(scope="module")

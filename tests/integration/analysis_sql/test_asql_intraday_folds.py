@@ -16,6 +16,7 @@ import pytest
 from test_asql_collect_stats import (
     LOOKBACK_S,
     METRICS,
+    UNCAPPED,
     VARIANTS,
     Event,
     World,
@@ -25,14 +26,11 @@ from test_asql_collect_stats import (
     store,
 )
 
-from verdict_analysis import stats
 from verdict_analysis.metrics import CollectedStats, MetricSpec, collect_stats, sql
 from verdict_analysis.metrics.rollup import LATE_S, next_watermark, read_rollup, refresh_rollups
 from verdict_analysis.metrics.rollup_moments import read_moments, rebuild_moments
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-UNCAPPED = [m for m in METRICS if not (m.type is stats.MetricType.MEAN and m.capping is not None)]
 
 
 async def _collect(

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from test_asql_collect_stats import (
     LOOKBACK_S,
-    METRICS,
+    UNCAPPED,
     VARIANTS,
     World,
     assert_close,
@@ -29,8 +29,6 @@ from verdict_analysis.metrics.rollup_moments import applies, read_moments
 from verdict_analysis.metrics.sql import UnitScope
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-UNCAPPED = [m for m in METRICS if not (m.type is stats.MetricType.MEAN and m.capping is not None)]
 
 
 async def _collect(pool: asyncpg.Pool, world: World, **kwargs: object) -> CollectedStats:
