@@ -131,6 +131,8 @@ class EventWriter:
                 self._queue.set_unavailable(reason)
                 return
             if len(writes) > 1:  # isolate the faulty batch
+                log.warning("%s: %d batches failed together (%r); writing them one by one",
+                            self._name, len(writes), exc)  # fmt: skip
                 for write in writes:
                     await self._write_all([write])
                 return

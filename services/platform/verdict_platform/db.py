@@ -32,6 +32,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # A connection whose protocol state broke when the server went away mid-operation ("cannot
+    # switch to state 15; another operation is in progress"): unusable, to be replaced, and the
+    # request retried, like a dropped one (seen with PostgreSQL stopped during a COPY).
+    asyncpg.InternalClientError,
 )
 
 

@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -115,6 +116,49 @@ async def test_unreachable_database_fails_writes_as_unavailable() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_connection_left_broken_is_replaced_and_its_writes_fail_as_unavailable(
+    settings: Settings,
+) -> None:
+    """PostgreSQL stopping during a COPY can leave asyncpg's protocol mid-operation; the writes
+    on it must be retried by their clients (UNAVAILABLE), not lost as INTERNAL errors."""
+    url = settings.require_database_url()
+    queue = WriteQueue(capacity_events=1000, take_events=1000)
+    connects = 0
+
+    async def connect() -> asyncpg.Connection:
+        nonlocal connects
+        connects += 1
+        return await asyncpg.connect(url)
+
+    class BreaksOnce(EventWriter):
+        broken = False
+
+        async def _write(self, writes: Any) -> Any:
+            if not self.broken:
+                self.broken = True
+                raise asyncpg.InternalClientError(
+                    "cannot switch to state 15; another operation (2) is in progress"
+                )
+            return await super()._write(writes)
+
+    writer = BreaksOnce(queue, connect)
+    now = datetime.now(UTC)
+    first = queue.offer(batch(ev(now, "w3")))
+    task = asyncio.create_task(writer.run())
+    try:
+        with pytest.raises(Unavailable):
+            await asyncio.wait_for(first, 10)
+        for _ in range(200):  # the writer reconnects, then takes writes again
+            if queue.available:
+                break
+            await asyncio.sleep(0.01)
+        retried = await asyncio.wait_for(queue.offer(batch(ev(now, "w3"))), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert (retried.accepted, connects) == (1, 2)
 
 
 async def test_binary_copy_encoding_round_trips_through_postgres(pool: asyncpg.Pool) -> None:
