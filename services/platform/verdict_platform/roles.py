@@ -56,6 +56,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _ANA + "WatchResults": _READ_ONLY,
     _ANA + "RunAnalysis": frozenset(),
     _ANA + "CalculateSampleSize": _READ_ONLY,
+    _ANA + "GetExposureTimeline": _READ_ONLY,
 }
 
 # Methods that need no key at all: health checking and server reflection.

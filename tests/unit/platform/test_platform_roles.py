@@ -48,6 +48,7 @@ EXPECTED = {
         "/verdict.v1.AnalysisService/ListResultSnapshots",
         "/verdict.v1.AnalysisService/WatchResults",
         "/verdict.v1.AnalysisService/CalculateSampleSize",
+        "/verdict.v1.AnalysisService/GetExposureTimeline",
     },
 }
 

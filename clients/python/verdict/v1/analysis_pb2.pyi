@@ -22,6 +22,122 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _EffectScale:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EffectScaleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EffectScale.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EFFECT_SCALE_UNSPECIFIED: _EffectScale.ValueType  # 0
+    """Not set."""
+    EFFECT_SCALE_ABSOLUTE: _EffectScale.ValueType  # 1
+    """Treatment minus control, in the metric's unit."""
+    EFFECT_SCALE_RELATIVE: _EffectScale.ValueType  # 2
+    """Treatment over control minus one (0.05 = +5 %)."""
+
+class EffectScale(_EffectScale, metaclass=_EffectScaleEnumTypeWrapper):
+    """The scale an effect is expressed on."""
+
+EFFECT_SCALE_UNSPECIFIED: EffectScale.ValueType  # 0
+"""Not set."""
+EFFECT_SCALE_ABSOLUTE: EffectScale.ValueType  # 1
+"""Treatment minus control, in the metric's unit."""
+EFFECT_SCALE_RELATIVE: EffectScale.ValueType  # 2
+"""Treatment over control minus one (0.05 = +5 %)."""
+Global___EffectScale: _TypeAlias = EffectScale  # noqa: Y015
+
+class _MetricVerdict:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MetricVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MetricVerdict.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    METRIC_VERDICT_UNSPECIFIED: _MetricVerdict.ValueType  # 0
+    """Not set, or the figures are missing."""
+    METRIC_VERDICT_WIN: _MetricVerdict.ValueType  # 1
+    """Significantly better in the metric's desired direction."""
+    METRIC_VERDICT_LOSS: _MetricVerdict.ValueType  # 2
+    """Significantly worse (for a guardrail: harm beyond its non-inferiority margin)."""
+    METRIC_VERDICT_INCONCLUSIVE: _MetricVerdict.ValueType  # 3
+    """Neither, so far."""
+
+class MetricVerdict(_MetricVerdict, metaclass=_MetricVerdictEnumTypeWrapper):
+    """A metric's outcome for one variant under the experiment's plan."""
+
+METRIC_VERDICT_UNSPECIFIED: MetricVerdict.ValueType  # 0
+"""Not set, or the figures are missing."""
+METRIC_VERDICT_WIN: MetricVerdict.ValueType  # 1
+"""Significantly better in the metric's desired direction."""
+METRIC_VERDICT_LOSS: MetricVerdict.ValueType  # 2
+"""Significantly worse (for a guardrail: harm beyond its non-inferiority margin)."""
+METRIC_VERDICT_INCONCLUSIVE: MetricVerdict.ValueType  # 3
+"""Neither, so far."""
+Global___MetricVerdict: _TypeAlias = MetricVerdict  # noqa: Y015
+
+class _DecisionState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_STATE_UNSPECIFIED: _DecisionState.ValueType  # 0
+    """Not set."""
+    DECISION_STATE_KEEP_RUNNING: _DecisionState.ValueType  # 1
+    """Not enough evidence yet; `days_remaining` estimates how long to the planned sample."""
+    DECISION_STATE_SHIP: _DecisionState.ValueType  # 2
+    """A variant wins on the primary metric with no guardrail harmed: ship it."""
+    DECISION_STATE_ROLL_BACK: _DecisionState.ValueType  # 3
+    """A variant harms a guardrail or loses on the primary metric: roll back to control."""
+    DECISION_STATE_NO_DETECTABLE_DIFFERENCE: _DecisionState.ValueType  # 4
+    """The planned sample is reached and no difference was detected."""
+    DECISION_STATE_UNHEALTHY: _DecisionState.ValueType  # 5
+    """The data cannot be trusted (see health_issues): fix that before reading any effect."""
+
+class DecisionState(_DecisionState, metaclass=_DecisionStateEnumTypeWrapper):
+    """What a person can do about an experiment now."""
+
+DECISION_STATE_UNSPECIFIED: DecisionState.ValueType  # 0
+"""Not set."""
+DECISION_STATE_KEEP_RUNNING: DecisionState.ValueType  # 1
+"""Not enough evidence yet; `days_remaining` estimates how long to the planned sample."""
+DECISION_STATE_SHIP: DecisionState.ValueType  # 2
+"""A variant wins on the primary metric with no guardrail harmed: ship it."""
+DECISION_STATE_ROLL_BACK: DecisionState.ValueType  # 3
+"""A variant harms a guardrail or loses on the primary metric: roll back to control."""
+DECISION_STATE_NO_DETECTABLE_DIFFERENCE: DecisionState.ValueType  # 4
+"""The planned sample is reached and no difference was detected."""
+DECISION_STATE_UNHEALTHY: DecisionState.ValueType  # 5
+"""The data cannot be trusted (see health_issues): fix that before reading any effect."""
+Global___DecisionState: _TypeAlias = DecisionState  # noqa: Y015
+
+class _HealthCheck:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HealthCheckEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HealthCheck.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HEALTH_CHECK_UNSPECIFIED: _HealthCheck.ValueType  # 0
+    """Not set."""
+    HEALTH_CHECK_SRM: _HealthCheck.ValueType  # 1
+    """Sample-ratio mismatch: the observed split differs from the planned one."""
+    HEALTH_CHECK_MULTIPLE_EXPOSURES: _HealthCheck.ValueType  # 2
+    """Too many units were exposed to more than one variant."""
+    HEALTH_CHECK_NO_DATA: _HealthCheck.ValueType  # 3
+    """No unit has been exposed yet."""
+
+class HealthCheck(_HealthCheck, metaclass=_HealthCheckEnumTypeWrapper):
+    """A check of the data's health."""
+
+HEALTH_CHECK_UNSPECIFIED: HealthCheck.ValueType  # 0
+"""Not set."""
+HEALTH_CHECK_SRM: HealthCheck.ValueType  # 1
+"""Sample-ratio mismatch: the observed split differs from the planned one."""
+HEALTH_CHECK_MULTIPLE_EXPOSURES: HealthCheck.ValueType  # 2
+"""Too many units were exposed to more than one variant."""
+HEALTH_CHECK_NO_DATA: HealthCheck.ValueType  # 3
+"""No unit has been exposed yet."""
+Global___HealthCheck: _TypeAlias = HealthCheck  # noqa: Y015
+
 class _SampleSizeMetricType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -90,15 +206,20 @@ class VariantSummary(_message.Message):
     UNITS_FIELD_NUMBER: _builtins.int
     MEAN_FIELD_NUMBER: _builtins.int
     INTERVAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     variant_key: _builtins.str
     """The variant."""
     units: _builtins.int
     """Exposed units analysed."""
     mean: _builtins.float
     """The metric's estimate (mean per unit, rate, ratio or quantile)."""
+    reason: _builtins.str
+    """Why a figure is NaN or not to be trusted (e.g. "EMPTY_ARM", "SMALL_SAMPLE"); empty when sound."""
     @_builtins.property
     def interval(self) -> _common_pb2.Interval:
-        """Confidence interval of the estimate."""
+        """Confidence interval of the estimate (Wilson score interval for rates, so it stays in [0, 1];
+        Student t for means; the outer order-statistic interval for quantiles).
+        """
 
     def __init__(
         self,
@@ -107,20 +228,150 @@ class VariantSummary(_message.Message):
         units: _builtins.int = ...,
         mean: _builtins.float = ...,
         interval: _common_pb2.Interval | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "mean", b"mean", "units", b"units", "variant_key", b"variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "mean", b"mean", "reason", b"reason", "units", b"units", "variant_key", b"variant_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VariantSummary: _TypeAlias = VariantSummary  # noqa: Y015
 
 @_typing.final
-class Comparison(_message.Message):
-    """A variant compared with control on one metric."""
+class Estimate(_message.Message):
+    """One effect on one scale with the inference of one test: every interval here carries the
+    p-value of the same test, so the interval excludes zero exactly when its p-value is at most
+    alpha (same sides).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    ESTIMATE_FIELD_NUMBER: _builtins.int
+    STD_ERROR_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    P_VALUE_FIELD_NUMBER: _builtins.int
+    SEQUENTIAL_INTERVAL_FIELD_NUMBER: _builtins.int
+    SEQUENTIAL_P_VALUE_FIELD_NUMBER: _builtins.int
+    TEST_FIELD_NUMBER: _builtins.int
+    MISSING_REASON_FIELD_NUMBER: _builtins.int
+    estimate: _builtins.float
+    """The point estimate."""
+    std_error: _builtins.float
+    """Standard error of the estimate."""
+    p_value: _builtins.float
+    """p-value of `test`, the test that produced `interval`."""
+    sequential_p_value: _builtins.float
+    """Anytime-valid p-value of the same confidence sequence; NaN when the plan is not sequential."""
+    test: _builtins.str
+    """The test behind `interval` and `p_value`: "welch_t" (means), "z_unpooled" or "z_pooled_score"
+    (rates, as the plan selects), "delta_method" (relative effects and ratios), "cuped_welch_t",
+    "quantile_outer_ci". docs/STATISTICS.md defines each.
+    """
+    missing_reason: _builtins.str
+    """Why figures are NaN (e.g. "EMPTY_ARM", "ZERO_CONTROL_MEAN"); empty when all are sound."""
+    @_builtins.property
+    def interval(self) -> _common_pb2.Interval:
+        """Fixed-horizon confidence interval at level 1 - alpha, from `test`."""
+
+    @_builtins.property
+    def sequential_interval(self) -> _common_pb2.Interval:
+        """Anytime-valid confidence sequence (normal mixture) of the same estimate; set only when the
+        plan is sequential. Safe to watch continuously.
+        """
+
+    def __init__(
+        self,
+        *,
+        estimate: _builtins.float = ...,
+        std_error: _builtins.float = ...,
+        interval: _common_pb2.Interval | None = ...,
+        p_value: _builtins.float = ...,
+        sequential_interval: _common_pb2.Interval | None = ...,
+        sequential_p_value: _builtins.float = ...,
+        test: _builtins.str = ...,
+        missing_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "sequential_interval", b"sequential_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate", "interval", b"interval", "missing_reason", b"missing_reason", "p_value", b"p_value", "sequential_interval", b"sequential_interval", "sequential_p_value", b"sequential_p_value", "std_error", b"std_error", "test", b"test"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Estimate: _TypeAlias = Estimate  # noqa: Y015
+
+@_typing.final
+class DecisionBasis(_message.Message):
+    """The interval that `Comparison.significant` is decided on, and its p-value."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCALE_FIELD_NUMBER: _builtins.int
+    SEQUENTIAL_FIELD_NUMBER: _builtins.int
+    ADJUSTED_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    P_VALUE_FIELD_NUMBER: _builtins.int
+    ALPHA_FIELD_NUMBER: _builtins.int
+    scale: Global___EffectScale.ValueType
+    """The scale: the plan's effect scale."""
+    sequential: _builtins.bool
+    """True when the interval and p-value are anytime-valid (sequential plans)."""
+    adjusted: _builtins.bool
+    """True when the interval is widened (and the p-value adjusted) for multiple testing."""
+    p_value: _builtins.float
+    """Its p-value; at most `alpha` exactly when `significant`."""
+    alpha: _builtins.float
+    """The significance level."""
+    @_builtins.property
+    def interval(self) -> _common_pb2.Interval:
+        """The interval; `significant` is true exactly when it excludes zero."""
+
+    def __init__(
+        self,
+        *,
+        scale: Global___EffectScale.ValueType = ...,
+        sequential: _builtins.bool = ...,
+        adjusted: _builtins.bool = ...,
+        interval: _common_pb2.Interval | None = ...,
+        p_value: _builtins.float = ...,
+        alpha: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted", b"adjusted", "alpha", b"alpha", "interval", b"interval", "p_value", b"p_value", "scale", b"scale", "sequential", b"sequential"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionBasis: _TypeAlias = DecisionBasis  # noqa: Y015
+
+@_typing.final
+class Comparison(_message.Message):
+    """A variant compared with control on one metric. Read `absolute` and `relative` for the figures
+    of each scale (each interval with the p-value of its own test), and `decision_basis` for the
+    one interval `significant` is decided on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MissingReasonsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     VARIANT_KEY_FIELD_NUMBER: _builtins.int
     ABSOLUTE_EFFECT_FIELD_NUMBER: _builtins.int
@@ -135,37 +386,83 @@ class Comparison(_message.Message):
     EFFECT_SIZE_FIELD_NUMBER: _builtins.int
     SIGNIFICANT_FIELD_NUMBER: _builtins.int
     DEGENERATE_REASON_FIELD_NUMBER: _builtins.int
+    ABSOLUTE_FIELD_NUMBER: _builtins.int
+    RELATIVE_FIELD_NUMBER: _builtins.int
+    DECISION_BASIS_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    CHANCE_TO_BEAT_CONTROL_FIXED_HORIZON_FIELD_NUMBER: _builtins.int
+    MISSING_REASONS_FIELD_NUMBER: _builtins.int
     variant_key: _builtins.str
     """The treatment variant."""
     absolute_effect: _builtins.float
-    """Treatment minus control."""
+    """Treatment minus control (equals absolute.estimate)."""
     relative_effect: _builtins.float
-    """Relative lift: treatment / control - 1."""
+    """Relative lift: treatment / control - 1 (equals relative.estimate)."""
     p_value: _builtins.float
-    """p-value (anytime-valid when sequential)."""
+    """The unadjusted p-value on the plan's effect scale, anytime-valid when the plan is
+    sequential (the p-value of `absolute` or `relative` that `decision_basis` names).
+    """
     adjusted_p_value: _builtins.float
-    """p-value after the plan's multiple-testing correction."""
+    """`p_value` after the plan's multiple-testing correction (equals decision_basis.p_value)."""
     chance_to_beat_control: _builtins.float
-    """Bayesian chance that the variant beats control."""
+    """Bayesian chance that the variant beats control. Always fixed-horizon (see
+    chance_to_beat_control_fixed_horizon): not safe to act on under continuous monitoring.
+    """
     expected_loss: _builtins.float
     """Bayesian expected loss of shipping the variant (relative)."""
     effect_size: _builtins.float
-    """Standardised effect size: Cohen's d for means, Cohen's h for proportions."""
+    """Standardised effect size: Cohen's d for means, Cohen's h for proportions; NaN for other
+    metric types (missing_reasons["effect_size"] says so).
+    """
     significant: _builtins.bool
-    """True when the adjusted p-value is below alpha."""
+    """True when decision_basis.interval excludes zero (equivalently decision_basis.p_value <=
+    alpha).
+    """
     degenerate_reason: _builtins.str
-    """Why figures are missing or degenerate (e.g. "EMPTY_ARM", "ZERO_VARIANCE"); empty when sound."""
+    """Why the effect figures are missing or degenerate (e.g. "EMPTY_ARM", "ZERO_VARIANCE"); empty
+    when sound.
+    """
+    verdict: Global___MetricVerdict.ValueType
+    """Win, loss or inconclusive under the plan (direction, alpha, sides, sequential, correction,
+    and for guardrails the non-inferiority margin).
+    """
+    chance_to_beat_control_fixed_horizon: _builtins.bool
+    """True: chance_to_beat_control and expected_loss are fixed-horizon Bayesian figures, even in a
+    sequential plan.
+    """
     @_builtins.property
     def absolute_interval(self) -> _common_pb2.Interval:
-        """Interval of the absolute effect (sequential when the plan says so)."""
+        """Deprecated: absolute.sequential_interval when the plan is sequential, else
+        absolute.interval. Read `absolute`, whose p-values belong to the same test.
+        """
 
     @_builtins.property
     def relative_interval(self) -> _common_pb2.Interval:
-        """Interval of the relative lift (delta method; sequential when the plan says so)."""
+        """Deprecated: relative.sequential_interval when the plan is sequential, else
+        relative.interval. Read `relative`.
+        """
 
     @_builtins.property
     def adjusted_relative_interval(self) -> _common_pb2.Interval:
-        """Interval of the relative lift matching the adjusted p-value."""
+        """Deprecated: decision_basis.interval when the plan's scale is relative."""
+
+    @_builtins.property
+    def absolute(self) -> Global___Estimate:
+        """The absolute effect with its own test's interval and p-values."""
+
+    @_builtins.property
+    def relative(self) -> Global___Estimate:
+        """The relative effect with its own test's interval and p-values."""
+
+    @_builtins.property
+    def decision_basis(self) -> Global___DecisionBasis:
+        """The interval `significant` is decided on."""
+
+    @_builtins.property
+    def missing_reasons(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Figure name (e.g. "effect_size", "relative", "chance_to_beat_control") to the reason it is
+        NaN. Every NaN figure of this comparison has an entry.
+        """
 
     def __init__(
         self,
@@ -183,10 +480,16 @@ class Comparison(_message.Message):
         effect_size: _builtins.float = ...,
         significant: _builtins.bool = ...,
         degenerate_reason: _builtins.str = ...,
+        absolute: Global___Estimate | None = ...,
+        relative: Global___Estimate | None = ...,
+        decision_basis: Global___DecisionBasis | None = ...,
+        verdict: Global___MetricVerdict.ValueType = ...,
+        chance_to_beat_control_fixed_horizon: _builtins.bool = ...,
+        missing_reasons: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["absolute_interval", b"absolute_interval", "adjusted_relative_interval", b"adjusted_relative_interval", "relative_interval", b"relative_interval"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["absolute", b"absolute", "absolute_interval", b"absolute_interval", "adjusted_relative_interval", b"adjusted_relative_interval", "decision_basis", b"decision_basis", "relative", b"relative", "relative_interval", b"relative_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["absolute_effect", b"absolute_effect", "absolute_interval", b"absolute_interval", "adjusted_p_value", b"adjusted_p_value", "adjusted_relative_interval", b"adjusted_relative_interval", "chance_to_beat_control", b"chance_to_beat_control", "degenerate_reason", b"degenerate_reason", "effect_size", b"effect_size", "expected_loss", b"expected_loss", "p_value", b"p_value", "relative_effect", b"relative_effect", "relative_interval", b"relative_interval", "significant", b"significant", "variant_key", b"variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["absolute", b"absolute", "absolute_effect", b"absolute_effect", "absolute_interval", b"absolute_interval", "adjusted_p_value", b"adjusted_p_value", "adjusted_relative_interval", b"adjusted_relative_interval", "chance_to_beat_control", b"chance_to_beat_control", "chance_to_beat_control_fixed_horizon", b"chance_to_beat_control_fixed_horizon", "decision_basis", b"decision_basis", "degenerate_reason", b"degenerate_reason", "effect_size", b"effect_size", "expected_loss", b"expected_loss", "missing_reasons", b"missing_reasons", "p_value", b"p_value", "relative", b"relative", "relative_effect", b"relative_effect", "relative_interval", b"relative_interval", "significant", b"significant", "variant_key", b"variant_key", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,7 +573,9 @@ Global___SrmCheck: _TypeAlias = SrmCheck  # noqa: Y015
 
 @_typing.final
 class Recommendation(_message.Message):
-    """The decision analysis recommends, and why."""
+    """The decision the stopping rules recommend, and why (see ResultSnapshot.decision for the state a
+    person acts on, with health checks and the time left).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -299,6 +604,166 @@ class Recommendation(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Recommendation: _TypeAlias = Recommendation  # noqa: Y015
+
+@_typing.final
+class HealthIssue(_message.Message):
+    """One failed health check."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    check: Global___HealthCheck.ValueType
+    """Which check."""
+    message: _builtins.str
+    """In words, with figures."""
+    value: _builtins.float
+    """The observed value (SRM: the p-value; multiple exposures: the share of units)."""
+    threshold: _builtins.float
+    """The threshold it crossed."""
+    def __init__(
+        self,
+        *,
+        check: Global___HealthCheck.ValueType = ...,
+        message: _builtins.str = ...,
+        value: _builtins.float = ...,
+        threshold: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "message", b"message", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HealthIssue: _TypeAlias = HealthIssue  # noqa: Y015
+
+@_typing.final
+class DecisionSummary(_message.Message):
+    """The decision state of an experiment with its reasons: what the console's badge shows."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    VARIANT_KEY_FIELD_NUMBER: _builtins.int
+    HEADLINE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    HEALTH_ISSUES_FIELD_NUMBER: _builtins.int
+    DAYS_REMAINING_FIELD_NUMBER: _builtins.int
+    PLANNED_UNITS_FIELD_NUMBER: _builtins.int
+    EXPOSED_UNITS_FIELD_NUMBER: _builtins.int
+    DAILY_UNITS_FIELD_NUMBER: _builtins.int
+    state: Global___DecisionState.ValueType
+    """The state."""
+    variant_key: _builtins.str
+    """The variant to ship when state is SHIP."""
+    headline: _builtins.str
+    """One line a person reads, e.g. "ship mini: thumbs_up +4.1 % [+1.2 %, +7.0 %]"."""
+    days_remaining: _builtins.float
+    """KEEP_RUNNING: days until the planned sample at the observed daily traffic; NaN when unknown
+    (no plan or no traffic yet).
+    """
+    planned_units: _builtins.int
+    """Total units the plan needs (target sample size, or the sample size for the plan's MDE on the
+    primary metric); 0 when the plan does not say.
+    """
+    exposed_units: _builtins.int
+    """Exposed units so far, all variants."""
+    daily_units: _builtins.float
+    """Exposed units per day since the start, averaged; NaN before the first day of data."""
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The reasons, one per finding, with figures."""
+
+    @_builtins.property
+    def health_issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___HealthIssue]:
+        """Failed health checks; non-empty exactly when state is UNHEALTHY."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___DecisionState.ValueType = ...,
+        variant_key: _builtins.str = ...,
+        headline: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        health_issues: _abc.Iterable[Global___HealthIssue] | None = ...,
+        days_remaining: _builtins.float = ...,
+        planned_units: _builtins.int = ...,
+        exposed_units: _builtins.int = ...,
+        daily_units: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["daily_units", b"daily_units", "days_remaining", b"days_remaining", "exposed_units", b"exposed_units", "headline", b"headline", "health_issues", b"health_issues", "planned_units", b"planned_units", "reasons", b"reasons", "state", b"state", "variant_key", b"variant_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionSummary: _TypeAlias = DecisionSummary  # noqa: Y015
+
+@_typing.final
+class MetricDiagnostics(_message.Message):
+    """What the analysis left out or changed for one metric, so a misconfigured gateway is visible."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_KEY_FIELD_NUMBER: _builtins.int
+    EVENTS_BEFORE_EXPOSURE_FIELD_NUMBER: _builtins.int
+    EVENTS_FROM_UNEXPOSED_UNITS_FIELD_NUMBER: _builtins.int
+    CAPPED_UNITS_FIELD_NUMBER: _builtins.int
+    metric_key: _builtins.str
+    """The metric."""
+    events_before_exposure: _builtins.int
+    """Events of exposed units whose timestamp is before the unit's first exposure (not counted:
+    metrics start at exposure).
+    """
+    events_from_unexposed_units: _builtins.int
+    """Events of units never exposed to the experiment (not counted)."""
+    capped_units: _builtins.int
+    """Units whose value was capped."""
+    def __init__(
+        self,
+        *,
+        metric_key: _builtins.str = ...,
+        events_before_exposure: _builtins.int = ...,
+        events_from_unexposed_units: _builtins.int = ...,
+        capped_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capped_units", b"capped_units", "events_before_exposure", b"events_before_exposure", "events_from_unexposed_units", b"events_from_unexposed_units", "metric_key", b"metric_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricDiagnostics: _TypeAlias = MetricDiagnostics  # noqa: Y015
+
+@_typing.final
+class Diagnostics(_message.Message):
+    """Diagnostics of one snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRICS_FIELD_NUMBER: _builtins.int
+    MULTIPLE_EXPOSURE_UNITS_FIELD_NUMBER: _builtins.int
+    multiple_exposure_units: _builtins.int
+    """Units excluded because they were exposed to more than one variant (as excluded_units)."""
+    @_builtins.property
+    def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricDiagnostics]:
+        """Per metric."""
+
+    def __init__(
+        self,
+        *,
+        metrics: _abc.Iterable[Global___MetricDiagnostics] | None = ...,
+        multiple_exposure_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metrics", b"metrics", "multiple_exposure_units", b"multiple_exposure_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Diagnostics: _TypeAlias = Diagnostics  # noqa: Y015
 
 @_typing.final
 class ResultSnapshot(_message.Message):
@@ -336,6 +801,11 @@ class ResultSnapshot(_message.Message):
     METRICS_FIELD_NUMBER: _builtins.int
     RECOMMENDATION_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DIAGNOSTICS_FIELD_NUMBER: _builtins.int
+    CORRECTION_FIELD_NUMBER: _builtins.int
+    ALPHA_FIELD_NUMBER: _builtins.int
+    SEQUENTIAL_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Identifier, increasing with time."""
     experiment_key: _builtins.str
@@ -344,6 +814,12 @@ class ResultSnapshot(_message.Message):
     """Units excluded because they were exposed to more than one variant."""
     duration_ms: _builtins.float
     """Analysis duration in milliseconds."""
+    correction: _experiment_pb2.MultipleTestingCorrection.ValueType
+    """The multiple-testing correction applied to adjusted p-values and intervals."""
+    alpha: _builtins.float
+    """The significance level of the plan."""
+    sequential: _builtins.bool
+    """True when intervals and p-values on the decision basis are anytime-valid."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was computed."""
@@ -368,6 +844,14 @@ class ResultSnapshot(_message.Message):
     def recommendation(self) -> Global___Recommendation:
         """Recommended decision."""
 
+    @_builtins.property
+    def decision(self) -> Global___DecisionSummary:
+        """The decision state a person can act on."""
+
+    @_builtins.property
+    def diagnostics(self) -> Global___Diagnostics:
+        """What the analysis left out or changed."""
+
     def __init__(
         self,
         *,
@@ -381,10 +865,15 @@ class ResultSnapshot(_message.Message):
         metrics: _abc.Iterable[Global___MetricResult] | None = ...,
         recommendation: Global___Recommendation | None = ...,
         duration_ms: _builtins.float = ...,
+        decision: Global___DecisionSummary | None = ...,
+        diagnostics: Global___Diagnostics | None = ...,
+        correction: _experiment_pb2.MultipleTestingCorrection.ValueType = ...,
+        alpha: _builtins.float = ...,
+        sequential: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "recommendation", b"recommendation", "segment", b"segment", "srm", b"srm"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decision", b"decision", "diagnostics", b"diagnostics", "recommendation", b"recommendation", "segment", b"segment", "srm", b"srm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration_ms", b"duration_ms", "excluded_units", b"excluded_units", "experiment_key", b"experiment_key", "id", b"id", "metrics", b"metrics", "recommendation", b"recommendation", "segment", b"segment", "srm", b"srm", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "correction", b"correction", "create_time", b"create_time", "decision", b"decision", "diagnostics", b"diagnostics", "duration_ms", b"duration_ms", "excluded_units", b"excluded_units", "experiment_key", b"experiment_key", "id", b"id", "metrics", b"metrics", "recommendation", b"recommendation", "segment", b"segment", "sequential", b"sequential", "srm", b"srm", "units", b"units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -705,3 +1194,131 @@ class CalculateSampleSizeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CalculateSampleSizeResponse: _TypeAlias = CalculateSampleSizeResponse  # noqa: Y015
+
+@_typing.final
+class GetExposureTimelineRequest(_message.Message):
+    """Request of GetExposureTimeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_KEY_FIELD_NUMBER: _builtins.int
+    experiment_key: _builtins.str
+    """The experiment's key."""
+    def __init__(
+        self,
+        *,
+        experiment_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_key", b"experiment_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExposureTimelineRequest: _TypeAlias = GetExposureTimelineRequest  # noqa: Y015
+
+@_typing.final
+class ExposureDay(_message.Message):
+    """Units first exposed on one UTC day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class UnitsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DAY_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def day(self) -> _timestamp_pb2.Timestamp:
+        """Start of the day (00:00 UTC)."""
+
+    @_builtins.property
+    def units(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Units first exposed that day, per variant key."""
+
+    def __init__(
+        self,
+        *,
+        day: _timestamp_pb2.Timestamp | None = ...,
+        units: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExposureDay: _TypeAlias = ExposureDay  # noqa: Y015
+
+@_typing.final
+class GetExposureTimelineResponse(_message.Message):
+    """Response of GetExposureTimeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PlannedSharesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DAYS_FIELD_NUMBER: _builtins.int
+    PLANNED_SHARES_FIELD_NUMBER: _builtins.int
+    MULTIPLE_EXPOSURE_UNITS_FIELD_NUMBER: _builtins.int
+    multiple_exposure_units: _builtins.int
+    """Units excluded for being exposed to more than one variant."""
+    @_builtins.property
+    def days(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExposureDay]:
+        """One entry per day from the first exposure to the last, oldest first (days without exposures
+        included, with zeros); at most the last 366 days.
+        """
+
+    @_builtins.property
+    def planned_shares(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Planned share of the covered traffic per variant key (the weights)."""
+
+    def __init__(
+        self,
+        *,
+        days: _abc.Iterable[Global___ExposureDay] | None = ...,
+        planned_shares: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        multiple_exposure_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days", b"days", "multiple_exposure_units", b"multiple_exposure_units", "planned_shares", b"planned_shares"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetExposureTimelineResponse: _TypeAlias = GetExposureTimelineResponse  # noqa: Y015

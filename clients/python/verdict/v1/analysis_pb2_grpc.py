@@ -62,6 +62,11 @@ class AnalysisServiceStub:
                 request_serializer=verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeResponse.FromString,
                 _registered_method=True)
+        self.GetExposureTimeline = channel.unary_unary(
+                '/verdict.v1.AnalysisService/GetExposureTimeline',
+                request_serializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -114,6 +119,15 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExposureTimeline(self, request, context):
+        """Returns the exposures of an experiment per UTC day and variant (units first exposed that
+        day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
+        key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +155,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.CalculateSampleSize,
                     request_deserializer=verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeResponse.SerializeToString,
+            ),
+            'GetExposureTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExposureTimeline,
+                    request_deserializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -281,6 +300,33 @@ class AnalysisService:
             '/verdict.v1.AnalysisService/CalculateSampleSize',
             verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeRequest.SerializeToString,
             verdict_dot_v1_dot_analysis__pb2.CalculateSampleSizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExposureTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.AnalysisService/GetExposureTimeline',
+            verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.SerializeToString,
+            verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

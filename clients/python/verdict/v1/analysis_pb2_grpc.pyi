@@ -60,6 +60,11 @@ class AnalysisServiceStub:
     sample, and the expected duration. Returns INVALID_ARGUMENT naming the field,
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
+    GetExposureTimeline: _grpc.UnaryUnaryMultiCallable[_analysis_pb2.GetExposureTimelineRequest, _analysis_pb2.GetExposureTimelineResponse]
+    """Returns the exposures of an experiment per UTC day and variant (units first exposed that
+    day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
+    key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class AnalysisServiceAsyncStub(AnalysisServiceStub):
@@ -92,6 +97,11 @@ class AnalysisServiceAsyncStub(AnalysisServiceStub):
     """Computes the sample size (per arm and total), or the minimum detectable effect for a given
     sample, and the expected duration. Returns INVALID_ARGUMENT naming the field,
     UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    GetExposureTimeline: _aio.UnaryUnaryMultiCallable[_analysis_pb2.GetExposureTimelineRequest, _analysis_pb2.GetExposureTimelineResponse]  # type: ignore[assignment]
+    """Returns the exposures of an experiment per UTC day and variant (units first exposed that
+    day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
+    key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -152,6 +162,17 @@ class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
         """Computes the sample size (per arm and total), or the minimum detectable effect for a given
         sample, and the expected duration. Returns INVALID_ARGUMENT naming the field,
         UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetExposureTimeline(
+        self,
+        request: _analysis_pb2.GetExposureTimelineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analysis_pb2.GetExposureTimelineResponse, _abc.Awaitable[_analysis_pb2.GetExposureTimelineResponse]]:
+        """Returns the exposures of an experiment per UTC day and variant (units first exposed that
+        day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
+        key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
         """
 
 def add_AnalysisServiceServicer_to_server(servicer: AnalysisServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
