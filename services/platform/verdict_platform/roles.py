@@ -57,6 +57,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _ANA + "RunAnalysis": frozenset(),
     _ANA + "CalculateSampleSize": _READ_ONLY,
     _ANA + "GetExposureTimeline": _READ_ONLY,
+    _ANA + "ListAlerts": _READ_ONLY,
 }
 
 # Methods that need no key at all: health checking and server reflection.

@@ -49,6 +49,7 @@ EXPECTED = {
         "/verdict.v1.AnalysisService/WatchResults",
         "/verdict.v1.AnalysisService/CalculateSampleSize",
         "/verdict.v1.AnalysisService/GetExposureTimeline",
+        "/verdict.v1.AnalysisService/ListAlerts",
     },
 }
 

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -1322,3 +1323,139 @@ class GetExposureTimelineResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetExposureTimelineResponse: _TypeAlias = GetExposureTimelineResponse  # noqa: Y015
+
+@_typing.final
+class Alert(_message.Message):
+    """An alert raised by a stopping rule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_KEY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    DELIVERY_TIME_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """Identifier, increasing with time."""
+    experiment_key: _builtins.str
+    """The experiment."""
+    rule: _experiment_pb2.StoppingRule.ValueType
+    """The rule that fired."""
+    action: _builtins.str
+    """What was done: "stopped" (the rule stopped the experiment), "alert" (alert-only rule),
+    "stop_failed", "not_running".
+    """
+    decision: _common_pb2.Decision.ValueType
+    """The decision the rule recommends."""
+    reason: _builtins.str
+    """In words, with figures."""
+    delivered: _builtins.bool
+    """True once the webhook accepted it (2xx); false while retrying, or with no webhook set."""
+    attempts: _builtins.int
+    """Delivery attempts so far."""
+    last_error: _builtins.str
+    """The last delivery error; empty when delivered."""
+    snapshot_id: _builtins.int
+    """The snapshot the rule fired on."""
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """The figures (p-value, interval, units ...)."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was raised."""
+
+    @_builtins.property
+    def delivery_time(self) -> _timestamp_pb2.Timestamp:
+        """When the webhook accepted it."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        experiment_key: _builtins.str = ...,
+        rule: _experiment_pb2.StoppingRule.ValueType = ...,
+        action: _builtins.str = ...,
+        decision: _common_pb2.Decision.ValueType = ...,
+        reason: _builtins.str = ...,
+        details: _struct_pb2.Struct | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        delivered: _builtins.bool = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        delivery_time: _timestamp_pb2.Timestamp | None = ...,
+        snapshot_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delivery_time", b"delivery_time", "details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "create_time", b"create_time", "decision", b"decision", "delivered", b"delivered", "delivery_time", b"delivery_time", "details", b"details", "experiment_key", b"experiment_key", "id", b"id", "last_error", b"last_error", "reason", b"reason", "rule", b"rule", "snapshot_id", b"snapshot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Alert: _TypeAlias = Alert  # noqa: Y015
+
+@_typing.final
+class ListAlertsRequest(_message.Message):
+    """Request of ListAlerts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_KEY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    experiment_key: _builtins.str
+    """Only this experiment's alerts; empty: all."""
+    page_size: _builtins.int
+    """Maximum results per page, 1 to 1000; 0 means 100."""
+    page_token: _builtins.str
+    """Token from a previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        experiment_key: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_key", b"experiment_key", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsRequest: _TypeAlias = ListAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListAlertsResponse(_message.Message):
+    """Response of ListAlerts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Alert]:
+        """One page of alerts, newest first."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___Alert] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAlertsResponse: _TypeAlias = ListAlertsResponse  # noqa: Y015

@@ -67,6 +67,11 @@ class AnalysisServiceStub:
                 request_serializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/verdict.v1.AnalysisService/ListAlerts',
+                request_serializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -128,6 +133,16 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Lists the alerts the stopping rules raised (stops and alert-only rules), newest first, with
+        their delivery state. Each alert is stored once, whatever the number of analysis replicas or
+        restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
+        PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +175,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetExposureTimeline,
                     request_deserializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,6 +347,33 @@ class AnalysisService:
             '/verdict.v1.AnalysisService/GetExposureTimeline',
             verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineRequest.SerializeToString,
             verdict_dot_v1_dot_analysis__pb2.GetExposureTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.AnalysisService/ListAlerts',
+            verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.SerializeToString,
+            verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.FromString,
             options,
             channel_credentials,
             insecure,

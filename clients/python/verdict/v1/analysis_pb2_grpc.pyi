@@ -65,6 +65,12 @@ class AnalysisServiceStub:
     day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
     key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
     """
+    ListAlerts: _grpc.UnaryUnaryMultiCallable[_analysis_pb2.ListAlertsRequest, _analysis_pb2.ListAlertsResponse]
+    """Lists the alerts the stopping rules raised (stops and alert-only rules), newest first, with
+    their delivery state. Each alert is stored once, whatever the number of analysis replicas or
+    restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
+    PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class AnalysisServiceAsyncStub(AnalysisServiceStub):
@@ -102,6 +108,12 @@ class AnalysisServiceAsyncStub(AnalysisServiceStub):
     """Returns the exposures of an experiment per UTC day and variant (units first exposed that
     day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
     key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
+    ListAlerts: _aio.UnaryUnaryMultiCallable[_analysis_pb2.ListAlertsRequest, _analysis_pb2.ListAlertsResponse]  # type: ignore[assignment]
+    """Lists the alerts the stopping rules raised (stops and alert-only rules), newest first, with
+    their delivery state. Each alert is stored once, whatever the number of analysis replicas or
+    restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
+    PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -173,6 +185,18 @@ class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns the exposures of an experiment per UTC day and variant (units first exposed that
         day), with the planned split: the health chart of a console. Returns INVALID_ARGUMENT (empty
         key), NOT_FOUND (unknown experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAlerts(
+        self,
+        request: _analysis_pb2.ListAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analysis_pb2.ListAlertsResponse, _abc.Awaitable[_analysis_pb2.ListAlertsResponse]]:
+        """Lists the alerts the stopping rules raised (stops and alert-only rules), newest first, with
+        their delivery state. Each alert is stored once, whatever the number of analysis replicas or
+        restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
+        PERMISSION_DENIED, UNAVAILABLE.
         """
 
 def add_AnalysisServiceServicer_to_server(servicer: AnalysisServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -140,6 +140,84 @@ SRM_ACTION_STOP: SrmAction.ValueType  # 3
 """Stop the experiment and alert."""
 Global___SrmAction: _TypeAlias = SrmAction  # noqa: Y015
 
+class _StoppingRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StoppingRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StoppingRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOPPING_RULE_UNSPECIFIED: _StoppingRule.ValueType  # 0
+    """Not set: a person, not a rule."""
+    STOPPING_RULE_SRM: _StoppingRule.ValueType  # 1
+    """Sample-ratio mismatch."""
+    STOPPING_RULE_GUARDRAIL_HARM: _StoppingRule.ValueType  # 2
+    """A guardrail harmed beyond its non-inferiority margin."""
+    STOPPING_RULE_EFFICACY: _StoppingRule.ValueType  # 3
+    """The primary metric's sequential interval excludes zero in the desired direction."""
+    STOPPING_RULE_TARGET_SAMPLE_SIZE: _StoppingRule.ValueType  # 4
+    """The target sample size is reached."""
+    STOPPING_RULE_MAX_DURATION: _StoppingRule.ValueType  # 5
+    """The maximum duration is reached."""
+
+class StoppingRule(_StoppingRule, metaclass=_StoppingRuleEnumTypeWrapper):
+    """An automated stopping rule."""
+
+STOPPING_RULE_UNSPECIFIED: StoppingRule.ValueType  # 0
+"""Not set: a person, not a rule."""
+STOPPING_RULE_SRM: StoppingRule.ValueType  # 1
+"""Sample-ratio mismatch."""
+STOPPING_RULE_GUARDRAIL_HARM: StoppingRule.ValueType  # 2
+"""A guardrail harmed beyond its non-inferiority margin."""
+STOPPING_RULE_EFFICACY: StoppingRule.ValueType  # 3
+"""The primary metric's sequential interval excludes zero in the desired direction."""
+STOPPING_RULE_TARGET_SAMPLE_SIZE: StoppingRule.ValueType  # 4
+"""The target sample size is reached."""
+STOPPING_RULE_MAX_DURATION: StoppingRule.ValueType  # 5
+"""The maximum duration is reached."""
+Global___StoppingRule: _TypeAlias = StoppingRule  # noqa: Y015
+
+class _RuleOverrideMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RuleOverrideModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RuleOverrideMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RULE_OVERRIDE_MODE_UNSPECIFIED: _RuleOverrideMode.ValueType  # 0
+    """Not set; invalid in requests."""
+    RULE_OVERRIDE_MODE_OVERRIDE: _RuleOverrideMode.ValueType  # 1
+    """The rule stays quiet until the evidence changes in a way the operator would want to hear
+    about: evidence rules (SRM, guardrail harm, efficacy) fire again only when their p-value is
+    at most a tenth of the threshold they crossed (a stricter bound) or on another metric or
+    variant; budget rules (target sample size, maximum duration) fire again when the budget
+    left at the override is used up a second time (twice the units, or the duration again).
+    Another rule is not affected. Recorded automatically when an experiment stopped by a rule is
+    restarted.
+    """
+    RULE_OVERRIDE_MODE_SNOOZE: _RuleOverrideMode.ValueType  # 2
+    """The rule is off until `until`."""
+    RULE_OVERRIDE_MODE_DISABLE: _RuleOverrideMode.ValueType  # 3
+    """The rule is off for the rest of this run (until the experiment is stopped)."""
+
+class RuleOverrideMode(_RuleOverrideMode, metaclass=_RuleOverrideModeEnumTypeWrapper):
+    """How an operator's override silences a rule."""
+
+RULE_OVERRIDE_MODE_UNSPECIFIED: RuleOverrideMode.ValueType  # 0
+"""Not set; invalid in requests."""
+RULE_OVERRIDE_MODE_OVERRIDE: RuleOverrideMode.ValueType  # 1
+"""The rule stays quiet until the evidence changes in a way the operator would want to hear
+about: evidence rules (SRM, guardrail harm, efficacy) fire again only when their p-value is
+at most a tenth of the threshold they crossed (a stricter bound) or on another metric or
+variant; budget rules (target sample size, maximum duration) fire again when the budget
+left at the override is used up a second time (twice the units, or the duration again).
+Another rule is not affected. Recorded automatically when an experiment stopped by a rule is
+restarted.
+"""
+RULE_OVERRIDE_MODE_SNOOZE: RuleOverrideMode.ValueType  # 2
+"""The rule is off until `until`."""
+RULE_OVERRIDE_MODE_DISABLE: RuleOverrideMode.ValueType  # 3
+"""The rule is off for the rest of this run (until the experiment is stopped)."""
+Global___RuleOverrideMode: _TypeAlias = RuleOverrideMode  # noqa: Y015
+
 class _MetricType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -227,6 +305,60 @@ CAPPING_TYPE_ABSOLUTE: CappingType.ValueType  # 1
 CAPPING_TYPE_PERCENTILE: CappingType.ValueType  # 2
 """Cap at a percentile of the pooled per-unit values (value in (0, 1), e.g. 0.99)."""
 Global___CappingType: _TypeAlias = CappingType  # noqa: Y015
+
+@_typing.final
+class RuleOverride(_message.Message):
+    """An operator's override of one stopping rule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    BASELINE_FIELD_NUMBER: _builtins.int
+    rule: Global___StoppingRule.ValueType
+    """The rule."""
+    mode: Global___RuleOverrideMode.ValueType
+    """How it is silenced."""
+    reason: _builtins.str
+    """Why; recorded in the audit log."""
+    actor: _builtins.str
+    """Who: the API key's name; output only."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """SNOOZE: when the rule wakes up; required for SNOOZE, ignored otherwise."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When; output only."""
+
+    @_builtins.property
+    def baseline(self) -> _struct_pb2.Struct:
+        """OVERRIDE: the figures of the rule when it was overridden (threshold, p-value, units ...);
+        output only.
+        """
+
+    def __init__(
+        self,
+        *,
+        rule: Global___StoppingRule.ValueType = ...,
+        mode: Global___RuleOverrideMode.ValueType = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        baseline: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "create_time", b"create_time", "until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "baseline", b"baseline", "create_time", b"create_time", "mode", b"mode", "reason", b"reason", "rule", b"rule", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleOverride: _TypeAlias = RuleOverride  # noqa: Y015
 
 @_typing.final
 class Variant(_message.Message):
@@ -479,6 +611,7 @@ class StopDecision(_message.Message):
     SHIP_VARIANT_KEY_FIELD_NUMBER: _builtins.int
     STOPPED_BY_FIELD_NUMBER: _builtins.int
     STOP_TIME_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     decision: _common_pb2.Decision.ValueType
     """The decision."""
     reason: _builtins.str
@@ -487,6 +620,8 @@ class StopDecision(_message.Message):
     """The variant to ship when decision is DECISION_SHIP."""
     stopped_by: _builtins.str
     """Who stopped it: the API key's name."""
+    rule: Global___StoppingRule.ValueType
+    """The rule that stopped it; unset when a person did."""
     @_builtins.property
     def stop_time(self) -> _timestamp_pb2.Timestamp:
         """When it stopped."""
@@ -499,10 +634,11 @@ class StopDecision(_message.Message):
         ship_variant_key: _builtins.str = ...,
         stopped_by: _builtins.str = ...,
         stop_time: _timestamp_pb2.Timestamp | None = ...,
+        rule: Global___StoppingRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["stop_time", b"stop_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "reason", b"reason", "ship_variant_key", b"ship_variant_key", "stop_time", b"stop_time", "stopped_by", b"stopped_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "reason", b"reason", "rule", b"rule", "ship_variant_key", b"ship_variant_key", "stop_time", b"stop_time", "stopped_by", b"stopped_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -557,6 +693,7 @@ class Experiment(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    RULE_OVERRIDES_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Unique key; a slug (lowercase letters, digits, '-' and '_'), 1 to 64 characters."""
     name: _builtins.str
@@ -629,6 +766,12 @@ class Experiment(_message.Message):
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When it last started running; output only."""
 
+    @_builtins.property
+    def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
+        """Operators' overrides of stopping rules in force for the current run; output only (set
+        through StartExperiment). Cleared when the experiment stops.
+        """
+
     def __init__(
         self,
         *,
@@ -655,10 +798,11 @@ class Experiment(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        rule_overrides: _abc.Iterable[Global___RuleOverride] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["analysis_plan", b"analysis_plan", "create_time", b"create_time", "decision", b"decision", "layer", b"layer", "schedule", b"schedule", "start_time", b"start_time", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_version", b"allocation_version", "analysis_plan", b"analysis_plan", "coverage", b"coverage", "create_time", b"create_time", "decision", b"decision", "description", b"description", "forced_variations", b"forced_variations", "hash_attribute", b"hash_attribute", "hash_version", b"hash_version", "hypothesis", b"hypothesis", "key", b"key", "layer", b"layer", "metrics", b"metrics", "name", b"name", "schedule", b"schedule", "seed", b"seed", "start_time", b"start_time", "status", b"status", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time", "variants", b"variants", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_version", b"allocation_version", "analysis_plan", b"analysis_plan", "coverage", b"coverage", "create_time", b"create_time", "decision", b"decision", "description", b"description", "forced_variations", b"forced_variations", "hash_attribute", b"hash_attribute", "hash_version", b"hash_version", "hypothesis", b"hypothesis", "key", b"key", "layer", b"layer", "metrics", b"metrics", "name", b"name", "rule_overrides", b"rule_overrides", "schedule", b"schedule", "seed", b"seed", "start_time", b"start_time", "status", b"status", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time", "variants", b"variants", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -815,6 +959,7 @@ class AuditEvent(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Identifier, increasing with time."""
     experiment_key: _builtins.str
@@ -825,6 +970,8 @@ class AuditEvent(_message.Message):
     """Who: the name of the API key used."""
     reason: _builtins.str
     """The reason given, if any."""
+    rule: Global___StoppingRule.ValueType
+    """The stopping rule behind an automated action; unset for a person's change."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When."""
@@ -845,10 +992,11 @@ class AuditEvent(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         changes: _struct_pb2.Struct | None = ...,
         reason: _builtins.str = ...,
+        rule: Global___StoppingRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "changes", b"changes", "experiment_key", b"experiment_key", "id", b"id", "reason", b"reason", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "changes", b"changes", "experiment_key", b"experiment_key", "id", b"id", "reason", b"reason", "rule", b"rule", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1071,16 +1219,28 @@ class StartExperimentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RULE_OVERRIDES_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The experiment's key."""
+    reason: _builtins.str
+    """Why; required when restarting an experiment that a stopping rule stopped (an override)."""
+    @_builtins.property
+    def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
+        """Rules to snooze, disable or override for this run, each with its own reason (or this
+        request's).
+        """
+
     def __init__(
         self,
         *,
         key: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        rule_overrides: _abc.Iterable[Global___RuleOverride] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "reason", b"reason", "rule_overrides", b"rule_overrides"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1121,6 +1281,7 @@ class StopExperimentRequest(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     SHIP_VARIANT_KEY_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """The experiment's key."""
     reason: _builtins.str
@@ -1129,6 +1290,8 @@ class StopExperimentRequest(_message.Message):
     """The decision; unspecified means DECISION_INCONCLUSIVE."""
     ship_variant_key: _builtins.str
     """The variant to ship when decision is DECISION_SHIP."""
+    rule: Global___StoppingRule.ValueType
+    """The stopping rule, when a rule stops it (the analysis service sets it)."""
     @_builtins.property
     def details(self) -> _struct_pb2.Struct:
         """Machine-readable figures behind an automated stop (rule name, p-value, interval ...),
@@ -1143,10 +1306,11 @@ class StopExperimentRequest(_message.Message):
         decision: _common_pb2.Decision.ValueType = ...,
         ship_variant_key: _builtins.str = ...,
         details: _struct_pb2.Struct | None = ...,
+        rule: Global___StoppingRule.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "details", b"details", "key", b"key", "reason", b"reason", "ship_variant_key", b"ship_variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "details", b"details", "key", b"key", "reason", b"reason", "rule", b"rule", "ship_variant_key", b"ship_variant_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

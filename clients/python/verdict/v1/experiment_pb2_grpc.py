@@ -149,8 +149,13 @@ class ExperimentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartExperiment(self, request, context):
-        """Starts a DRAFT experiment, or restarts a STOPPED one. Returns NOT_FOUND, FAILED_PRECONDITION
-        (already running, or archived), UNAUTHENTICATED, PERMISSION_DENIED.
+        """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
+        an override of the rule that stopped it: it needs a reason, is recorded (who, why, which
+        rule) in the audit log and on the experiment, and that rule stays quiet as
+        RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
+        Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
+        NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
+        PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

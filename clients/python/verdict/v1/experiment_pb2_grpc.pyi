@@ -58,8 +58,13 @@ class ExperimentServiceStub:
     PERMISSION_DENIED.
     """
     StartExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.StartExperimentResponse]
-    """Starts a DRAFT experiment, or restarts a STOPPED one. Returns NOT_FOUND, FAILED_PRECONDITION
-    (already running, or archived), UNAUTHENTICATED, PERMISSION_DENIED.
+    """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
+    an override of the rule that stopped it: it needs a reason, is recorded (who, why, which
+    rule) in the audit log and on the experiment, and that rule stays quiet as
+    RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
+    Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
+    NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
+    PERMISSION_DENIED.
     """
     StopExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]
     """Stops a RUNNING experiment with a reason and a decision (optionally the variant to ship); on a
@@ -124,8 +129,13 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     PERMISSION_DENIED.
     """
     StartExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.StartExperimentResponse]  # type: ignore[assignment]
-    """Starts a DRAFT experiment, or restarts a STOPPED one. Returns NOT_FOUND, FAILED_PRECONDITION
-    (already running, or archived), UNAUTHENTICATED, PERMISSION_DENIED.
+    """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
+    an override of the rule that stopped it: it needs a reason, is recorded (who, why, which
+    rule) in the audit log and on the experiment, and that rule stays quiet as
+    RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
+    Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
+    NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
+    PERMISSION_DENIED.
     """
     StopExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]  # type: ignore[assignment]
     """Stops a RUNNING experiment with a reason and a decision (optionally the variant to ship); on a
@@ -217,8 +227,13 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _experiment_pb2.StartExperimentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_experiment_pb2.StartExperimentResponse, _abc.Awaitable[_experiment_pb2.StartExperimentResponse]]:
-        """Starts a DRAFT experiment, or restarts a STOPPED one. Returns NOT_FOUND, FAILED_PRECONDITION
-        (already running, or archived), UNAUTHENTICATED, PERMISSION_DENIED.
+        """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
+        an override of the rule that stopped it: it needs a reason, is recorded (who, why, which
+        rule) in the audit log and on the experiment, and that rule stays quiet as
+        RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
+        Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
+        NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
+        PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
