@@ -37,7 +37,8 @@ from typing import cast
 import asyncpg
 
 from verdict_analysis import stats
-from verdict_analysis.metrics import CollectedStats, MetricSpec, collect_stats
+from verdict_analysis.metrics import CollectedStats, MetricSpec
+from verdict_analysis.metrics.collect import collect_stats
 from verdict_analysis.metrics.rollup import drop_rollups, refresh_rollups
 from verdict_platform.db import with_database
 from verdict_platform.migrator import migrate

@@ -1,103 +1,95 @@
-"""Alerts: a log line and an HTTP POST of a JSON document to the configured webhook.
+"""Alerts as values (pure): what a fired rule raises, how it is deduplicated, what is posted.
 
-The POST runs in a worker thread (stdlib `urllib.request`, no new dependency) with a deadline per
-attempt, and is retried with exponential backoff on network errors, 5xx and 429; other 4xx are not
-retried (the receiver rejected the document). A failed alert is logged, never raised: the stop
-itself has already happened.
+An alert is stored once per `dedup_key`:
+
+- a stop (or a failed stop) by rule R in the run that started at T: `<key>/<T>/<R>/<action>`,
+  so retried analyses of the same run never raise it twice;
+- an alert-only rule (e.g. SRM set to alert) raises one alert per *episode*: from the analysis
+  where it starts firing until the first where it no longer fires (the store keeps the open
+  episodes), whatever the number of analyses, restarts or replicas in between.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import math
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-log = logging.getLogger(__name__)
-
-
-class Alerter(Protocol):
-    """Where alerts go."""
-
-    async def send(self, alert: Mapping[str, Any]) -> bool:
-        """Sends one alert; True when delivered (or when there is nowhere to deliver)."""
-        ...
+__all__ = ["DeliveryFailed", "NewAlert", "StoredAlert", "alert_document", "json_safe"]
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try a webhook."""
+class NewAlert:
+    """An alert to raise."""
 
-    attempts: int = 5
-    """Attempts in total, the first included."""
-    first_delay_s: float = 0.5
-    """Delay before the second attempt; doubles after each failure."""
-    max_delay_s: float = 8.0
-    timeout_s: float = 5.0
-    """Deadline of one attempt."""
+    experiment_key: str
+    rule: str
+    """The stopping rule's name (`stopping_rules.RuleName` value)."""
+    action: str
+    """"stopped", "alert", "stop_failed" or "not_running"."""
+    decision: str
+    """The decision the rule recommends (`stopping_rules.Decision` value)."""
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    snapshot_id: int = 0
+    dedup_key: str = ""
+    """Unique per alert that must not be raised twice; empty for alert-only rules (the store
+    derives it from the episode)."""
 
 
-def _clean(value: Any) -> Any:
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as stored, with its delivery state."""
+
+    id: int
+    alert: NewAlert
+    created_at: datetime
+    attempts: int = 0
+    last_error: str = ""
+    delivered_at: datetime | None = None
+
+
+class DeliveryFailed(Exception):
+    """One delivery attempt failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def stop_dedup_key(experiment_key: str, run_started: str, rule: str, action: str) -> str:
+    """The key of a stop alert: one per experiment, run, rule and outcome."""
+    return f"{experiment_key}/{run_started}/{rule}/{action}"
+
+
+def json_safe(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null (JSON has no such numbers)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
-class _Retryable(Exception):
-    pass
-
-
-def _post(url: str, body: bytes, timeout_s: float) -> int:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+def alert_document(stored: StoredAlert) -> dict[str, Any]:
+    """The JSON document posted to the webhook. `id` is stable: a receiver that sees an id twice
+    (a delivery retried after a lost acknowledgement) can drop the repeat."""
+    a = stored.alert
+    document: dict[str, Any] = json_safe(
+        {
+            "id": stored.id,
+            "experiment_key": a.experiment_key,
+            "rule": a.rule,
+            "action": a.action,
+            "decision": a.decision,
+            "reason": a.reason,
+            "details": dict(a.details),
+            "snapshot_id": a.snapshot_id,
+            "time": stored.created_at.isoformat(),
+            "summary": f"{a.experiment_key}: {a.rule} ({a.action}): {a.reason}",
+        }
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as error:
-        if error.code >= 500 or error.code == 429:
-            raise _Retryable(f"HTTP {error.code}") from error
-        return error.code
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        raise _Retryable(str(error)) from error
-
-
-class WebhookAlerter:
-    """Logs each alert and POSTs it to `url` (only logs when `url` is None)."""
-
-    def __init__(self, url: str | None, policy: RetryPolicy | None = None) -> None:
-        self._url = url
-        self._policy = policy or RetryPolicy()
-
-    async def send(self, alert: Mapping[str, Any]) -> bool:
-        log.warning("analysis alert: %s", alert.get("summary", ""), extra={"alert": dict(alert)})
-        if self._url is None:
-            return True
-        body = json.dumps(_clean(alert), default=str, allow_nan=False).encode()
-        delay = self._policy.first_delay_s
-        for attempt in range(1, self._policy.attempts + 1):
-            try:
-                status = await asyncio.to_thread(_post, self._url, body, self._policy.timeout_s)
-            except _Retryable as error:
-                log.warning("alert webhook attempt %d failed: %s", attempt, error)
-            else:
-                if 200 <= status < 300:
-                    return True
-                log.error("alert webhook rejected the alert: HTTP %d", status)
-                return False
-            if attempt < self._policy.attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._policy.max_delay_s)
-        log.error("alert webhook unreachable after %d attempts", self._policy.attempts)
-        return False
+    return document

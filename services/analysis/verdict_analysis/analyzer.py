@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from verdict.v1 import analysis_pb2, experiment_pb2
-from verdict_analysis import plans, stats
-from verdict_analysis.alerts import Alerter
-from verdict_analysis.collector import Locks, StatsReader
+from verdict_analysis import plan_mapping, rule_overrides, stats
+from verdict_analysis.alerts import NewAlert, stop_dedup_key
 from verdict_analysis.metrics import MetricSpec, Segment, SpecError, metric_spec_from_proto
-from verdict_analysis.ports import Catalog, Clock, ResultsPublisher, SnapshotRepository
-from verdict_analysis.snapshot_builder import DECISIONS, build_snapshot
-from verdict_analysis.stopper import Stopper
-from verdict_analysis.stopping import Evaluation, FiredRule, Rules, SrmPolicy, evaluate
+from verdict_analysis.ports import (
+    AlertLog,
+    Catalog,
+    Clock,
+    Locks,
+    ResultsPublisher,
+    SnapshotRepository,
+    StatsReader,
+    Stopper,
+)
+from verdict_analysis.snapshot_proto import DECISIONS, build_snapshot
+from verdict_analysis.stopping_rules import (
+    Evaluation,
+    FiredRule,
+    RuleName,
+    Rules,
+    SrmPolicy,
+    evaluate,
+)
 from verdict_platform.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -65,17 +78,18 @@ class Analyzer:
         snapshots: SnapshotRepository,
         publisher: ResultsPublisher,
         stopper: Stopper,
-        alerter: Alerter,
+        alerts: AlertLog,
         clock: Clock = utc_now,
+        alert_raised: Callable[[], None] = lambda: None,
     ) -> None:
         self._catalog = catalog
         self._locks = locks
         self._snapshots = snapshots
         self._publisher = publisher
         self._stopper = stopper
-        self._alerter = alerter
+        self._alerts = alerts
         self._clock = clock
-        self._alerted: set[tuple[str, str]] = set()
+        self._alert_raised = alert_raised
 
     async def run(
         self, experiment_key: str, *, fresher_than_s: float | None = None
@@ -120,37 +134,65 @@ class Analyzer:
         segment: Segment | None,
     ) -> tuple[analysis_pb2.ResultSnapshot, Evaluation]:
         started = time.perf_counter()
-        plan = plans.analysis_plan(experiment)
-        order = plans.variant_keys(experiment)
+        plan = plan_mapping.analysis_plan(experiment)
+        order = plan_mapping.variant_keys(experiment)
         collected = await reader.collect(
             experiment.key,
             order,
-            plans.control_key(experiment),
+            plan_mapping.control_key(experiment),
             _specs(experiment, definitions),
-            cuped_lookback_s=plans.cuped_lookback_s(experiment),
+            cuped_lookback_s=plan_mapping.cuped_lookback_s(experiment),
             segment=segment,
             quantile_alpha=plan.alpha,
         )
         if plan.variant_weights is not None:
             plan = replace(plan, variant_weights={k: plan.variant_weights[k] for k in order})
-        analysis = stats.analyze_experiment(
-            collected.metrics, plan, assignment_counts={k: collected.units[k] for k in order}
-        )
+        counts = {k: collected.units[k] for k in order}
+        analysis = stats.analyze_experiment(collected.metrics, plan, assignment_counts=counts)
         running = experiment.status == _E.EXPERIMENT_STATUS_RUNNING
         # Segments inform; only the whole population may stop an experiment.
-        rules = plans.stopping_rules(experiment) if running and segment is None else _NO_RULES
+        rules = (
+            plan_mapping.stopping_rules(experiment) if running and segment is None else _NO_RULES
+        )
         started_at = (
             experiment.start_time.ToDatetime(tzinfo=UTC)
             if experiment.HasField("start_time")
             else None
         )
+        now = self._clock()
+        context = plan_mapping.metric_context(experiment, definitions)
+        suppress = None
+        overrides = plan_mapping.rule_overrides(experiment) if rules is not _NO_RULES else []
+        if overrides:
+            strict_fired: set[RuleName] = set()
+            if rule_overrides.needs_strict_analysis(overrides):
+                strict_plan = replace(
+                    plan,
+                    alpha=plan.alpha * rule_overrides.STRICTER,
+                    srm_alpha=plan.srm_alpha * rule_overrides.STRICTER,
+                )
+                strict = stats.analyze_experiment(
+                    collected.metrics, strict_plan, assignment_counts=counts
+                )
+                strict_eval = evaluate(
+                    strict, context, collected.units, rules, started_at=started_at, now=now
+                )
+                strict_fired = {f.rule for f in strict_eval.fired}
+            suppress = rule_overrides.suppressor(
+                overrides,
+                strict_fired=strict_fired,
+                units=sum(collected.units.values()),
+                ran=now - started_at if started_at is not None else None,
+                now=now,
+            )
         evaluation = evaluate(
             analysis,
-            plans.metric_context(experiment, definitions),
+            context,
             collected.units,
             rules,
             started_at=started_at,
-            now=self._clock(),
+            now=now,
+            suppress=suppress,
         )
         snapshot = build_snapshot(
             experiment,
@@ -175,13 +217,14 @@ class Analyzer:
         stop = evaluation.stop
         if stop is not None:
             outcome = await self._stop(key, stop)
-            await self._alert(key, stop, snapshot, outcome)
+            run = experiment.start_time.ToJsonString() if experiment.HasField("start_time") else ""
+            dedup = stop_dedup_key(key, run, stop.rule.value, outcome)
+            if await self._alerts.raise_once(_alert(key, stop, snapshot, outcome, dedup)):
+                self._alert_raised()
             return
-        firing = {(key, f.rule.value) for f in evaluation.fired}
-        for fired in evaluation.fired:
-            if (key, fired.rule.value) not in self._alerted:
-                await self._alert(key, fired, snapshot, "alert")
-        self._alerted = {a for a in self._alerted if a[0] != key} | firing
+        firing = [_alert(key, f, snapshot, "alert", "") for f in evaluation.fired if not f.stops]
+        if await self._alerts.raise_firing(key, firing):
+            self._alert_raised()
 
     async def _stop(self, key: str, rule: FiredRule) -> str:
         try:
@@ -191,6 +234,7 @@ class Analyzer:
                 DECISIONS[rule.decision],
                 rule.ship_variant,
                 rule.details,
+                plan_mapping.RULES[rule.rule],
             )
         except FailedPrecondition as error:
             log.info("%s was no longer running: %s", key, error)
@@ -201,23 +245,22 @@ class Analyzer:
         log.warning("stopped %s: %s", key, rule.reason, extra={"experiment_key": key})
         return "stopped"
 
-    async def _alert(
-        self,
-        key: str,
-        rule: FiredRule,
-        snapshot: analysis_pb2.ResultSnapshot,
-        action: str,
-    ) -> None:
-        alert: dict[str, Any] = {
-            "experiment_key": key,
-            "rule": rule.rule.value,
-            "action": action,
-            "decision": rule.decision.value,
-            "ship_variant_key": rule.ship_variant,
-            "reason": rule.reason,
-            "details": dict(rule.details),
-            "snapshot_id": snapshot.id,
-            "time": self._clock().isoformat(),
-            "summary": f"{key}: {rule.rule.value} ({action}): {rule.reason}",
-        }
-        await self._alerter.send(alert)
+
+def _alert(
+    key: str,
+    rule: FiredRule,
+    snapshot: analysis_pb2.ResultSnapshot,
+    action: str,
+    dedup_key: str,
+) -> NewAlert:
+    log.warning("analysis alert: %s: %s (%s): %s", key, rule.rule.value, action, rule.reason)
+    return NewAlert(
+        experiment_key=key,
+        rule=rule.rule.value,
+        action=action,
+        decision=rule.decision.value,
+        reason=rule.reason,
+        details={**rule.details, "ship_variant_key": rule.ship_variant},
+        snapshot_id=snapshot.id,
+        dedup_key=dedup_key,
+    )

@@ -7,16 +7,19 @@ from collections.abc import Sequence
 import grpc
 
 from verdict.v1 import analysis_pb2_grpc
-from verdict_analysis.alerts import WebhookAlerter
-from verdict_analysis.analyzer import Analyzer
-from verdict_analysis.catalog import ExperimentCatalog
-from verdict_analysis.collector import DatabaseLocks
-from verdict_analysis.results import Results
-from verdict_analysis.results_channel import RedisResultsPublisher, ResultsSignals
+from verdict_analysis.alert_delivery import AlertDelivery
+from verdict_analysis.alert_store import PostgresAlertLog
+from verdict_analysis.analyzer import Analyzer, utc_now
+from verdict_analysis.catalog_reader import ExperimentCatalog
+from verdict_analysis.exposure_timeline import PostgresExposureCounts
+from verdict_analysis.grpc_stopper import GrpcStopper
+from verdict_analysis.results_reader import Results
+from verdict_analysis.results_signals import RedisResultsPublisher, ResultsSignals
 from verdict_analysis.scheduler import Scheduler
 from verdict_analysis.servicer import AnalysisServicer
-from verdict_analysis.snapshots import SnapshotStore
-from verdict_analysis.stopper import GrpcStopper
+from verdict_analysis.snapshot_store import SnapshotStore
+from verdict_analysis.stats_reader import DatabaseLocks
+from verdict_analysis.webhook_sender import WebhookSender
 from verdict_platform.server import Resources
 
 
@@ -28,17 +31,26 @@ class AnalysisService:
         catalog = ExperimentCatalog(resources.pool)
         snapshots = SnapshotStore(resources.pool)
         self._stopper = GrpcStopper(settings.assignment_target, settings.service_api_key)
+        webhook = settings.alert_webhook_url
+        alerts = PostgresAlertLog(resources.pool, deliver=webhook is not None)
+        self._delivery = (
+            AlertDelivery(alerts, WebhookSender(webhook), utc_now) if webhook is not None else None
+        )
         analyzer = Analyzer(
             catalog,
             DatabaseLocks(resources.pool),
             snapshots,
             RedisResultsPublisher(resources.redis, settings),
             self._stopper,
-            WebhookAlerter(settings.alert_webhook_url),
+            alerts,
+            alert_raised=self._delivery.nudge if self._delivery is not None else lambda: None,
         )
         self._signals = ResultsSignals(resources.redis, settings)
         self._scheduler = Scheduler(analyzer, catalog, settings.analysis_interval_s)
-        self._servicer = AnalysisServicer(analyzer, Results(catalog, snapshots, self._signals))
+        results = Results(
+            catalog, snapshots, self._signals, PostgresExposureCounts(resources.pool), alerts
+        )
+        self._servicer = AnalysisServicer(analyzer, results)
 
     @property
     def service_names(self) -> Sequence[str]:
@@ -53,10 +65,14 @@ class AnalysisService:
         """Subscribes to the results channel and starts the scheduler."""
         self._signals.start()
         self._scheduler.start()
+        if self._delivery is not None:
+            self._delivery.start()
 
     async def stop(self) -> None:
         """Stops the scheduler and the subscription, closes the channel to ExperimentService."""
         await self._scheduler.stop()
+        if self._delivery is not None:
+            await self._delivery.stop()
         await self._signals.stop()
         await self._stopper.close()
 

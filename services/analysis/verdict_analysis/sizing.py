@@ -6,7 +6,7 @@ import math
 
 from verdict.v1 import analysis_pb2
 from verdict_analysis import stats
-from verdict_analysis.plans import DEFAULT_TUNING_N, SIDES
+from verdict_analysis.plan_mapping import DEFAULT_TUNING_N, SIDES
 from verdict_analysis.stats.power import Baseline
 from verdict_platform.errors import InvalidArgument
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from verdict_platform import redis_conn
 from verdict_platform.db import connect
-from verdict_platform.embedded import resolve_servers
+from verdict_platform.embedded import has_embedded_postgres, resolve_servers
 from verdict_platform.errors import VerdictError
 from verdict_platform.keys import KeyStore, parse_role
 from verdict_platform.migrator import migrate
@@ -66,6 +66,19 @@ async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _missing_data(settings: Settings) -> str | None:
+    """Why a command other than `up` cannot run here: no database configured and no embedded one
+    in the data folder (only `up` creates one)."""
+    if settings.database_url is not None or has_embedded_postgres(settings.data_dir):
+        return None
+    where = settings.data_dir.resolve()
+    return (
+        f"no Verdict database here: VERDICT_DATABASE_URL is not set and {where}"
+        " holds no embedded database. Run `make up` in the project first, set VERDICT_DATA_DIR "
+        "to its data folder, or set VERDICT_DATABASE_URL (and VERDICT_REDIS_URL)."
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="verdict", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from verdict_platform import launcher
 
             return launcher.run(args.command, settings)
+        missing = _missing_data(settings)
+        if missing is not None:
+            print(f"error: {missing}", file=sys.stderr)
+            return 2
         settings = resolve_servers(settings)
         if args.command == "migrate":
             return asyncio.run(_migrate(settings))

@@ -26,6 +26,11 @@ def _redis_dir(data_dir: Path) -> Path:
     return (data_dir / "redis").resolve()
 
 
+def has_embedded_postgres(data_dir: Path) -> bool:
+    """True when the data folder holds an embedded PostgreSQL cluster (made by `up`)."""
+    return (_pg_dir(data_dir) / "PG_VERSION").is_file()
+
+
 def ensure_postgres(data_dir: Path) -> str:
     """Starts (or finds) the embedded PostgreSQL; returns its URL."""
     path = _pg_dir(data_dir)

@@ -92,6 +92,13 @@ class KeyStore:
         if done.endswith(" 0"):
             raise NotFound(f"no active API key named {name!r}")
 
+    async def revoke_if_active(self, name: str) -> bool:
+        """Revokes the active key named `name` if there is one; True when one was revoked."""
+        done = await self._pool.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+        )
+        return not done.endswith(" 0")
+
     async def active_hashes(self) -> dict[bytes, tuple[str, Role]]:
         """Hash to (name, role) of every active key: what the key ring serves from memory."""
         rows = await self._pool.fetch(

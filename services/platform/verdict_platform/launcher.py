@@ -22,13 +22,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from verdict_platform.db import connect
+from verdict_platform.dev_keys import DEV_ADMIN, SERVICE_IDENTITIES, ensure_key
 from verdict_platform.embedded import resolve_servers, stop_postgres, stop_redis
-from verdict_platform.keys import KeyStore, hash_key
+from verdict_platform.keys import KeyStore
 from verdict_platform.migrator import migrate
-from verdict_platform.roles import Role
+from verdict_platform.port_check import port_holder, port_is_free
 from verdict_platform.settings import Settings
-
-DEV_KEY_NAME = "dev-admin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +61,7 @@ SERVICES = (
 
 
 def _run_dir(settings: Settings) -> Path:
-    path = settings.data_dir.resolve() / "run"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return settings.data_dir.resolve() / "run"
 
 
 def _alive(pid_file: Path) -> int | None:
@@ -76,8 +73,9 @@ def _alive(pid_file: Path) -> int | None:
     return pid
 
 
-async def _prepare(settings: Settings) -> str:
-    """Migrates and returns the development admin key (created once, kept in the data folder)."""
+async def _prepare(settings: Settings) -> dict[str, str]:
+    """Migrates; returns the development admin key ("") and each service identity's key (by
+    service name), created once and kept in the data folder."""
     import asyncpg
 
     conn = await connect(settings)
@@ -85,83 +83,119 @@ async def _prepare(settings: Settings) -> str:
         await migrate(conn)
     finally:
         await conn.close()
-    key_file = settings.data_dir.resolve() / "dev-admin-key"
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
     pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=1)
     try:
         store = KeyStore(pool)
-        if key_file.exists():
-            key = key_file.read_text().strip()
-            if hash_key(key) in await store.active_hashes():
-                return key
-            await pool.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
-                DEV_KEY_NAME,
-            )
-        key = await store.create(DEV_KEY_NAME, Role.ADMIN)
+        keys = {"": await ensure_key(store, data_dir, DEV_ADMIN)}
+        for service, identity in SERVICE_IDENTITIES.items():
+            keys[service] = await ensure_key(store, data_dir, identity)
     finally:
         await pool.close()
-    key_file.write_text(key + "\n")
-    key_file.chmod(0o600)
-    return key
+    return keys
 
 
-def _healthy(port: int, deadline: float) -> bool:
+def _healthy(port: int, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False  # our process exited: whatever answers on the port is not it
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=1
                 )
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return True
+                    return proc is None or proc.poll() is None
             except grpc.RpcError:
                 pass
         time.sleep(0.2)
     return False
 
 
+def _taken_ports(settings: Settings, services: list[ServiceProcess]) -> list[str]:
+    """A line per port that a service to be started cannot bind, naming what holds it."""
+    problems = []
+    for svc in services:
+        port = svc.port(settings)
+        if not port_is_free(settings.host, port):
+            variable = f"VERDICT_{svc.name.upper()}_PORT"
+            problems.append(
+                f"port {port} ({svc.name}) is taken by {port_holder(port)}; stop it, or set "
+                f"{variable} to a free port"
+            )
+    return problems
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def up(settings: Settings) -> int:
-    """Starts everything; prints endpoints and the development admin key."""
+    """Starts everything; prints endpoints and the development admin key. Exit status 1, with
+    the reason, when a port is taken or a service does not report SERVING."""
+    installed = [svc for svc in SERVICES if svc.installed()]
+    run_dir = _run_dir(settings)
+    to_start = [svc for svc in installed if _alive(run_dir / f"{svc.name}.pid") is None]
+    taken = _taken_ports(settings, to_start)
+    if taken:
+        for line in taken:
+            print(f"error: {line}", file=sys.stderr)
+        print("Verdict did not start.", file=sys.stderr)
+        return 1
     settings = resolve_servers(settings)
-    key = asyncio.run(_prepare(settings))
+    keys = asyncio.run(_prepare(settings))
     env = dict(os.environ)
     env["VERDICT_DATABASE_URL"] = settings.require_database_url()
     env["VERDICT_REDIS_URL"] = settings.require_redis_url()
-    env.setdefault("VERDICT_SERVICE_API_KEY", key)
     env["VERDICT_DATA_DIR"] = str(settings.data_dir.resolve())
     logs = settings.data_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    started = []
-    for svc in SERVICES:
-        if not svc.installed():
-            continue
-        pid_file = _run_dir(settings) / f"{svc.name}.pid"
-        if _alive(pid_file) is None:
-            with open(logs / f"{svc.name}.log", "ab") as log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", svc.module],
-                    env=env,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            pid_file.write_text(str(proc.pid))
-        started.append(svc)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started: dict[str, subprocess.Popen[bytes] | None] = {svc.name: None for svc in installed}
+    for svc in to_start:
+        service_env = dict(env)
+        if svc.name in keys:
+            service_env.setdefault("VERDICT_SERVICE_API_KEY", keys[svc.name])
+        with open(logs / f"{svc.name}.log", "ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", svc.module],
+                env=service_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (run_dir / f"{svc.name}.pid").write_text(str(proc.pid))
+        started[svc.name] = proc
     deadline = time.monotonic() + 60
-    failed = [s.name for s in started if s.grpc and not _healthy(s.port(settings), deadline)]
+    failed = [
+        svc
+        for svc in installed
+        if svc.grpc and not _healthy(svc.port(settings), deadline, started[svc.name])
+    ]
+    if failed:
+        for svc in failed:
+            log_path = logs / f"{svc.name}.log"
+            print(
+                f"error: {svc.name} did not report SERVING on port {svc.port(settings)}; "
+                f"last lines of {log_path}:\n{_log_tail(log_path)}",
+                file=sys.stderr,
+            )
+        print(
+            "Verdict is not fully up (see above); `make down` stops what started.", file=sys.stderr
+        )
+        return 1
     print("Verdict is up.")
     print(f"  PostgreSQL  {settings.database_url}")
     print(f"  Redis       {settings.redis_url}")
-    for svc in started:
+    for svc in installed:
         scheme = "grpc" if svc.grpc else "http"
         print(f"  {svc.name:<11} {scheme}://{settings.host}:{svc.port(settings)}")
-    if not started:
-        print("  (no service is installed yet)")
-    print(f"  admin key   {key}")
+    print(f"  admin key   {keys['']}")
     print(f"  logs        {logs}")
-    if failed:
-        print(f"not healthy within 60 s: {', '.join(failed)} (see the logs)", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -185,10 +219,18 @@ def down(settings: Settings) -> int:
 
 
 def status(settings: Settings) -> int:
-    """Prints which services run."""
+    """Prints which services run, and whether each answers its health check."""
     for svc in SERVICES:
+        if not svc.installed():
+            continue
         pid = _alive(_run_dir(settings) / f"{svc.name}.pid")
-        state = f"running (pid {pid})" if pid else "stopped"
+        port = svc.port(settings)
+        if pid is None:
+            state = "stopped"
+        elif svc.grpc and not _healthy(port, time.monotonic() + 1.0):
+            state = f"running (pid {pid}), NOT serving on port {port}"
+        else:
+            state = f"running (pid {pid}) on port {port}"
         print(f"{svc.name:<11} {state}")
     return 0
 

@@ -20,6 +20,9 @@ class Role(StrEnum):
     """Dashboards and analysts: read experiments, metrics, results."""
     ADMIN = "admin"
     """Operators: everything, including configuration changes and analysis runs."""
+    ANALYSIS = "analysis"
+    """The analysis service's own identity: stops experiments when a stopping rule fires, so
+    the audit log tells a rule's action from a person's."""
 
 
 _EXP = "/verdict.v1.ExperimentService/"
@@ -37,7 +40,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _EXP + "ListExperiments": _READ_ONLY,
     _EXP + "UpdateExperiment": frozenset(),
     _EXP + "StartExperiment": frozenset(),
-    _EXP + "StopExperiment": frozenset(),
+    _EXP + "StopExperiment": frozenset({Role.ANALYSIS}),
     _EXP + "ArchiveExperiment": frozenset(),
     _EXP + "CreateMetric": frozenset(),
     _EXP + "GetMetric": _READ_ONLY,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,19 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.processes import free_port
 from verdict_platform.launcher import SERVICES
+from verdict_platform.settings import Settings
 
 
-def verdict(data_dir: Path, ports: dict[str, int], *args: str) -> subprocess.CompletedProcess[str]:
+def verdict(
+    data_dir: Path,
+    ports: dict[str, int],
+    *args: str,
+    cwd: Path | None = None,
+    **extra: str,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICT_")}
     env["VERDICT_DATA_DIR"] = str(data_dir)
+    env.update(extra)
     env["VERDICT_GRACE_PERIOD_S"] = "2"
     for svc in SERVICES:
         env[f"VERDICT_{svc.name.upper()}_PORT"] = str(ports[svc.name])
@@ -31,6 +40,7 @@ def verdict(data_dir: Path, ports: dict[str, int], *args: str) -> subprocess.Com
         capture_output=True,
         text=True,
         timeout=240,
+        cwd=cwd,
     )
 
 
@@ -54,6 +64,9 @@ def test_up_and_down_on_the_embedded_default(tmp_path: Path) -> None:
                     assert reply.status == health_pb2.HealthCheckResponse.SERVING
         listed = verdict(data_dir, ports, "keys", "list")
         assert "dev-admin\tadmin" in listed.stdout
+        # each service calls the others under its own identity, with the least role it needs
+        assert "svc-analysis\tanalysis" in listed.stdout
+        assert "svc-assignment\tingest" in listed.stdout
 
         down = verdict(data_dir, ports, "down")
         assert down.returncode == 0, down.stderr
@@ -65,3 +78,63 @@ def test_up_and_down_on_the_embedded_default(tmp_path: Path) -> None:
         assert key.group(1) in second.stdout  # same database: the key survived
     finally:
         verdict(data_dir, ports, "down")
+
+
+def test_up_refuses_to_start_when_a_port_is_taken_and_names_the_holder(tmp_path: Path) -> None:
+    ports = {svc.name: free_port() for svc in SERVICES}
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports["ingest"]))
+        squatter.listen()
+        result = verdict(tmp_path / "data", ports, "up")
+    assert result.returncode != 0
+    assert f"port {ports['ingest']} (ingest) is taken by pid {os.getpid()}" in result.stderr
+    assert "VERDICT_INGEST_PORT" in result.stderr
+    assert "Verdict is up" not in result.stdout
+    assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+def test_a_command_outside_the_project_never_creates_a_database_there(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "verdict_platform.cli", "keys", "list"],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no Verdict database here" in result.stderr and "make up" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_up_with_configured_servers_creates_its_data_folder_and_reruns_cleanly(
+    tmp_path: Path, settings: Settings
+) -> None:
+    data_dir = tmp_path / "not" / "yet" / "there"
+    ports = {svc.name: free_port() for svc in SERVICES}
+    servers = {
+        "VERDICT_DATABASE_URL": settings.require_database_url(),
+        "VERDICT_REDIS_URL": settings.require_redis_url(),
+        "VERDICT_REDIS_NAMESPACE": settings.redis_namespace + "-up",
+    }
+    try:
+        first = verdict(data_dir, ports, "up", **servers)
+        assert first.returncode == 0, first.stdout + first.stderr
+        key = re.search(r"admin key\s+(vdk_\S+)", first.stdout)
+        assert key is not None
+        assert (data_dir / "dev-admin-key").read_text().strip() == key.group(1)
+        verdict(data_dir, ports, "down", **servers)
+        second = verdict(data_dir, ports, "up", **servers)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert key.group(1) in second.stdout  # reused, not re-created
+        verdict(data_dir, ports, "down", **servers)
+        (data_dir / "dev-admin-key").unlink()  # a lost key file is repaired by rotation
+        third = verdict(data_dir, ports, "up", **servers)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert key.group(1) not in third.stdout
+    finally:
+        verdict(data_dir, ports, "down", **servers)

@@ -8,11 +8,12 @@ import asyncpg
 import pytest
 from asvc_rows import experiment, insert_experiment, unique_key
 
+from verdict_analysis.advisory_lock import analysis_lock, lock_key
+from verdict_analysis.alert_store import PostgresAlertLog
 from verdict_analysis.analyzer import Analyzer
-from verdict_analysis.catalog import ExperimentCatalog
-from verdict_analysis.collector import DatabaseLocks
-from verdict_analysis.locks import analysis_lock, lock_key
-from verdict_analysis.snapshots import SnapshotStore
+from verdict_analysis.catalog_reader import ExperimentCatalog
+from verdict_analysis.snapshot_store import SnapshotStore
+from verdict_analysis.stats_reader import DatabaseLocks
 from verdict_platform.errors import Aborted
 from verdict_platform.settings import Settings
 
@@ -24,10 +25,6 @@ class _Nothing:
     async def stop(self, *args: object) -> None:
         raise AssertionError("no rule should fire")
 
-    async def send(self, alert: object) -> bool:
-        return True
-
-
 def _replica(pool: asyncpg.Pool, locks: DatabaseLocks) -> Analyzer:
     nothing = _Nothing()
     return Analyzer(
@@ -36,7 +33,7 @@ def _replica(pool: asyncpg.Pool, locks: DatabaseLocks) -> Analyzer:
         SnapshotStore(pool),
         nothing,
         nothing,  # type: ignore[arg-type]
-        nothing,  # type: ignore[arg-type]
+        PostgresAlertLog(pool, deliver=False),
     )
 
 

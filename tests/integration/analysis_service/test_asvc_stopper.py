@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from support.processes import free_port
 from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
-from verdict_analysis.stopper import GrpcStopper
+from verdict_analysis.grpc_stopper import GrpcStopper
 from verdict_platform.errors import FailedPrecondition
 
 
@@ -55,14 +55,23 @@ async def test_stop_carries_reason_decision_and_details(
             common_pb2.DECISION_SHIP,
             "treatment",
             {"rule": "efficacy", "interval_lower": 0.01, "p_value": float("nan")},
+            experiment_pb2.STOPPING_RULE_EFFICACY,
         )
         with pytest.raises(FailedPrecondition):
-            await stopper.stop("stopped-already", "r", common_pb2.DECISION_INCONCLUSIVE, "", {})
+            await stopper.stop(
+                "stopped-already",
+                "r",
+                common_pb2.DECISION_INCONCLUSIVE,
+                "",
+                {},
+                experiment_pb2.STOPPING_RULE_SRM,
+            )
     finally:
         await stopper.close()
     request, metadata = servicer.calls[0]
     assert request.key == "exp" and request.ship_variant_key == "treatment"
     assert request.decision == common_pb2.DECISION_SHIP
+    assert request.rule == experiment_pb2.STOPPING_RULE_EFFICACY
     assert json_format.MessageToDict(request.details) == {
         "rule": "efficacy",
         "interval_lower": 0.01,

@@ -22,13 +22,8 @@ import numpy as np
 import pytest
 
 from verdict_analysis import stats
-from verdict_analysis.metrics import (
-    CollectedStats,
-    MetricSpec,
-    Segment,
-    collect_stats,
-    segment_values,
-)
+from verdict_analysis.metrics import CollectedStats, MetricSpec, Segment
+from verdict_analysis.metrics.collect import collect_stats, segment_values
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -26,7 +26,8 @@ from test_asql_collect_stats import (
     store,
 )
 
-from verdict_analysis.metrics import CollectedStats, MetricSpec, collect_stats, sql
+from verdict_analysis.metrics import CollectedStats, MetricSpec, sql
+from verdict_analysis.metrics.collect import collect_stats
 from verdict_analysis.metrics.rollup import LATE_S, next_watermark, read_rollup, refresh_rollups
 from verdict_analysis.metrics.rollup_moments import read_moments, rebuild_moments
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from verdict_analysis import stats
-from verdict_analysis.metrics import MetricSpec, collect_stats, quantile_sorted, quantile_sql, sql
+from verdict_analysis.metrics import MetricSpec, quantile_sorted, quantile_sql, sql
+from verdict_analysis.metrics.collect import collect_stats
 from verdict_analysis.metrics.rollup import refresh_rollups
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

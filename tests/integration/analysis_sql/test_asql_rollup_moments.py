@@ -23,7 +23,8 @@ from test_asql_collect_stats import (
 )
 
 from verdict_analysis import stats
-from verdict_analysis.metrics import CollectedStats, collect_stats
+from verdict_analysis.metrics import CollectedStats
+from verdict_analysis.metrics.collect import collect_stats
 from verdict_analysis.metrics.rollup import read_rollup, refresh_rollups
 from verdict_analysis.metrics.rollup_moments import applies, read_moments
 from verdict_analysis.metrics.sql import UnitScope

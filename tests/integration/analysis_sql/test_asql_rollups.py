@@ -23,7 +23,8 @@ from test_asql_collect_stats import (
     store,
 )
 
-from verdict_analysis.metrics import CollectedStats, Segment, collect_stats
+from verdict_analysis.metrics import CollectedStats, Segment
+from verdict_analysis.metrics.collect import collect_stats
 from verdict_analysis.metrics.rollup import read_rollup, refresh_rollups
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

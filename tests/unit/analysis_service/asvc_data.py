@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from verdict_analysis import stats
-from verdict_analysis.stopping import MetricContext, MetricRole
+from verdict_analysis.stopping_rules import MetricContext, MetricRole
 
 SEQUENTIAL = stats.AnalysisPlan(
     sequential=stats.SequentialDesign(), effect_scale=stats.EffectScale.RELATIVE

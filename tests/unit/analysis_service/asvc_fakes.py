@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from verdict.v1 import analysis_pb2, common_pb2, experiment_pb2
-from verdict_analysis.collector import StatsReader
+from verdict_analysis.alerts import NewAlert, StoredAlert
 from verdict_analysis.metrics import CollectedStats, MetricSpec, Segment
+from verdict_analysis.ports import StatsReader
 from verdict_platform.errors import Aborted
 
 
@@ -140,6 +142,7 @@ class FakeStopper:
         decision: common_pb2.Decision.ValueType,
         ship_variant_key: str,
         details: Mapping[str, Any],
+        rule: experiment_pb2.StoppingRule.ValueType,
     ) -> None:
         self.calls.append(
             {
@@ -148,14 +151,54 @@ class FakeStopper:
                 "decision": decision,
                 "ship": ship_variant_key,
                 "details": dict(details),
+                "rule": rule,
             }
         )
 
 
-class FakeAlerter:
-    def __init__(self) -> None:
-        self.alerts: list[Mapping[str, Any]] = []
+class FakeAlertLog:
+    """The `AlertLog` port in memory, with the store's dedup semantics (key, open episodes)."""
 
-    async def send(self, alert: Mapping[str, Any]) -> bool:
-        self.alerts.append(alert)
-        return True
+    def __init__(self) -> None:
+        self.raised: list[NewAlert] = []
+        self._keys: set[str] = set()
+        self._open: dict[tuple[str, str], int] = {}
+        self._episodes = 0
+
+    def _store(self, alert: NewAlert) -> StoredAlert | None:
+        if alert.dedup_key in self._keys:
+            return None
+        self._keys.add(alert.dedup_key)
+        self.raised.append(alert)
+        return StoredAlert(len(self.raised), alert, datetime.now(UTC))
+
+    async def raise_once(self, alert: NewAlert) -> StoredAlert | None:
+        return self._store(alert)
+
+    async def raise_firing(
+        self, experiment_key: str, firing: Sequence[NewAlert]
+    ) -> list[StoredAlert]:
+        rules = {a.rule for a in firing}
+        for key in [k for k in self._open if k[0] == experiment_key and k[1] not in rules]:
+            del self._open[key]
+        out = []
+        for alert in firing:
+            if (experiment_key, alert.rule) in self._open:
+                continue
+            self._episodes += 1
+            self._open[experiment_key, alert.rule] = self._episodes
+            stored = self._store(replace(alert, dedup_key=f"episode-{self._episodes}"))
+            assert stored is not None
+            out.append(stored)
+        return out
+
+    async def claim_due(self, limit: int, lease_s: float) -> list[StoredAlert]:
+        return []
+
+    async def record_delivery(self, alert_id: int, error: str, retry_at: datetime | None) -> None:
+        return None
+
+    async def page(
+        self, experiment_key: str, before_id: int | None, limit: int
+    ) -> list[StoredAlert]:
+        return []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from asvc_data import conversions
 from asvc_fakes import (
-    FakeAlerter,
+    FakeAlertLog,
     FakeCatalog,
     FakeLocks,
     FakePublisher,
@@ -50,7 +50,7 @@ CONVERSION = _E.Metric(
 
 def _analyzer(
     experiment: _E.Experiment, treatment: tuple[int, int], units: int = 10_000
-) -> tuple[Analyzer, FakeSnapshots, FakePublisher, FakeStopper, FakeAlerter, FakeLocks]:
+) -> tuple[Analyzer, FakeSnapshots, FakePublisher, FakeStopper, FakeAlertLog, FakeLocks]:
     collected = CollectedStats(
         units={"control": units, "treatment": treatment[0]},
         excluded_units=3,
@@ -61,7 +61,7 @@ def _analyzer(
         FakeSnapshots(),
         FakePublisher(),
         FakeStopper(),
-        FakeAlerter(),
+        FakeAlertLog(),
     )
     analyzer = Analyzer(
         FakeCatalog([experiment], [CONVERSION]),
@@ -107,9 +107,10 @@ async def test_fired_rule_stops_through_the_port_with_details_and_alerts() -> No
     [call] = stopper.calls
     assert call["decision"] == common_pb2.DECISION_SHIP and call["ship"] == "treatment"
     assert call["details"]["rule"] == "efficacy" and call["details"]["interval_lower"] > 0
-    [alert] = alerter.alerts
-    assert alert["action"] == "stopped" and alert["rule"] == "efficacy"
-    assert alert["snapshot_id"] == snapshot.id
+    assert call["rule"] == _E.STOPPING_RULE_EFFICACY
+    [alert] = alerter.raised
+    assert alert.action == "stopped" and alert.rule == "efficacy"
+    assert alert.snapshot_id == snapshot.id
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -120,7 +121,7 @@ async def test_srm_alert_only_alerts_once_while_it_persists() -> None:
     await analyzer.run("exp")
     await analyzer.run("exp")
     assert stopper.calls == []
-    assert [a["rule"] for a in alerter.alerts] == ["srm"]
+    assert [a.rule for a in alerter.raised] == ["srm"]
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -129,7 +130,7 @@ async def test_stopped_experiment_is_analysed_without_action() -> None:
         _experiment(_E.EXPERIMENT_STATUS_STOPPED, efficacy=True), (10_000, 1_300)
     )
     assert await analyzer.run("exp") is not None
-    assert stopper.calls == [] and alerter.alerts == []
+    assert stopper.calls == [] and alerter.raised == []
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -143,3 +144,47 @@ async def test_unknown_draft_and_locked_experiments_are_refused() -> None:
     draft, *_ = _analyzer(_experiment(_E.EXPERIMENT_STATUS_DRAFT), (10_000, 1_000))
     with pytest.raises(FailedPrecondition):
         await draft.run("exp")
+
+
+def _overridden(rule: int, **baseline: object) -> _E.Experiment:
+    experiment = _experiment(efficacy=True, min_units_per_variant=1_000)
+    override = experiment.rule_overrides.add(
+        rule=rule,  # type: ignore[arg-type]
+        mode=_E.RULE_OVERRIDE_MODE_OVERRIDE,
+        actor="alice",
+        reason="holiday traffic",
+    )
+    override.baseline.update(baseline)
+    return experiment
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_overridden_rule_does_not_stop_again_on_the_same_evidence() -> None:
+    # 10.0 % vs 11.6 %: the sequential interval excludes zero at alpha 0.05, not at 0.005.
+    experiment = _overridden(_E.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment")
+    analyzer, _, _, stopper, alerter, _ = _analyzer(experiment, (10_000, 1_160))
+    snapshot = await analyzer.run("exp")
+    assert snapshot is not None
+    assert stopper.calls == [] and alerter.raised == []
+    assert snapshot.recommendation.decision == common_pb2.DECISION_KEEP_RUNNING
+    assert any(
+        "overridden by alice (holiday traffic)" in r for r in snapshot.recommendation.reasons
+    )
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_overridden_rule_acts_again_when_the_evidence_crosses_the_stricter_bound() -> None:
+    # 10.0 % vs 13.0 %: excludes zero at a tenth of alpha too.
+    experiment = _overridden(_E.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment")
+    analyzer, _, _, stopper, _, _ = _analyzer(experiment, (10_000, 1_300))
+    await analyzer.run("exp")
+    [call] = stopper.calls
+    assert call["rule"] == _E.STOPPING_RULE_EFFICACY
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_overriding_another_rule_does_not_quiet_efficacy() -> None:
+    experiment = _overridden(_E.STOPPING_RULE_SRM)
+    analyzer, _, _, stopper, _, _ = _analyzer(experiment, (10_000, 1_160))
+    await analyzer.run("exp")
+    assert [c["rule"] for c in stopper.calls] == [_E.STOPPING_RULE_EFFICACY]

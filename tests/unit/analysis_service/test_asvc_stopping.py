@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from asvc_data import CONTEXT, FIXED, analyse, conversions, latency
 
 from verdict_analysis import stats
-from verdict_analysis.stopping import Decision, Evaluation, RuleName, Rules, SrmPolicy, evaluate
+from verdict_analysis.stopping_rules import (
+    Decision,
+    Evaluation,
+    RuleName,
+    Rules,
+    SrmPolicy,
+    evaluate,
+)
 
 NOW = datetime(2025, 1, 15, tzinfo=UTC)
 BALANCED = {"control": 10_000, "treatment": 10_000}

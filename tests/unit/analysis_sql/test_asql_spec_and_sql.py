@@ -17,16 +17,29 @@ from verdict_analysis.metrics import (
 )
 
 
-def test_public_interface_is_stable() -> None:
+def test_public_interface_is_the_pure_specification() -> None:
     assert sorted(metrics.__all__) == [
         "CollectedStats",
         "MetricSpec",
         "Segment",
         "SpecError",
-        "collect_stats",
         "metric_spec_from_proto",
-        "segment_values",
     ]
+
+
+def test_importing_the_package_root_loads_no_database_driver() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import verdict_analysis.metrics, verdict_analysis.ports, "
+        "verdict_analysis.analyzer; "
+        "print(sorted(m for m in ('asyncpg', 'grpc', 'redis') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_count_metric_maps_to_mean_of_event_counts() -> None:

@@ -12,7 +12,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from verdict.v1 import common_pb2
 from verdict.v1 import experiment_pb2 as pb
 from verdict_assignment.experiments.catalog import Catalog
-from verdict_assignment.experiments.manager import ExperimentManager, StopCommand
+from verdict_assignment.experiments.manager import ExperimentManager, StartCommand, StopCommand
 from verdict_assignment.experiments.publisher import RedisConfigPublisher
 from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
@@ -46,7 +46,7 @@ def build() -> tuple[ExperimentManager, Catalog, FakeStore, FakePublisher]:
 async def test_a_change_is_audited_versioned_and_published_after_commit() -> None:
     manager, _, store, publisher = build()
     await manager.create(spec("a"), "alice")
-    await manager.start("a", "bob")
+    await manager.start(StartCommand("a"), "bob")
     assert publisher.published == [2, 3]
     assert store.state.config_version == 3
     assert [(e.action, e.actor) for e in store.state.audit] == [
@@ -65,7 +65,7 @@ async def test_a_refused_change_stores_and_publishes_nothing() -> None:
     with pytest.raises(InvalidArgument):
         await manager.update(bad, FieldMask(paths=["coverage"]), 0, "alice")
     with pytest.raises(NotFound):
-        await manager.start("missing", "alice")
+        await manager.start(StartCommand("missing"), "alice")
     assert publisher.published == [2] and len(store.state.audit) == 1
     assert store.state.experiments["a"].coverage == 1.0
 
@@ -95,7 +95,7 @@ async def test_unknown_metric_needs_the_catalog() -> None:
 async def test_stop_details_and_reason_are_audited() -> None:
     manager, _, store, _ = build()
     await manager.create(spec("a"), "alice")
-    await manager.start("a", "alice")
+    await manager.start(StartCommand("a"), "alice")
     command = StopCommand(
         key="a",
         reason="guardrail harm",

@@ -54,7 +54,10 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("role", [Role.ASSIGN, Role.INGEST, Role.READ])
+EXPECTED[Role.ANALYSIS] = {"/verdict.v1.ExperimentService/StopExperiment"}
+
+
+@pytest.mark.parametrize("role", [Role.ASSIGN, Role.INGEST, Role.READ, Role.ANALYSIS])
 def test_role_matrix(role: Role) -> None:
     allowed = {m for m in ALL_METHODS if allows(role, m)}
     assert allowed == EXPECTED[role]
@@ -64,6 +67,8 @@ def test_configuration_changes_need_admin() -> None:
     for method in ALL_METHODS:
         if method.rsplit("/", 1)[1].startswith(("Create", "Update", "Start", "Stop", "Put")):
             assert not any(allows(r, method) for r in (Role.ASSIGN, Role.INGEST, Role.READ))
+            if not method.endswith("/StopExperiment"):
+                assert not allows(Role.ANALYSIS, method)
 
 
 def test_unknown_method_is_closed_to_all_but_admin() -> None:

@@ -185,12 +185,15 @@ class _RuleOverrideModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rule
     RULE_OVERRIDE_MODE_UNSPECIFIED: _RuleOverrideMode.ValueType  # 0
     """Not set; invalid in requests."""
     RULE_OVERRIDE_MODE_OVERRIDE: _RuleOverrideMode.ValueType  # 1
-    """The rule stays quiet until the evidence changes in a way the operator would want to hear
-    about: evidence rules (SRM, guardrail harm, efficacy) fire again only when their p-value is
-    at most a tenth of the threshold they crossed (a stricter bound) or on another metric or
-    variant; budget rules (target sample size, maximum duration) fire again when the budget
-    left at the override is used up a second time (twice the units, or the duration again).
-    Another rule is not affected. Recorded automatically when an experiment stopped by a rule is
+    """The rule stays quiet until something changes that the operator would want to hear about:
+    an evidence rule (SRM, guardrail harm, efficacy) acts again only when the effect it fires on
+    at least doubles from the one overruled (SRM: the largest gap between observed and planned
+    shares; guardrail harm and efficacy: the relative effect), or when it fires on another metric
+    or variant; more data alone never re-fires it. Without figures to compare (an override given
+    before the rule fired) it acts again when it fires at a tenth of its level. A budget rule
+    acts again once its budget is spent again after the override (the target sample size on top
+    of the units at the override; the maximum duration on top of the time run at the override).
+    Other rules are not affected. Recorded automatically when an experiment stopped by a rule is
     restarted.
     """
     RULE_OVERRIDE_MODE_SNOOZE: _RuleOverrideMode.ValueType  # 2
@@ -204,12 +207,15 @@ class RuleOverrideMode(_RuleOverrideMode, metaclass=_RuleOverrideModeEnumTypeWra
 RULE_OVERRIDE_MODE_UNSPECIFIED: RuleOverrideMode.ValueType  # 0
 """Not set; invalid in requests."""
 RULE_OVERRIDE_MODE_OVERRIDE: RuleOverrideMode.ValueType  # 1
-"""The rule stays quiet until the evidence changes in a way the operator would want to hear
-about: evidence rules (SRM, guardrail harm, efficacy) fire again only when their p-value is
-at most a tenth of the threshold they crossed (a stricter bound) or on another metric or
-variant; budget rules (target sample size, maximum duration) fire again when the budget
-left at the override is used up a second time (twice the units, or the duration again).
-Another rule is not affected. Recorded automatically when an experiment stopped by a rule is
+"""The rule stays quiet until something changes that the operator would want to hear about:
+an evidence rule (SRM, guardrail harm, efficacy) acts again only when the effect it fires on
+at least doubles from the one overruled (SRM: the largest gap between observed and planned
+shares; guardrail harm and efficacy: the relative effect), or when it fires on another metric
+or variant; more data alone never re-fires it. Without figures to compare (an override given
+before the rule fired) it acts again when it fires at a tenth of its level. A budget rule
+acts again once its budget is spent again after the override (the target sample size on top
+of the units at the override; the maximum duration on top of the time run at the override).
+Other rules are not affected. Recorded automatically when an experiment stopped by a rule is
 restarted.
 """
 RULE_OVERRIDE_MODE_SNOOZE: RuleOverrideMode.ValueType  # 2
@@ -612,6 +618,7 @@ class StopDecision(_message.Message):
     STOPPED_BY_FIELD_NUMBER: _builtins.int
     STOP_TIME_FIELD_NUMBER: _builtins.int
     RULE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
     decision: _common_pb2.Decision.ValueType
     """The decision."""
     reason: _builtins.str
@@ -626,6 +633,12 @@ class StopDecision(_message.Message):
     def stop_time(self) -> _timestamp_pb2.Timestamp:
         """When it stopped."""
 
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """The figures behind an automated stop (as StopExperimentRequest.details); they become the
+        baseline of the override recorded when the experiment is restarted.
+        """
+
     def __init__(
         self,
         *,
@@ -635,10 +648,11 @@ class StopDecision(_message.Message):
         stopped_by: _builtins.str = ...,
         stop_time: _timestamp_pb2.Timestamp | None = ...,
         rule: Global___StoppingRule.ValueType = ...,
+        details: _struct_pb2.Struct | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["stop_time", b"stop_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "stop_time", b"stop_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "reason", b"reason", "rule", b"rule", "ship_variant_key", b"ship_variant_key", "stop_time", b"stop_time", "stopped_by", b"stopped_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "details", b"details", "reason", b"reason", "rule", b"rule", "ship_variant_key", b"ship_variant_key", "stop_time", b"stop_time", "stopped_by", b"stopped_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

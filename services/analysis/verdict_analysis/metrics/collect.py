@@ -17,25 +17,13 @@ import asyncpg
 from verdict_analysis import stats
 
 from . import quantile_rollup, quantile_sql, rollup, rollup_moments, sql
-from .spec import MetricSpec, Segment
+from .spec import CollectedStats, MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
 
 _WORK_MEM = "256MB"
 """Per-operation memory of the analysis queries: keeps the per-unit hash aggregate of a
 million units and the quantile sorts in memory (PostgreSQL's memory, not this process's)."""
-
-
-@dataclass(frozen=True)
-class CollectedStats:
-    """What :func:`collect_stats` measured for one experiment (and optionally one segment)."""
-
-    units: dict[str, int]
-    """Analysed units (exposed, not excluded) per variant key; 0 for a variant without any."""
-    excluded_units: int
-    """Units seen in more than one variant, left out of every metric."""
-    metrics: list[stats.MetricInput]
-    """One per metric spec, in order, ready for :func:`stats.analyze_experiment`."""
 
 
 _COUNT_FIELDS = ("n", "n_units")
@@ -117,6 +105,55 @@ async def _quantile_stats(
     return by_variant
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Which path each part of one collection takes (decided once, by `_plan`)."""
+
+    scope: sql.UnitScope
+    cuped_lookback_s: float | None
+    rollups: bool
+    """Read per-unit rollups (and rolled-up quantile values) plus the raw events after them."""
+    has_columns: bool
+    """Some metric is additive (computed from per-unit sums), not a quantile."""
+    has_quantiles: bool
+
+    @property
+    def cuped(self) -> bool:
+        return self.cuped_lookback_s is not None
+
+
+@dataclass(frozen=True)
+class _Units:
+    """Analysed units per variant and the exposure times that bound the event scans."""
+
+    counts: dict[str, int]
+    first_exposed_at: datetime | None
+    first_unrolled_at: datetime | None
+    """Earliest exposure of a unit not yet in the rollup (None: all rolled up, or no rollup)."""
+
+
+def _plan(
+    experiment_key: str,
+    variant_keys: Sequence[str],
+    metrics: Sequence[MetricSpec],
+    cuped_lookback_s: float | None,
+    segment: Segment | None,
+    until: datetime | None,
+    rollups: bool,
+) -> _Plan:
+    for spec in metrics:
+        spec.validate()
+    return _Plan(
+        scope=sql.UnitScope(experiment_key, tuple(variant_keys), segment, until),
+        cuped_lookback_s=cuped_lookback_s,
+        # A rollup may hold events of any ``ts`` (its watermark is on received_at): with
+        # ``until`` the full path runs.
+        rollups=rollups and until is None,
+        has_columns=bool(sql.columns_of(metrics, cuped_lookback_s is not None)),
+        has_quantiles=any(m.type is stats.MetricType.QUANTILE for m in metrics),
+    )
+
+
 async def collect_stats(
     conn: asyncpg.Connection,
     experiment_key: str,
@@ -140,24 +177,18 @@ async def collect_stats(
     ``[exposed_at - lookback, exposed_at)`` as CUPED covariate. Quantile intervals use
     ranks at ``quantile_alpha``. Raises :class:`SpecError` for an unusable metric.
 
-    With ``rollups`` (the default) the non-quantile metrics read the experiment's per-unit
-    rollup plus the raw events after its watermark (:mod:`.rollup`), and quantile metrics
-    their rolled-up values plus the raw ones (:mod:`.quantile_rollup`), with the same results
-    (but for events sent more than :data:`rollup.LATE_S` late, until the next fold);
-    ``refresh`` first brings the rollup up to date (the caller holds the experiment's
-    analysis lock on ``conn``, or accepts waiting on the rollup's own lock).
+    Which path runs (docs/ARCHITECTURE.md has the map): with ``rollups`` (the default) and no
+    ``until``, additive metrics read the per-variant moments of the experiment's rollup when
+    they apply (:func:`_rows_from_moments`), else the per-unit rollup plus the raw events after
+    its watermark (:func:`_rows_from_query`; without rollups the same query scans the raw
+    events); quantile metrics read their rolled-up values plus the raw ones
+    (:func:`_quantile_stats`). Results are the same on every path (but for events sent more than
+    :data:`rollup.LATE_S` late, until the next fold). ``refresh`` first brings the rollup up to
+    date (the caller holds the experiment's analysis lock on ``conn``, or accepts waiting on
+    the rollup's own lock).
     """
-    for spec in metrics:
-        spec.validate()
-    scope = sql.UnitScope(experiment_key, tuple(variant_keys), segment, until)
-    cuped = cuped_lookback_s is not None
-    lookback = timedelta(seconds=cuped_lookback_s or 0.0)
-    has_columns = bool(sql.columns_of(metrics, cuped))
-    has_quantiles = any(m.type is stats.MetricType.QUANTILE for m in metrics)
-    # A rollup may hold events of any ``ts`` (its watermark is on received_at): with ``until``
-    # the full path runs.
-    rollups = rollups and until is None
-    if rollups and refresh and (has_columns or has_quantiles):
+    plan = _plan(experiment_key, variant_keys, metrics, cuped_lookback_s, segment, until, rollups)
+    if plan.rollups and refresh and (plan.has_columns or plan.has_quantiles):
         await rollup.refresh_rollups(
             conn, experiment_key, metrics, cuped_lookback_s=cuped_lookback_s
         )
@@ -168,77 +199,136 @@ async def collect_stats(
         # per unit (quadratic: seconds at a few thousand events); hash joins are right at any size.
         await conn.execute("SET LOCAL enable_nestloop = off")
         read = None
-        if rollups and has_columns:
+        if plan.rollups and plan.has_columns:
             read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)
-        text, params = sql.excluded_units_query(scope)
+        text, params = sql.excluded_units_query(plan.scope)
         excluded = int(await conn.fetchval(text, *params))
-        units = dict.fromkeys(variant_keys, 0)
-        text, params = sql.units_count_query(scope, read)
-        first: datetime | None = None
-        unrolled: datetime | None = None
-        for r in await conn.fetch(text, *params):
-            units[r["variant_key"]] = int(r["units"])
-            first = _earliest(first, r["first_exposed_at"])
-            unrolled = _earliest(unrolled, r["first_unrolled_at"])
-        rows: dict[str, Mapping[str, object]] = {}
+        units = await _unit_counts(conn, plan, variant_keys, read)
+        rows = await _additive_rows(conn, plan, metrics, units, read)
         all_units = sql.counts_units_without_events(metrics) or read is not None
-        moments = None
-        if read is not None and rollup_moments.applies(scope, metrics, read):
-            moments = await rollup_moments.read_moments(conn, experiment_key, read.signature)
-        if has_columns and first is not None and moments is not None and read is not None:
-            columns = sql.columns_of(metrics, cuped)
-            text, params = rollup_moments.corrections_query(
-                scope, columns, rollup.lookback_of(metrics, cuped_lookback_s), read
-            )
-            length = rollup_moments.moments_length(len(columns))
-            # Few touched units (conflicts, the hour since the last fold) read their rollup rows
-            # and exposures by primary key: a nested loop of index scans, not a hash of the
-            # whole rollup. The refresh keeps the rollup's statistics current (ANALYZE).
-            # Its aggregate is a few hundred expressions: JIT-compiling them with inlining and
-            # optimisation (chosen by cost once the raw part is large) takes longer than
-            # the interpreter needs for a million units.
-            await conn.execute("SET LOCAL enable_nestloop = on")
-            await conn.execute("SET LOCAL jit = off")
-            corrections = await conn.fetch(text, *params)
-            await conn.execute("SET LOCAL enable_nestloop = off")
-            await conn.execute("RESET jit")
-            totals = rollup_moments.combine(moments, corrections, length)
-            rows.update(rollup_moments.metric_rows(metrics, cuped, columns, totals))
-        elif has_columns and first is not None:
-            lower = first - lookback
-            if read is not None and read.raw_since is not None:
-                lower = read.raw_since if unrolled is None else unrolled - lookback
-                lower = min(lower, read.raw_since)
-            text, params = sql.sufficient_stats_query(
-                scope, metrics, cuped_lookback_s, lower=lower, rollup=read
-            )
-            for row in await conn.fetch(text, *params):
-                rows[row["variant_key"]] = row
         inputs: list[stats.MetricInput] = []
         for i, spec in enumerate(metrics):
-            variants: dict[str, stats.MetricStats] = {}
             if spec.type is stats.MetricType.QUANTILE:
-                found: dict[str, stats.QuantileStats] = {}
-                if first is not None:
-                    qread = None
-                    if rollups:
-                        qread = await quantile_rollup.read_quantile_rollup(
-                            conn, experiment_key, spec
-                        )
-                    found = await _quantile_stats(conn, scope, spec, quantile_alpha, first, qread)
-                for key in variant_keys:
-                    variants[key] = found.get(key) or stats.QuantileStats(
-                        spec.quantile, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, ci_alpha=quantile_alpha
-                    )
+                variants = await _quantile_variants(
+                    conn, plan, spec, variant_keys, units, quantile_alpha
+                )
             else:
-                cls, fields = sql.stats_fields(spec, cuped)
-                for key in variant_keys:
-                    n = None if all_units else units[key]
-                    variants[key] = _row_stats(rows.get(key), i, cls, fields, n)
+                cls, fields = sql.stats_fields(spec, plan.cuped)
+                variants = {
+                    key: _row_stats(
+                        rows.get(key), i, cls, fields, None if all_units else units.counts[key]
+                    )
+                    for key in variant_keys
+                }
             inputs.append(
                 stats.MetricInput(spec.key, spec.type, control_key, variants, spec.direction)
             )
-    return CollectedStats(units=units, excluded_units=excluded, metrics=inputs)
+    return CollectedStats(units=units.counts, excluded_units=excluded, metrics=inputs)
+
+
+async def _unit_counts(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    variant_keys: Sequence[str],
+    read: sql.Rollup | None,
+) -> _Units:
+    counts = dict.fromkeys(variant_keys, 0)
+    first: datetime | None = None
+    unrolled: datetime | None = None
+    text, params = sql.units_count_query(plan.scope, read)
+    for r in await conn.fetch(text, *params):
+        counts[r["variant_key"]] = int(r["units"])
+        first = _earliest(first, r["first_exposed_at"])
+        unrolled = _earliest(unrolled, r["first_unrolled_at"])
+    return _Units(counts, first, unrolled)
+
+
+async def _additive_rows(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    metrics: Sequence[MetricSpec],
+    units: _Units,
+    read: sql.Rollup | None,
+) -> dict[str, Mapping[str, object]]:
+    """Per-variant rows of the additive metrics' sums: the path decision."""
+    if not plan.has_columns or units.first_exposed_at is None:
+        return {}
+    if read is not None and rollup_moments.applies(plan.scope, metrics, read):
+        moments = await rollup_moments.read_moments(conn, plan.scope.experiment_key, read.signature)
+        if moments is not None:
+            return await _rows_from_moments(conn, plan, metrics, read, moments)
+    return await _rows_from_query(conn, plan, metrics, units, read)
+
+
+async def _rows_from_moments(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    metrics: Sequence[MetricSpec],
+    read: sql.Rollup,
+    moments: dict[str, rollup_moments.Moments],
+) -> dict[str, Mapping[str, object]]:
+    """The rollup's per-variant moments, corrected for the units touched since the fold."""
+    columns = sql.columns_of(metrics, plan.cuped)
+    text, params = rollup_moments.corrections_query(
+        plan.scope, columns, rollup.lookback_of(metrics, plan.cuped_lookback_s), read
+    )
+    length = rollup_moments.moments_length(len(columns))
+    # Few touched units (conflicts, the hour since the last fold) read their rollup rows and
+    # exposures by primary key: a nested loop of index scans, not a hash of the whole rollup.
+    # The refresh keeps the rollup's statistics current (ANALYZE). Its aggregate is a few
+    # hundred expressions: JIT-compiling them with inlining and optimisation (chosen by cost
+    # once the raw part is large) takes longer than the interpreter needs for a million units.
+    await conn.execute("SET LOCAL enable_nestloop = on")
+    await conn.execute("SET LOCAL jit = off")
+    corrections = await conn.fetch(text, *params)
+    await conn.execute("SET LOCAL enable_nestloop = off")
+    await conn.execute("RESET jit")
+    totals = rollup_moments.combine(moments, corrections, length)
+    return dict(rollup_moments.metric_rows(metrics, plan.cuped, columns, totals))
+
+
+async def _rows_from_query(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    metrics: Sequence[MetricSpec],
+    units: _Units,
+    read: sql.Rollup | None,
+) -> dict[str, Mapping[str, object]]:
+    """One aggregate over the per-unit rollup (when read) plus the raw events after it."""
+    assert units.first_exposed_at is not None
+    lookback = timedelta(seconds=plan.cuped_lookback_s or 0.0)
+    lower = units.first_exposed_at - lookback
+    if read is not None and read.raw_since is not None:
+        unrolled = units.first_unrolled_at
+        lower = read.raw_since if unrolled is None else unrolled - lookback
+        lower = min(lower, read.raw_since)
+    text, params = sql.sufficient_stats_query(
+        plan.scope, metrics, plan.cuped_lookback_s, lower=lower, rollup=read
+    )
+    return {row["variant_key"]: row for row in await conn.fetch(text, *params)}
+
+
+async def _quantile_variants(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    spec: MetricSpec,
+    variant_keys: Sequence[str],
+    units: _Units,
+    alpha: float,
+) -> dict[str, stats.MetricStats]:
+    found: dict[str, stats.QuantileStats] = {}
+    if units.first_exposed_at is not None:
+        qread = None
+        if plan.rollups:
+            qread = await quantile_rollup.read_quantile_rollup(
+                conn, plan.scope.experiment_key, spec
+            )
+        found = await _quantile_stats(conn, plan.scope, spec, alpha, units.first_exposed_at, qread)
+    return {
+        key: found.get(key)
+        or stats.QuantileStats(spec.quantile, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, ci_alpha=alpha)
+        for key in variant_keys
+    }
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

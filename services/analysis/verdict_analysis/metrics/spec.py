@@ -108,3 +108,15 @@ def metric_spec_from_proto(metric: experiment_pb2.Metric) -> MetricSpec:
     )
     spec.validate()
     return spec
+
+
+@dataclass(frozen=True)
+class CollectedStats:
+    """What :func:`collect_stats` measured for one experiment (and optionally one segment)."""
+
+    units: dict[str, int]
+    """Analysed units (exposed, not excluded) per variant key; 0 for a variant without any."""
+    excluded_units: int
+    """Units seen in more than one variant, left out of every metric."""
+    metrics: list[stats.MetricInput]
+    """One per metric spec, in order, ready for :func:`stats.analyze_experiment`."""

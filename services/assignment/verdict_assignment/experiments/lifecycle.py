@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.struct_pb2 import Struct
 
 from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.experiment_rules import with_defaults
@@ -147,16 +148,83 @@ def apply_update(
     return _touched(updated, now)
 
 
-def start(stored: Experiment, now: datetime) -> Experiment:
-    """Starts a DRAFT experiment or restarts a STOPPED one (clearing its decision)."""
+def _checked_overrides(
+    requested: Sequence[experiment_pb2.RuleOverride], reason: str, actor: str, now: datetime
+) -> list[experiment_pb2.RuleOverride]:
+    """The request's rule overrides, validated and stamped (actor, time, reason)."""
+    out = []
+    seen: set[int] = set()
+    for i, o in enumerate(requested):
+        at = f"rule_overrides[{i}]"
+        if o.rule == _E.STOPPING_RULE_UNSPECIFIED or o.rule not in _E.StoppingRule.values():
+            raise InvalidArgument.of(f"{at}.rule", "must name a stopping rule")
+        if o.rule in seen:
+            raise InvalidArgument.of(f"{at}.rule", "is overridden twice")
+        seen.add(o.rule)
+        if (
+            o.mode == _E.RULE_OVERRIDE_MODE_UNSPECIFIED
+            or o.mode not in _E.RuleOverrideMode.values()
+        ):
+            raise InvalidArgument.of(f"{at}.mode", "must be OVERRIDE, SNOOZE or DISABLE")
+        snooze = o.mode == _E.RULE_OVERRIDE_MODE_SNOOZE
+        if snooze and (not o.HasField("until") or o.until.ToDatetime(tzinfo=now.tzinfo) <= now):
+            raise InvalidArgument.of(f"{at}.until", "a snooze needs a time in the future")
+        why = o.reason.strip() or reason.strip()
+        if not why:
+            raise InvalidArgument.of(f"{at}.reason", "is required (or give the request's reason)")
+        stamped = experiment_pb2.RuleOverride(rule=o.rule, mode=o.mode, reason=why, actor=actor)
+        if o.mode == _E.RULE_OVERRIDE_MODE_SNOOZE:
+            stamped.until.CopyFrom(o.until)
+        stamped.create_time.FromDatetime(now)
+        out.append(stamped)
+    return out
+
+
+def start(
+    stored: Experiment,
+    now: datetime,
+    *,
+    reason: str = "",
+    overrides: Sequence[experiment_pb2.RuleOverride] = (),
+    actor: str = "",
+) -> Experiment:
+    """Starts a DRAFT experiment or restarts a STOPPED one (clearing its decision).
+
+    Restarting an experiment a stopping rule stopped overrules that rule: it needs a `reason`,
+    and the rule is recorded as overridden (mode OVERRIDE, with the stop's figures as baseline)
+    unless the request silences it some other way. `overrides` snooze, disable or override
+    other rules for this run.
+    """
     if stored.status not in (_E.EXPERIMENT_STATUS_DRAFT, _E.EXPERIMENT_STATUS_STOPPED):
         raise FailedPrecondition(
             f"experiment {stored.key!r} is {_status(stored)}; only DRAFT or STOPPED can start"
         )
+    silenced = _checked_overrides(overrides, reason, actor, now)
+    stopped_by_rule = (
+        stored.status == _E.EXPERIMENT_STATUS_STOPPED
+        and stored.decision.rule != _E.STOPPING_RULE_UNSPECIFIED
+    )
+    if stopped_by_rule and not reason.strip():
+        rule = _E.StoppingRule.Name(stored.decision.rule)
+        raise InvalidArgument.of(
+            "reason", f"is required: restarting overrides the stopping rule {rule}"
+        )
+    if stopped_by_rule and all(o.rule != stored.decision.rule for o in silenced):
+        override = experiment_pb2.RuleOverride(
+            rule=stored.decision.rule,
+            mode=_E.RULE_OVERRIDE_MODE_OVERRIDE,
+            reason=reason.strip(),
+            actor=actor,
+        )
+        override.create_time.FromDatetime(now)
+        override.baseline.CopyFrom(stored.decision.details)
+        silenced.insert(0, override)
     out = _copy(stored)
     out.status = _E.EXPERIMENT_STATUS_RUNNING
     out.start_time.FromDatetime(now)
     out.ClearField("decision")
+    del out.rule_overrides[:]
+    out.rule_overrides.extend(silenced)
     return _touched(out, now)
 
 
@@ -183,8 +251,12 @@ def stop(
     ship_variant_key: str,
     actor: str,
     now: datetime,
+    rule: int = 0,
+    details: Struct | None = None,
 ) -> Experiment:
-    """Stops a RUNNING experiment, or overrides the decision of a STOPPED one."""
+    """Stops a RUNNING experiment, or overrides the decision of a STOPPED one. `rule` and
+    `details` name the stopping rule of an automated stop and its figures. Operators' rule
+    overrides end with the run."""
     effective = check_stop_request(reason, decision)
     if stored.status not in (_E.EXPERIMENT_STATUS_RUNNING, _E.EXPERIMENT_STATUS_STOPPED):
         raise FailedPrecondition(
@@ -206,6 +278,12 @@ def stop(
     out.decision.ship_variant_key = ship_variant_key
     out.decision.stopped_by = actor
     out.decision.stop_time.FromDatetime(now)
+    if rule not in _E.StoppingRule.values():
+        raise InvalidArgument.of("rule", "unknown stopping rule")
+    out.decision.rule = rule  # type: ignore[assignment]
+    if details is not None:
+        out.decision.details.CopyFrom(details)
+    del out.rule_overrides[:]
     return _touched(out, now)
 
 

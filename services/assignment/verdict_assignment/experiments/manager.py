@@ -7,12 +7,13 @@ that assignment replicas reload.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.struct_pb2 import Struct
 
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments import lifecycle
@@ -54,6 +55,17 @@ class StopCommand:
     ship_variant_key: str = ""
     details: Mapping[str, Any] | None = None
     """Rule figures behind an automated stop, kept in the audit entry's changes."""
+    rule: int = 0
+    """The stopping rule of an automated stop (`StoppingRule`); 0 for a person's."""
+
+
+@dataclass(frozen=True)
+class StartCommand:
+    """What StartExperiment asks for."""
+
+    key: str
+    reason: str = ""
+    rule_overrides: Sequence[experiment_pb2.RuleOverride] = ()
 
 
 def _require_key(key: str) -> None:
@@ -136,17 +148,33 @@ class ExperimentManager:
 
         return await self._change(patch.key, "experiment.updated", actor, change, validate=True)
 
-    async def start(self, key: str, actor: str) -> Experiment:
-        """Starts a DRAFT experiment or restarts a STOPPED one."""
-        _require_key(key)
+    async def start(self, command: StartCommand, actor: str) -> Experiment:
+        """Starts a DRAFT experiment or restarts a STOPPED one (see `lifecycle.start` for the
+        rule overrides a restart records)."""
+        _require_key(command.key)
+
+        def change(stored: Experiment) -> Experiment:
+            return lifecycle.start(
+                stored,
+                self._clock(),
+                reason=command.reason,
+                overrides=command.rule_overrides,
+                actor=actor,
+            )
+
         return await self._change(
-            key, "experiment.started", actor, lambda s: lifecycle.start(s, self._clock())
+            command.key, "experiment.started", actor, change, reason=command.reason
         )
 
     async def stop(self, command: StopCommand, actor: str) -> Experiment:
         """Stops a RUNNING experiment, or overrides a STOPPED one's decision."""
         _require_key(command.key)
         lifecycle.check_stop_request(command.reason, command.decision)
+
+        details = None
+        if command.details:
+            details = Struct()
+            details.update(dict(command.details))
 
         def change(stored: Experiment) -> Experiment:
             return lifecycle.stop(
@@ -156,11 +184,20 @@ class ExperimentManager:
                 ship_variant_key=command.ship_variant_key,
                 actor=actor,
                 now=self._clock(),
+                rule=command.rule,
+                details=details,
             )
 
         extra = {"details": dict(command.details)} if command.details else {}
+        rule = experiment_pb2.StoppingRule.Name(command.rule) if command.rule else ""  # type: ignore[arg-type]
         return await self._change(
-            command.key, "experiment.stopped", actor, change, reason=command.reason, extra=extra
+            command.key,
+            "experiment.stopped",
+            actor,
+            change,
+            reason=command.reason,
+            extra=extra,
+            rule=rule,
         )
 
     async def archive(self, key: str, actor: str) -> Experiment:
@@ -188,6 +225,7 @@ class ExperimentManager:
         validate: bool = False,
         reason: str = "",
         extra: Mapping[str, Any] | None = None,
+        rule: str = "",
     ) -> Experiment:
         async with self._store.writes() as writes:
             stored = await writes.experiment_for_update(key)
@@ -200,7 +238,7 @@ class ExperimentManager:
             await writes.save_experiment(updated, actor)
             changes = {**diff(as_json(stored), as_json(updated)), **(extra or {})}
             at = updated.update_time.ToDatetime(tzinfo=UTC)
-            entry = AuditEntry(action, actor, at, key, changes, reason)
+            entry = AuditEntry(action, actor, at, key, changes, reason, rule=rule)
             version = await self._commit(writes, entry)
         await self._publisher.publish(version)
         return updated

@@ -34,6 +34,9 @@ class AuditEntry:
     reason: str = ""
     id: int = 0
     """Assigned by the store; increasing with time."""
+    rule: str = ""
+    """The stopping rule behind an automated change (`StoppingRule` name); empty for a
+    person's."""
 
 
 class ConfigWrites(Protocol):

@@ -72,6 +72,7 @@ def _audit(row: asyncpg.Record) -> AuditEntry:
         at=row["at"],
         changes=json.loads(row["changes"]),
         reason=row["reason"],
+        rule=row["rule"],
     )
 
 
@@ -174,14 +175,15 @@ class PostgresWrites:
 
     async def record(self, entry: AuditEntry) -> None:
         await self._conn.execute(
-            """INSERT INTO audit_log (experiment_key, action, actor, at, changes, reason)
-               VALUES (NULLIF($1, ''), $2, $3, $4, $5::jsonb, $6)""",
+            """INSERT INTO audit_log (experiment_key, action, actor, at, changes, reason, rule)
+               VALUES (NULLIF($1, ''), $2, $3, $4, $5::jsonb, $6, $7)""",
             entry.experiment_key,
             entry.action,
             entry.actor,
             entry.at,
             json.dumps(entry.changes),
             entry.reason,
+            entry.rule,
         )
 
     async def bump_config_version(self) -> int:
@@ -265,7 +267,7 @@ class PostgresConfigStore:
     async def audit_entries(
         self, experiment_key: str, before_id: int | None, limit: int
     ) -> Sequence[AuditEntry]:
-        columns = "id, experiment_key, action, actor, at, changes::text, reason"
+        columns = "id, experiment_key, action, actor, at, changes::text, reason, rule"
         bound = before_id if before_id is not None else 2**63 - 1
         if experiment_key:
             rows = await self._fetch(

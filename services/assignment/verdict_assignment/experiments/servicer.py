@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from verdict.v1 import experiment_pb2 as pb
 from verdict.v1 import experiment_pb2_grpc
 from verdict_assignment.experiments.catalog import Catalog
-from verdict_assignment.experiments.manager import ExperimentManager, StopCommand
+from verdict_assignment.experiments.manager import ExperimentManager, StartCommand, StopCommand
 from verdict_assignment.experiments.ports import AuditEntry, Clock
 from verdict_assignment.experiments.publisher import RedisConfigPublisher
 from verdict_assignment.experiments.repository import PostgresConfigStore
@@ -36,6 +36,7 @@ def audit_event(entry: AuditEntry) -> pb.AuditEvent:
         action=entry.action,
         actor=entry.actor,
         reason=entry.reason,
+        rule=pb.StoppingRule.Value(entry.rule) if entry.rule else pb.STOPPING_RULE_UNSPECIFIED,
     )
     event.time.FromDatetime(entry.at)
     event.changes.update(entry.changes)
@@ -79,7 +80,8 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     async def StartExperiment(
         self, request: pb.StartExperimentRequest, context: Any
     ) -> pb.StartExperimentResponse:
-        started = await self._experiments.start(request.key, _actor())
+        command = StartCommand(request.key, request.reason, list(request.rule_overrides))
+        started = await self._experiments.start(command, _actor())
         return pb.StartExperimentResponse(experiment=started)
 
     async def StopExperiment(
@@ -94,6 +96,7 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
             decision=request.decision,
             ship_variant_key=request.ship_variant_key,
             details=details,
+            rule=request.rule,
         )
         stopped = await self._experiments.stop(command, _actor())
         return pb.StopExperimentResponse(experiment=stopped)

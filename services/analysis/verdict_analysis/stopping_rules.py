@@ -20,7 +20,7 @@ Rules, in order of precedence:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -160,6 +160,13 @@ def _srm(analysis: stats.ExperimentAnalysis, rules: Rules) -> FiredRule | None:
             "chi_square_p_value": srm.p_value if srm.p_value is not None else math.nan,
             "threshold": analysis.plan.srm_alpha,
             "observed_shares": observed,
+            "max_share_gap": max(
+                (
+                    abs(o - e)
+                    for o, e in zip(srm.observed_shares, srm.expected_shares, strict=False)
+                ),
+                default=0.0,
+            ),
             "expected_shares": expected,
         },
     )
@@ -383,8 +390,13 @@ def evaluate(
     *,
     started_at: datetime | None,
     now: datetime,
+    suppress: Callable[[FiredRule], str | None] | None = None,
 ) -> Evaluation:
-    """Applies the rules in precedence order; the first stopping rule decides."""
+    """Applies the rules in precedence order; the first stopping rule decides.
+
+    `suppress` (see `rule_overrides`) keeps operators' overrides: a fired rule for which it
+    returns a note does not act (no stop, no alert); the note joins the reasons.
+    """
     fired: list[FiredRule] = []
     notes: list[str] = []
     srm = _srm(analysis, rules)
@@ -403,6 +415,15 @@ def evaluate(
     for rule in (_target(analysis, context, units, rules), _duration(rules, started_at, now)):
         if rule is not None:
             fired.append(rule)
+    if suppress is not None:
+        acting = []
+        for rule in fired:
+            quiet = suppress(rule)
+            if quiet is None:
+                acting.append(rule)
+            else:
+                notes.append(f"{quiet}; would have: {rule.reason}")
+        fired = acting
     stopping = next((f for f in fired if f.stops), None)
     reasons: Sequence[str] = [f.reason for f in fired] + notes
     if stopping is not None:

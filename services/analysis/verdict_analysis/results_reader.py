@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from verdict.v1 import analysis_pb2
-from verdict_analysis.ports import Catalog, SnapshotRepository
+from verdict.v1 import analysis_pb2, experiment_pb2
+from verdict_analysis.alerts import StoredAlert
+from verdict_analysis.ports import AlertLog, Catalog, ExposureCounts, Signals, SnapshotRepository
 from verdict_platform.errors import InvalidArgument, NotFound
 
 POLL_S = 0.5
 """Fallback poll of the snapshot table while no announcement arrives (Redis may be down)."""
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-
-
-class Signals(Protocol):
-    """Announcements of stored snapshots."""
-
-    def waiter(self, experiment_key: str) -> contextlib.AbstractContextManager[asyncio.Event]: ...
 
 
 def page_size(requested: int) -> int:
@@ -51,17 +47,67 @@ def require_key(key: str) -> str:
     return key
 
 
-class Results:
-    """Reads of stored snapshots."""
+@dataclass(frozen=True)
+class ExposureTimeline:
+    """Units first exposed per UTC day and variant, every day from the first to the last."""
 
-    def __init__(self, catalog: Catalog, snapshots: SnapshotRepository, signals: Signals) -> None:
+    days: list[tuple[date, dict[str, int]]]
+    planned_shares: Mapping[str, float]
+    multiple_exposure_units: int
+
+
+class Results:
+    """Reads of stored snapshots, exposure counts and alerts."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        snapshots: SnapshotRepository,
+        signals: Signals,
+        exposures: ExposureCounts,
+        alerts: AlertLog,
+    ) -> None:
         self._catalog = catalog
         self._snapshots = snapshots
         self._signals = signals
+        self._exposures = exposures
+        self._alerts = alerts
 
-    async def _known(self, key: str) -> None:
-        if await self._catalog.experiment(require_key(key)) is None:
+    async def alerts(self, key: str, size: int, token: str) -> tuple[list[StoredAlert], str]:
+        """One page of alerts, newest first (of one experiment, or all when `key` is empty)."""
+        limit = page_size(size)
+        before = _before_id(token)
+        rows = await self._alerts.page(key, before, limit + 1)
+        if len(rows) > limit:
+            return rows[:limit], str(rows[limit - 1].id)
+        return rows, ""
+
+    async def _known(self, key: str) -> experiment_pb2.Experiment:
+        experiment = await self._catalog.experiment(require_key(key))
+        if experiment is None:
             raise NotFound(f"experiment {key!r} not found")
+        return experiment
+
+    async def exposure_timeline(self, key: str) -> ExposureTimeline:
+        """Exposures per day and variant (days without any filled with zeros), the planned split
+        and the units excluded for multiple exposures; NotFound for an unknown experiment."""
+        experiment = await self._known(key)
+        variant_keys = [v.key for v in experiment.variants]
+        counts = await self._exposures.daily(key)
+        by_day: dict[date, dict[str, int]] = {}
+        for day, variant_key, units in counts:
+            by_day.setdefault(day, dict.fromkeys(variant_keys, 0))[variant_key] = units
+        days: list[tuple[date, dict[str, int]]] = []
+        if by_day:
+            day, last = min(by_day), max(by_day)
+            while day <= last:
+                days.append((day, by_day.get(day, dict.fromkeys(variant_keys, 0))))
+                day += timedelta(days=1)
+        return ExposureTimeline(
+            days=days,
+            planned_shares={v.key: v.weight for v in experiment.variants},
+            multiple_exposure_units=await self._exposures.multiple_exposure_units(key),
+        )
 
     async def latest(
         self, key: str, dimension: str = "", value: str = ""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from verdict.v1 import analysis_pb2, common_pb2, experiment_pb2
 from verdict_analysis import stats
-from verdict_analysis.stopping import Decision, Evaluation
+from verdict_analysis.stopping_rules import Decision, Evaluation
 
 _NAN = math.nan
 

@@ -7,13 +7,14 @@ loss and the stopping margins as relative lifts, so the headline p-values are re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, timedelta
+
+from google.protobuf import json_format
 
 from verdict.v1 import common_pb2, experiment_pb2
 from verdict_analysis import stats
-from verdict_analysis.stopping import MetricContext, MetricRole, Rules, SrmPolicy
-
-_E = experiment_pb2
+from verdict_analysis.rule_overrides import OverrideMode, RuleOverride
+from verdict_analysis.stopping_rules import MetricContext, MetricRole, RuleName, Rules, SrmPolicy
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_TUNING_N = 5_000
@@ -26,16 +27,18 @@ SIDES = {
     common_pb2.SIDES_LESS: stats.Sides.LESS,
 }
 _CORRECTION = {
-    _E.MULTIPLE_TESTING_CORRECTION_UNSPECIFIED: stats.Correction.HOLM,
-    _E.MULTIPLE_TESTING_CORRECTION_NONE: stats.Correction.NONE,
-    _E.MULTIPLE_TESTING_CORRECTION_HOLM: stats.Correction.HOLM,
-    _E.MULTIPLE_TESTING_CORRECTION_BENJAMINI_HOCHBERG: stats.Correction.BENJAMINI_HOCHBERG,
+    experiment_pb2.MULTIPLE_TESTING_CORRECTION_UNSPECIFIED: stats.Correction.HOLM,
+    experiment_pb2.MULTIPLE_TESTING_CORRECTION_NONE: stats.Correction.NONE,
+    experiment_pb2.MULTIPLE_TESTING_CORRECTION_HOLM: stats.Correction.HOLM,
+    experiment_pb2.MULTIPLE_TESTING_CORRECTION_BENJAMINI_HOCHBERG: (
+        stats.Correction.BENJAMINI_HOCHBERG
+    ),
 }
 _SRM = {
-    _E.SRM_ACTION_UNSPECIFIED: SrmPolicy.ALERT,
-    _E.SRM_ACTION_IGNORE: SrmPolicy.IGNORE,
-    _E.SRM_ACTION_ALERT: SrmPolicy.ALERT,
-    _E.SRM_ACTION_STOP: SrmPolicy.STOP,
+    experiment_pb2.SRM_ACTION_UNSPECIFIED: SrmPolicy.ALERT,
+    experiment_pb2.SRM_ACTION_IGNORE: SrmPolicy.IGNORE,
+    experiment_pb2.SRM_ACTION_ALERT: SrmPolicy.ALERT,
+    experiment_pb2.SRM_ACTION_STOP: SrmPolicy.STOP,
 }
 
 
@@ -99,9 +102,9 @@ def stopping_rules(experiment: experiment_pb2.Experiment) -> Rules:
 
 
 _ROLES = {
-    _E.METRIC_ROLE_PRIMARY: MetricRole.PRIMARY,
-    _E.METRIC_ROLE_SECONDARY: MetricRole.SECONDARY,
-    _E.METRIC_ROLE_GUARDRAIL: MetricRole.GUARDRAIL,
+    experiment_pb2.METRIC_ROLE_PRIMARY: MetricRole.PRIMARY,
+    experiment_pb2.METRIC_ROLE_SECONDARY: MetricRole.SECONDARY,
+    experiment_pb2.METRIC_ROLE_GUARDRAIL: MetricRole.GUARDRAIL,
 }
 
 
@@ -115,5 +118,41 @@ def metric_context(
         margin = definition.non_inferiority_margin if definition is not None else 0.0
         out[used.metric_key] = MetricContext(
             _ROLES.get(used.role, MetricRole.SECONDARY), abs(margin)
+        )
+    return out
+
+
+RULES: dict[RuleName, experiment_pb2.StoppingRule.ValueType] = {
+    RuleName.SRM: experiment_pb2.STOPPING_RULE_SRM,
+    RuleName.GUARDRAIL_HARM: experiment_pb2.STOPPING_RULE_GUARDRAIL_HARM,
+    RuleName.EFFICACY: experiment_pb2.STOPPING_RULE_EFFICACY,
+    RuleName.TARGET_SAMPLE_SIZE: experiment_pb2.STOPPING_RULE_TARGET_SAMPLE_SIZE,
+    RuleName.MAX_DURATION: experiment_pb2.STOPPING_RULE_MAX_DURATION,
+}
+"""The rule engine's names and the contract's enum."""
+_RULE_NAMES = {number: name for name, number in RULES.items()}
+_MODES = {
+    experiment_pb2.RULE_OVERRIDE_MODE_OVERRIDE: OverrideMode.OVERRIDE,
+    experiment_pb2.RULE_OVERRIDE_MODE_SNOOZE: OverrideMode.SNOOZE,
+    experiment_pb2.RULE_OVERRIDE_MODE_DISABLE: OverrideMode.DISABLE,
+}
+
+
+def rule_overrides(experiment: experiment_pb2.Experiment) -> list[RuleOverride]:
+    """The operators' overrides in force for the current run (unknown values skipped)."""
+    out = []
+    for o in experiment.rule_overrides:
+        rule, mode = _RULE_NAMES.get(o.rule), _MODES.get(o.mode)
+        if rule is None or mode is None:
+            continue
+        out.append(
+            RuleOverride(
+                rule=rule,
+                mode=mode,
+                actor=o.actor,
+                reason=o.reason,
+                until=o.until.ToDatetime(tzinfo=UTC) if o.HasField("until") else None,
+                baseline=json_format.MessageToDict(o.baseline) if o.HasField("baseline") else {},
+            )
         )
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -18,21 +18,6 @@ from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, Unavailable
 
 STOP_TIMEOUT_S = 10.0
-
-
-class Stopper(Protocol):
-    """Stops an experiment with a decision and the figures behind it."""
-
-    async def stop(
-        self,
-        experiment_key: str,
-        reason: str,
-        decision: common_pb2.Decision.ValueType,
-        ship_variant_key: str,
-        details: Mapping[str, Any],
-    ) -> None:
-        """Stops it; FailedPrecondition when it is no longer running, Unavailable if down."""
-        ...
 
 
 def details_struct(details: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -61,6 +46,7 @@ class GrpcStopper:
         decision: common_pb2.Decision.ValueType,
         ship_variant_key: str,
         details: Mapping[str, Any],
+        rule: experiment_pb2.StoppingRule.ValueType,
     ) -> None:
         request = experiment_pb2.StopExperimentRequest(
             key=experiment_key,
@@ -68,6 +54,7 @@ class GrpcStopper:
             decision=decision,
             ship_variant_key=ship_variant_key,
             details=details_struct(details),
+            rule=rule,
         )
         try:
             await self._stub.StopExperiment(

@@ -1,47 +1,19 @@
-"""The statistics source of a locked analysis: the metrics SQL on the lock's connection."""
+"""PostgreSQL adapters of the `Locks` and `StatsReader` ports: the metrics SQL on the connection
+that holds the experiment's analysis lock."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
 
 import asyncpg
 
-from verdict_analysis.locks import analysis_lock
-from verdict_analysis.metrics import CollectedStats, MetricSpec, Segment, collect_stats
-from verdict_analysis.metrics import segment_values as _segment_values
+from verdict_analysis.advisory_lock import analysis_lock
+from verdict_analysis.metrics import CollectedStats, MetricSpec, Segment
+from verdict_analysis.metrics.collect import collect_stats
+from verdict_analysis.metrics.collect import segment_values as _segment_values
+from verdict_analysis.ports import StatsReader
 from verdict_platform.db import unavailable_on_disconnect
-
-
-class StatsReader(Protocol):
-    """Sufficient statistics of one experiment, read while its analysis lock is held."""
-
-    async def collect(
-        self,
-        experiment_key: str,
-        variant_keys: Sequence[str],
-        control_key: str,
-        metrics: Sequence[MetricSpec],
-        *,
-        cuped_lookback_s: float | None,
-        segment: Segment | None,
-        quantile_alpha: float,
-    ) -> CollectedStats:
-        """Per-variant statistics of the metrics (optionally for one segment)."""
-        ...
-
-    async def segment_values(self, experiment_key: str, dimension: str) -> list[str]:
-        """The most frequent values of a segment dimension."""
-        ...
-
-
-class Locks(Protocol):
-    """Takes an experiment's analysis lock; raises Aborted when another worker holds it."""
-
-    def hold(self, experiment_key: str) -> contextlib.AbstractAsyncContextManager[StatsReader]:
-        """The lock, and a reader on its connection, for the duration of the block."""
-        ...
 
 
 class DatabaseStats:
