@@ -25,6 +25,7 @@ class _Nothing:
     async def stop(self, *args: object) -> None:
         raise AssertionError("no rule should fire")
 
+
 def _replica(pool: asyncpg.Pool, locks: DatabaseLocks) -> Analyzer:
     nothing = _Nothing()
     return Analyzer(
