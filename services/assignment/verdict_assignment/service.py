@@ -20,8 +20,8 @@ from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.exposures import ExposureSink
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.ingest_client import IngestExposureSender
+from verdict_assignment.assign.snapshot_source import SnapshotSource
 from verdict_assignment.assign.sticky import CachedExposureStore
-from verdict_assignment.assign.store import ConfigStore
 from verdict_assignment.assign.watcher import ConfigWatcher
 from verdict_platform import redis_conn
 from verdict_platform.server import Resources
@@ -57,7 +57,7 @@ class AssignmentProcess:
         settings = resources.settings
         self.holder = SnapshotHolder()
         self.watcher = ConfigWatcher(
-            ConfigStore(resources.pool),
+            SnapshotSource(resources.pool),
             self.holder,
             resources.redis,
             redis_conn.name(settings, redis_conn.CONFIG_CHANNEL),

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import build_snapshot
-from verdict_assignment.assign.store import ConfigStore
+from verdict_assignment.assign.snapshot_source import SnapshotSource
 from verdict_platform.pubsub import subscribe_forever
 
 log = logging.getLogger(__name__)
@@ -29,13 +29,13 @@ class ConfigWatcher:
 
     def __init__(
         self,
-        store: ConfigStore,
+        source: SnapshotSource,
         holder: SnapshotHolder,
         redis: aioredis.Redis,
         channel: str,
         poll_s: float = 2.0,
     ) -> None:
-        self._store = store
+        self._source = source
         self._holder = holder
         self._redis = redis
         self._channel = channel
@@ -68,7 +68,7 @@ class ConfigWatcher:
 
     async def reload(self) -> None:
         """Loads the configuration now and swaps it in."""
-        proto = await self._store.load()
+        proto = await self._source.load()
         current = self._holder.current
         if current is not None and proto.version <= current.version:
             return
@@ -111,7 +111,7 @@ class ConfigWatcher:
         while True:
             await asyncio.sleep(self._poll_s)
             try:
-                if self._is_newer(await self._store.version()):
+                if self._is_newer(await self._source.version()):
                     self.request_reload()
             except Exception as exc:
                 log.warning("configuration poll failed: %s", exc)

@@ -1,12 +1,9 @@
 """PostgreSQL adapter of the configuration store: all of ExperimentService's SQL.
 
-Storage contract (the assignment snapshot reads these tables directly):
-- `experiments.spec` is `json_format.MessageToDict(experiment)` with default options (lowerCamelCase
-  names) of the whole `verdict.v1.Experiment`, output-only fields included; the `status`, `version`
-  and `allocation_version` columns equal what the spec says.
-- `saved_groups.members` is a JSON array of the values.
-- `config_state.version` is bumped by the writer in the transaction of each change
-  (`bump_config_version`).
+Rows are encoded and decoded by the platform's `config_codec`, the one storage contract the
+assignment snapshot and the analysis catalog read with; the `status`, `version` and
+`allocation_version` columns are written equal to what the spec says. `config_state.version` is
+bumped by the writer in the transaction of each change (`bump_config_version`).
 """
 
 from __future__ import annotations
@@ -18,42 +15,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from google.protobuf import json_format
-from google.protobuf.struct_pb2 import Value
 
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.ports import AuditEntry
+from verdict_platform.config_codec import (
+    EXPERIMENT_COLUMNS,
+    METRIC_COLUMNS,
+    SAVED_GROUP_COLUMNS,
+    STATUS_COLUMN,
+    experiment_from_row,
+    experiment_spec,
+    metric_from_row,
+    metric_spec,
+    saved_group_from_row,
+    saved_group_members,
+)
 from verdict_platform.db import unavailable_on_disconnect
-
-_E = experiment_pb2
-
-STATUS_COLUMN: dict[int, str] = {
-    _E.EXPERIMENT_STATUS_DRAFT: "draft",
-    _E.EXPERIMENT_STATUS_RUNNING: "running",
-    _E.EXPERIMENT_STATUS_STOPPED: "stopped",
-    _E.EXPERIMENT_STATUS_ARCHIVED: "archived",
-}
-
-
-def experiment_spec(experiment: experiment_pb2.Experiment) -> str:
-    """The `experiments.spec` JSON of an experiment."""
-    return json.dumps(json_format.MessageToDict(experiment))
-
-
-def _experiment(spec: str) -> experiment_pb2.Experiment:
-    return json_format.Parse(spec, _E.Experiment(), ignore_unknown_fields=True)
-
-
-def _metric(spec: str) -> experiment_pb2.Metric:
-    return json_format.Parse(spec, _E.Metric(), ignore_unknown_fields=True)
-
-
-def _saved_group(key: str, members: str, updated_at: datetime) -> experiment_pb2.SavedGroup:
-    group = _E.SavedGroup(key=key)
-    for member in json.loads(members):
-        group.values.append(json_format.ParseDict(member, Value()))
-    group.update_time.FromDatetime(updated_at)
-    return group
 
 
 def _time(experiment_field: Any) -> datetime | None:
@@ -83,10 +60,10 @@ class PostgresWrites:
         self._conn = conn
 
     async def experiment_for_update(self, key: str) -> experiment_pb2.Experiment | None:
-        spec = await self._conn.fetchval(
-            "SELECT spec::text FROM experiments WHERE key = $1 FOR UPDATE", key
+        row = await self._conn.fetchrow(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE key = $1 FOR UPDATE", key
         )
-        return None if spec is None else _experiment(spec)
+        return None if row is None else experiment_from_row(row)
 
     async def _version(self, experiment: experiment_pb2.Experiment, spec: str, actor: str) -> None:
         await self._conn.execute(
@@ -122,7 +99,10 @@ class PostgresWrites:
 
     async def save_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> None:
         spec = experiment_spec(experiment)
-        stopped = experiment.status in (_E.EXPERIMENT_STATUS_STOPPED, _E.EXPERIMENT_STATUS_ARCHIVED)
+        stopped = experiment.status in (
+            experiment_pb2.EXPERIMENT_STATUS_STOPPED,
+            experiment_pb2.EXPERIMENT_STATUS_ARCHIVED,
+        )
         await self._conn.execute(
             """UPDATE experiments
                SET status = $2, spec = $3::jsonb, version = $4, allocation_version = $5,
@@ -150,26 +130,24 @@ class PostgresWrites:
             """INSERT INTO metrics (key, spec, created_at) VALUES ($1, $2::jsonb, $3)
                ON CONFLICT (key) DO NOTHING RETURNING key""",
             metric.key,
-            json.dumps(json_format.MessageToDict(metric)),
+            metric_spec(metric),
             _time(metric.create_time),
         )
         return inserted is not None
 
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         row = await self._conn.fetchrow(
-            "SELECT key, members::text, updated_at FROM saved_groups WHERE key = $1 FOR UPDATE",
-            key,
+            f"SELECT {SAVED_GROUP_COLUMNS} FROM saved_groups WHERE key = $1 FOR UPDATE", key
         )
-        return None if row is None else _saved_group(*row)
+        return None if row is None else saved_group_from_row(row)
 
     async def put_saved_group(self, group: experiment_pb2.SavedGroup) -> None:
-        members = [json_format.MessageToDict(value) for value in group.values]
         await self._conn.execute(
             """INSERT INTO saved_groups (key, members, updated_at) VALUES ($1, $2::jsonb, $3)
                ON CONFLICT (key) DO UPDATE
                SET members = EXCLUDED.members, updated_at = EXCLUDED.updated_at""",
             group.key,
-            json.dumps(members),
+            saved_group_members(group),
             _time(group.update_time),
         )
 
@@ -215,8 +193,10 @@ class PostgresConfigStore:
             return rows
 
     async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
-        rows = await self._fetch("SELECT spec::text FROM experiments WHERE key = $1", key)
-        return _experiment(rows[0][0]) if rows else None
+        rows = await self._fetch(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE key = $1", key
+        )
+        return experiment_from_row(rows[0]) if rows else None
 
     async def experiments(
         self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
@@ -224,14 +204,14 @@ class PostgresConfigStore:
         names = [STATUS_COLUMN[s] for s in statuses]
         if after is None:
             rows = await self._fetch(
-                """SELECT spec::text FROM experiments WHERE status = ANY($1::text[])
+                f"""SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE status = ANY($1::text[])
                    ORDER BY created_at DESC, key DESC LIMIT $2""",
                 names,
                 limit,
             )
         else:
             rows = await self._fetch(
-                """SELECT spec::text FROM experiments
+                f"""SELECT {EXPERIMENT_COLUMNS} FROM experiments
                    WHERE status = ANY($1::text[]) AND (created_at, key) < ($2, $3)
                    ORDER BY created_at DESC, key DESC LIMIT $4""",
                 names,
@@ -239,30 +219,30 @@ class PostgresConfigStore:
                 after[1],
                 limit,
             )
-        return [_experiment(row[0]) for row in rows]
+        return [experiment_from_row(row) for row in rows]
 
     async def metric(self, key: str) -> experiment_pb2.Metric | None:
-        rows = await self._fetch("SELECT spec::text FROM metrics WHERE key = $1", key)
-        return _metric(rows[0][0]) if rows else None
+        rows = await self._fetch(f"SELECT {METRIC_COLUMNS} FROM metrics WHERE key = $1", key)
+        return metric_from_row(rows[0]) if rows else None
 
     async def metrics(self, after: str | None, limit: int) -> Sequence[experiment_pb2.Metric]:
         rows = await self._fetch(
-            "SELECT spec::text FROM metrics WHERE key > $1 ORDER BY key LIMIT $2",
+            f"SELECT {METRIC_COLUMNS} FROM metrics WHERE key > $1 ORDER BY key LIMIT $2",
             after or "",
             limit,
         )
-        return [_metric(row[0]) for row in rows]
+        return [metric_from_row(row) for row in rows]
 
     async def saved_groups(
         self, after: str | None, limit: int
     ) -> Sequence[experiment_pb2.SavedGroup]:
         rows = await self._fetch(
-            """SELECT key, members::text, updated_at FROM saved_groups WHERE key > $1
+            f"""SELECT {SAVED_GROUP_COLUMNS} FROM saved_groups WHERE key > $1
                ORDER BY key LIMIT $2""",
             after or "",
             limit,
         )
-        return [_saved_group(*row) for row in rows]
+        return [saved_group_from_row(row) for row in rows]
 
     async def audit_entries(
         self, experiment_key: str, before_id: int | None, limit: int
