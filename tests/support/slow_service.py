@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
-from verdict_platform.server import Resources, run_service
+from verdict_platform.server import Resources, ServiceDefinition, run_service
 
 
 class SlowExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
@@ -35,9 +35,9 @@ class SlowService:
         pass
 
 
-async def build(_resources: Resources) -> SlowService:
+async def build(_resources: Resources, _settings: None) -> SlowService:
     return SlowService()
 
 
 if __name__ == "__main__":
-    run_service("slow", lambda s: s.assignment_port, build)
+    run_service(ServiceDefinition("slow", lambda s: s.assignment_port, lambda _reader: None, build))

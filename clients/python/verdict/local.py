@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from verdict.channels import PLAINTEXT, ChannelSecurity, aio_channel, bearer
 from verdict.evaluation import (
     Assignment,
     Evaluator,
@@ -28,9 +29,13 @@ from verdict.evaluation import (
     LayerConfig,
     VariantConfig,
 )
+from verdict.retry import Backoff
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2
 
 log = logging.getLogger(__name__)
+
+RECONNECT_BACKOFF = Backoff(initial_s=0.1, max_s=5.0)
+"""Waits between attempts to reopen a broken configuration stream."""
 
 __all__ = [
     "LocalEvaluator",
@@ -142,13 +147,14 @@ class LocalEvaluator:
         api_key: str,
         *,
         channel: grpc.aio.Channel | None = None,
-        max_backoff_s: float = 5.0,
+        security: ChannelSecurity = PLAINTEXT,
+        backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         self._own_channel = channel is None
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        self._channel = channel or aio_channel(target, security)
         self._stub = assignment_pb2_grpc.AssignmentServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),)
-        self._max_backoff_s = max_backoff_s
+        self._metadata = bearer(api_key)
+        self._backoff = backoff
         self._evaluator: Evaluator | None = None
         self._version = 0
         self._ready = asyncio.Event()
@@ -209,7 +215,7 @@ class LocalEvaluator:
         return self._evaluator.assign(unit_id, attributes, keys)
 
     async def _follow(self) -> None:
-        backoff = 0.1
+        waits = self._backoff.delays()
         while True:
             try:
                 stream = self._stub.WatchConfig(
@@ -218,10 +224,12 @@ class LocalEvaluator:
                 )
                 async for response in stream:
                     self.apply(response.snapshot)
-                    backoff = 0.1
+                    waits = self._backoff.delays()
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as error:
-                log.warning("config stream broke (%s); retrying in %.1fs", error.code(), backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff_s)
+                wait = next(waits)
+                log.warning("config stream broke (%s); retrying in %.1fs", error.code(), wait)
+                await asyncio.sleep(wait)
+                continue
+            await asyncio.sleep(next(waits))

@@ -1,8 +1,8 @@
 """Stops experiments through ExperimentService over gRPC, so the audit log records who and why.
 
-Analysis calls with its own service key (VERDICT_SERVICE_API_KEY, admin role). StopExperiment is
-not idempotent in effect (a second call overrides the decision), so it is not retried here; the
-next scheduled analysis tries again while the experiment is still running.
+Analysis calls with its own identity (VERDICT_SERVICE_API_KEY, a key with the `analysis` role).
+StopExperiment is not idempotent in effect (a second call overrides the decision), so it is not
+retried here; the next scheduled analysis tries again while the experiment is still running.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 
+from verdict.channels import PLAINTEXT, ChannelSecurity, aio_channel, bearer
 from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, Unavailable
 
@@ -34,10 +35,12 @@ def details_struct(details: Mapping[str, Any]) -> struct_pb2.Struct:
 class GrpcStopper:
     """Calls ExperimentService.StopExperiment at `target` with `api_key`."""
 
-    def __init__(self, target: str, api_key: str | None) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+    def __init__(
+        self, target: str, api_key: str | None, security: ChannelSecurity = PLAINTEXT
+    ) -> None:
+        self._channel = aio_channel(target, security)
         self._stub = experiment_pb2_grpc.ExperimentServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._metadata = bearer(api_key)
 
     async def stop(
         self,

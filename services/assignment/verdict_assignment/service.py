@@ -7,14 +7,12 @@ then the watcher stops and the exposure buffer is flushed to ingest.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import grpc
 
-from verdict.v1 import experiment_pb2_grpc
+from verdict.v1 import assignment_pb2, experiment_pb2, experiment_pb2_grpc
 from verdict_assignment.assign import servicer as assign_servicer
 from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.exposures import ExposureSink
@@ -23,37 +21,18 @@ from verdict_assignment.assign.ingest_client import IngestExposureSender
 from verdict_assignment.assign.snapshot_source import SnapshotSource
 from verdict_assignment.assign.sticky import CachedExposureStore
 from verdict_assignment.assign.watcher import ConfigWatcher
+from verdict_assignment.experiments.servicer import build_experiment_servicer
+from verdict_assignment.settings import AssignmentSettings
 from verdict_platform import redis_conn
-from verdict_platform.server import Resources
+from verdict_platform.server import Resources, ServiceDefinition, grpc_service_name
 
 log = logging.getLogger(__name__)
-
-EXPERIMENT_SERVICE = "verdict.v1.ExperimentService"
-CONFIG_POLL_S = 2.0
-"""Fallback poll of config_state.version, for when Redis pub/sub is down."""
-
-
-def _experiment_servicer_factory() -> Callable[[Resources], Any] | None:
-    """ExperimentService's factory, when its package provides one."""
-    for name in ("verdict_assignment.experiments", "verdict_assignment.experiments.servicer"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError as error:
-            log.warning("ExperimentService not available from %s: %s", name, error)
-            continue
-        factory: Callable[[Resources], Any] | None = getattr(
-            module, "build_experiment_servicer", None
-        )
-        if factory is not None:
-            return factory
-    log.warning("ExperimentService not available: no build_experiment_servicer")
-    return None
 
 
 class AssignmentProcess:
     """What `run_service` serves in the assignment process."""
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, own: AssignmentSettings) -> None:
         settings = resources.settings
         self.holder = SnapshotHolder()
         self.watcher = ConfigWatcher(
@@ -61,31 +40,31 @@ class AssignmentProcess:
             self.holder,
             resources.redis,
             redis_conn.name(settings, redis_conn.CONFIG_CHANNEL),
-            poll_s=CONFIG_POLL_S,
+            poll_s=own.config_poll_s,
         )
         self.sticky = CachedExposureStore(resources.redis, resources.pool, settings.redis_namespace)
-        self.sender = IngestExposureSender(settings.ingest_target, settings.service_api_key)
+        self.sender = IngestExposureSender(
+            settings.ingest_target, settings.service_api_key, settings.channel_security()
+        )
         if settings.service_api_key is None:
             log.warning("VERDICT_SERVICE_API_KEY is not set: ingest will refuse exposures")
-        self.sink = ExposureSink(self.sender)
+        self.sink = ExposureSink(self.sender, max_buffer=own.exposure_buffer)
         self.assign = assign_servicer.AssignmentServicer(
             Assigner(self.holder, self.sticky, self.sink), self.holder
         )
-        factory = _experiment_servicer_factory()
-        self.experiments = factory(resources) if factory is not None else None
+        self.experiments = build_experiment_servicer(resources)
 
     @property
     def service_names(self) -> Sequence[str]:
-        names = [assign_servicer.SERVICE_NAME]
-        if self.experiments is not None:
-            names.insert(0, EXPERIMENT_SERVICE)
-        return names
+        return (
+            grpc_service_name(experiment_pb2, "ExperimentService"),
+            grpc_service_name(assignment_pb2, "AssignmentService"),
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
         # The hot path first: grpc asks generic handlers in registration order.
         assign_servicer.register(self.assign, server)
-        if self.experiments is not None:
-            experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(self.experiments, server)
+        experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(self.experiments, server)
 
     async def start(self) -> None:
         await self.watcher.start()
@@ -98,6 +77,12 @@ class AssignmentProcess:
         await self.sender.close()
 
 
-async def build(resources: Resources) -> AssignmentProcess:
+async def build(resources: Resources, settings: AssignmentSettings) -> AssignmentProcess:
     """The service factory given to `run_service`."""
-    return AssignmentProcess(resources)
+    return AssignmentProcess(resources, settings)
+
+
+DEFINITION = ServiceDefinition(
+    "assignment", lambda s: s.assignment_port, AssignmentSettings.read, build
+)
+"""The assignment process, as the service template runs it."""

@@ -1,15 +1,7 @@
-"""Runs the ingest service: `python -m verdict_ingest`."""
+"""Runs the ingest service: `python -m verdict_ingest` (port VERDICT_INGEST_PORT)."""
 
-from __future__ import annotations
-
-from verdict_ingest.service import build
+from verdict_ingest.service import DEFINITION
 from verdict_platform.server import run_service
 
-
-def main() -> None:
-    """Serves IngestService on VERDICT_INGEST_PORT until SIGTERM."""
-    run_service("ingest", lambda s: s.ingest_port, build)
-
-
 if __name__ == "__main__":
-    main()
+    run_service(DEFINITION)

@@ -10,17 +10,17 @@ from collections.abc import Sequence
 import asyncpg
 import grpc
 
-from verdict.v1 import ingest_pb2_grpc
-from verdict_ingest.config import IngestSettings
+from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 from verdict_ingest.exposures import ExposureStore
 from verdict_ingest.intake import EventIntake, ExposureIntake
 from verdict_ingest.partitions import maintain_forever
 from verdict_ingest.queue import WriteQueue
 from verdict_ingest.servicer import IngestServicer
+from verdict_ingest.settings import IngestSettings
 from verdict_ingest.validation import BatchLimits, TimeWindow
 from verdict_ingest.writer import Connect, EventWriter
 from verdict_platform.db import CONNECT_TIMEOUT_S
-from verdict_platform.server import Resources
+from verdict_platform.server import Resources, ServiceDefinition, grpc_service_name
 from verdict_platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class IngestService:
     @property
     def service_names(self) -> Sequence[str]:
         """The gRPC service this process serves."""
-        return ("verdict.v1.IngestService",)
+        return (grpc_service_name(ingest_pb2, "IngestService"),)
 
     def register(self, server: grpc.aio.Server) -> None:
         """Adds the servicer to the server."""
@@ -92,6 +92,10 @@ def _connector(settings: Settings) -> Connect:
     return connect
 
 
-async def build(resources: Resources) -> IngestService:
+async def build(resources: Resources, settings: IngestSettings) -> IngestService:
     """The service factory `run_service` calls."""
-    return IngestService(resources, IngestSettings.from_env())
+    return IngestService(resources, settings)
+
+
+DEFINITION = ServiceDefinition("ingest", lambda s: s.ingest_port, IngestSettings.read, build)
+"""The ingest process, as the service template runs it."""

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from verdict.retry import Backoff
 from verdict_ingest.encoding import COLUMNS
 from verdict_ingest.partitions import ensure_partitions
 from verdict_ingest.queue import PendingWrite, WriteQueue, WriteResult
@@ -55,6 +56,8 @@ INSERT INTO events ({", ".join(COLUMNS)})
 SELECT {", ".join(COLUMNS)} FROM staged
 ON CONFLICT DO NOTHING
 """
+RECONNECT_BACKOFF = Backoff(initial_s=0.1, max_s=2.0)
+"""Waits between attempts to reopen a writer's connection."""
 RETRIES = 5  # deadlocks between writers inserting the same retried events, missing partitions
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,7 +84,7 @@ class EventWriter:
 
     async def run(self) -> None:
         """Writes forever (until cancelled)."""
-        delay = 0.1
+        waits = RECONNECT_BACKOFF.delays()
         try:
             while True:
                 if self._conn is None:
@@ -91,10 +94,9 @@ class EventWriter:
                         if not is_disconnect(exc):
                             log.exception("%s: cannot prepare its connection", self._name)
                         self._queue.set_unavailable(f"database unavailable: {exc}")
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 2.0)
+                        await asyncio.sleep(next(waits))
                         continue
-                    delay = 0.1
+                    waits = RECONNECT_BACKOFF.delays()
                     self._queue.set_unavailable(None)
                 writes = await self._queue.take()
                 try:

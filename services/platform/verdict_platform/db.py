@@ -15,12 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from verdict.retry import Backoff
 from verdict_platform.errors import Unavailable
 from verdict_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
+CONNECT_BACKOFF = Backoff(initial_s=0.2, max_s=2.0)
+"""Waits between attempts to reach a database that is (re)starting."""
 
 # Errors that mean "the database is not reachable right now", as opposed to a bad statement.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -62,7 +65,7 @@ def with_database(url: str, database: str) -> str:
 async def create_pool(settings: Settings, *, attempts: int = 30) -> asyncpg.Pool:
     """A connection pool, retrying for a while if the database is still starting."""
     url = settings.require_database_url()
-    delay = 0.2
+    waits = CONNECT_BACKOFF.delays()
     for attempt in range(1, attempts + 1):
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -77,8 +80,7 @@ async def create_pool(settings: Settings, *, attempts: int = 30) -> asyncpg.Pool
             if attempt == attempts:
                 raise Unavailable(f"database unreachable after {attempts} attempts: {exc}") from exc
             log.warning("database not reachable (attempt %d): %s", attempt, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await asyncio.sleep(next(waits))
     raise AssertionError("unreachable")
 
 

@@ -10,7 +10,12 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from verdict.retry import Backoff
+
 log = logging.getLogger(__name__)
+
+RESUBSCRIBE_BACKOFF = Backoff(initial_s=0.1, max_s=2.0)
+"""Waits between attempts to subscribe again after Redis went away."""
 
 
 async def subscribe_forever(
@@ -18,10 +23,10 @@ async def subscribe_forever(
     channel: str,
     on_message: Callable[[bytes], Awaitable[None]],
     on_reconnect: Callable[[], Awaitable[None]] | None = None,
-    max_backoff_s: float = 2.0,
+    backoff: Backoff = RESUBSCRIBE_BACKOFF,
 ) -> None:
     """Delivers each message on `channel` to `on_message` until cancelled."""
-    backoff = 0.1
+    waits = backoff.delays()
     failed_before = False
     while True:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -30,7 +35,7 @@ async def subscribe_forever(
             if failed_before and on_reconnect is not None:
                 await on_reconnect()
             failed_before = False
-            backoff = 0.1
+            waits = backoff.delays()
             while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is not None and message.get("type") == "message":
@@ -39,9 +44,9 @@ async def subscribe_forever(
             raise
         except Exception as exc:
             failed_before = True
-            log.warning("subscription to %s lost (%s); retrying in %.1fs", channel, exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
+            wait = next(waits)
+            log.warning("subscription to %s lost (%s); retrying in %.1fs", channel, exc, wait)
+            await asyncio.sleep(wait)
         finally:
             with contextlib.suppress(Exception):  # the connection may already be gone
                 await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,7 +1,8 @@
 """Server bootstrap shared by every service.
 
-`run_service` resolves the servers (embedded default or configured URLs), opens the pool, Redis and
-the key ring, builds the service, and serves it on a grpc.aio server with the standard health
+The one service template: `run_service(ServiceDefinition)` reads every setting once, resolves the
+servers (embedded default or configured URLs), opens the pool, Redis and the key ring, builds the
+service, and serves it on a grpc.aio server with the standard health
 service (per-service status), server reflection, the auth/error `Guard`, optional TLS/mTLS, and a
 graceful stop on SIGTERM/SIGINT: health turns NOT_SERVING, new RPCs are refused, in-flight RPCs get
 `grace_period_s` to finish, then the service flushes what it buffers and closes its resources.
@@ -16,7 +17,8 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from types import ModuleType
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import grpc
@@ -32,7 +34,7 @@ from verdict_platform.keyring import KeyRing
 from verdict_platform.keys import KeyStore
 from verdict_platform.logs import configure_logging
 from verdict_platform.pubsub import subscribe_forever
-from verdict_platform.settings import Settings
+from verdict_platform.settings import EnvReader, Settings, load_settings
 from verdict_platform.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,29 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[[Resources], Awaitable[Service]]
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class ServiceDefinition(Generic[S]):
+    """Everything the template needs to run one service process; each service package defines
+    one (`DEFINITION` in its `service` module) and its `__main__` is `run_service(DEFINITION)`."""
+
+    name: str
+    """Short name: logs, traces, the launcher ("assignment", "ingest", "analysis")."""
+    port: Callable[[Settings], int]
+    """Its port among the platform settings."""
+    read_settings: Callable[[EnvReader], S]
+    """Reads the service's own settings (a frozen dataclass) with the platform's reader."""
+    build: Callable[[Resources, S], Awaitable[Service]]
+    """Builds the service on the opened resources and its settings."""
+
+
+def grpc_service_name(module: ModuleType, service: str) -> str:
+    """The full name of `service` as its generated descriptor spells it (never a literal),
+    e.g. `grpc_service_name(ingest_pb2, "IngestService")`."""
+    name: str = module.DESCRIPTOR.services_by_name[service].full_name
+    return name
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -192,11 +217,18 @@ async def _changed(keyring: KeyRing) -> None:
     keyring.changed()
 
 
-def run_service(name: str, port_of: Callable[[Settings], int], factory: ServiceFactory) -> None:
-    """Entry point of a service process: settings, logging, tracing, then `serve`."""
-    from verdict_platform.settings import load_settings
+def run_service(definition: ServiceDefinition[Any]) -> None:
+    """Entry point of every service process: all settings read once (the platform's and the
+    service's own: a bad value stops the process here, naming the variable), logging, tracing,
+    then `serve` until SIGTERM/SIGINT."""
+    reader = EnvReader()
+    platform_settings = load_settings(reader)
+    own = definition.read_settings(reader)
+    settings = resolve_servers(platform_settings)
+    configure_logging(settings, definition.name)
+    configure_tracing(settings, definition.name)
 
-    settings = resolve_servers(load_settings())
-    configure_logging(settings, name)
-    configure_tracing(settings, name)
-    asyncio.run(serve(settings, name, port_of(settings), factory))
+    async def factory(resources: Resources) -> Service:
+        return await definition.build(resources, own)
+
+    asyncio.run(serve(settings, definition.name, definition.port(settings), factory))

@@ -1,8 +1,10 @@
 """Settings: read once from the environment into a frozen object, validated at start.
 
-Every service receives a `Settings` and passes it down; nothing else reads the environment. An
-invalid value raises `SettingsError` naming the variable, so a misconfigured process fails at
-start instead of at its first request.
+`Settings` holds what every process shares; each service adds its own small frozen settings
+(`IngestSettings`, `AssignmentSettings`, `AnalysisSettings`, `DashboardSettings`) read by the same
+`EnvReader`, once, at start, by the service template (`verdict_platform.server.run_service`);
+nothing else reads the environment. An invalid value raises `SettingsError` naming the variable,
+so a misconfigured process fails at start instead of at its first request.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from verdict.channels import PLAINTEXT, ChannelSecurity
 
 T = TypeVar("T")
 
@@ -75,13 +79,35 @@ class Settings:
     tls_key_file: Path | None = None
     """VERDICT_TLS_KEY_FILE: server private key (PEM)."""
     tls_client_ca_file: Path | None = None
-    """VERDICT_TLS_CLIENT_CA_FILE: CA bundle; when set, clients need a certificate (mTLS)."""
+    """VERDICT_TLS_CLIENT_CA_FILE: CA bundle; when set, clients need a certificate (mTLS), and
+    this process presents its own (VERDICT_TLS_CERT_FILE) when it calls another service."""
+    tls_ca_file: Path | None = None
+    """VERDICT_TLS_CA_FILE: CA bundle this process trusts when it calls another service (the
+    system's trust store when unset)."""
+    tls_server_name: str | None = None
+    """VERDICT_TLS_SERVER_NAME: name the other services' certificates carry, when the targets
+    are addresses that do not (e.g. 127.0.0.1); the certificate is always checked."""
     trace_exporter: str = "none"
     """VERDICT_TRACE_EXPORTER: none, or console (OpenTelemetry spans to stderr)."""
-    analysis_interval_s: float = 60.0
-    """VERDICT_ANALYSIS_INTERVAL: seconds between scheduled analyses of a running experiment."""
-    alert_webhook_url: str | None = None
-    """VERDICT_ALERT_WEBHOOK_URL: where stopping-rule alerts are POSTed as JSON."""
+
+    @property
+    def tls(self) -> bool:
+        """Whether this deployment runs TLS: its services serve it and call each other over it."""
+        return self.tls_cert_file is not None
+
+    def channel_security(self) -> ChannelSecurity:
+        """How this process's gRPC clients reach the other services: TLS when the platform
+        serves TLS (trusting VERDICT_TLS_CA_FILE, checking VERDICT_TLS_SERVER_NAME when set),
+        presenting this process's certificate when the servers require client certificates."""
+        if not self.tls:
+            return PLAINTEXT
+        mtls = self.tls_client_ca_file is not None
+        return ChannelSecurity.from_files(
+            ca_file=self.tls_ca_file,
+            cert_file=self.tls_cert_file if mtls else None,
+            key_file=self.tls_key_file if mtls else None,
+            server_name=self.tls_server_name,
+        )
 
     def require_database_url(self) -> str:
         """The database URL; `embedded.resolve_servers` fills it in before services start."""
@@ -96,113 +122,127 @@ class Settings:
         return self.redis_url
 
 
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name)
-    if value is None or value.strip() == "":
-        return None
-    return value.strip()
+class EnvReader:
+    """The platform's reader of `VERDICT_*` variables: every setting of every service is read
+    through one of these methods, so parsing, defaults and error messages are the same
+    everywhere. Each raises `SettingsError` naming the variable. An unset or blank variable
+    gives the default."""
 
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
 
-def _parsed(
-    env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], check: str
-) -> T:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        return parse(raw)
-    except ValueError:
-        raise SettingsError(name, f"{raw!r} is not {check}") from None
+    def text(self, name: str) -> str | None:
+        """The stripped value, or None when unset or blank."""
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
 
+    def _parsed(self, name: str, default: T, parse: Callable[[str], T], check: str) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError:
+            raise SettingsError(name, f"{raw!r} is not {check}") from None
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not 1 <= value <= 65535:
-            raise ValueError
+    def port(self, name: str, default: int) -> int:
+        """A TCP port, 1 to 65535."""
+
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if not 1 <= value <= 65535:
+                raise ValueError
+            return value
+
+        return self._parsed(name, default, parse, "a port number in 1..65535")
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        """An integer of at least `minimum`."""
+
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if value < minimum:
+                raise ValueError
+            return value
+
+        return self._parsed(name, default, parse, f"an integer >= {minimum}")
+
+    def positive_float(self, name: str, default: float) -> float:
+        """A finite number above zero."""
+
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not value > 0 or value == float("inf"):
+                raise ValueError
+            return value
+
+        return self._parsed(name, default, parse, "a positive number")
+
+    def choice(
+        self, name: str, default: str, choices: tuple[str, ...], *, upper: bool = False
+    ) -> str:
+        """One of `choices` (compared in upper or lower case)."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in choices:
+            raise SettingsError(name, f"{raw!r} is not one of {', '.join(choices)}")
         return value
 
-    return _parsed(env, name, default, parse, "a port number in 1..65535")
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        """A URL with one of `schemes`, or None when unset."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+            raise SettingsError(
+                name, f"must start with one of {', '.join(s + '://' for s in schemes)}"
+            )
+        return raw
+
+    def file(self, name: str) -> Path | None:
+        """The path of a readable file, or None when unset."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        path = Path(raw)
+        if not path.is_file():
+            raise SettingsError(name, f"{raw!r} is not a readable file")
+        return path
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if value < 1:
-            raise ValueError
-        return value
-
-    return _parsed(env, name, default, parse, "a positive integer")
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not value > 0 or value == float("inf"):
-            raise ValueError
-        return value
-
-    return _parsed(env, name, default, parse, "a positive number")
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    value = raw.upper() if choices is LOG_LEVELS else raw.lower()
-    if value not in choices:
-        raise SettingsError(name, f"{raw!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
-    raw = _text(env, name)
-    if raw is None:
-        return None
-    if not raw.startswith(tuple(f"{s}://" for s in schemes)):
-        raise SettingsError(name, f"must start with one of {', '.join(s + '://' for s in schemes)}")
-    return raw
-
-
-def _file(env: Mapping[str, str], name: str) -> Path | None:
-    raw = _text(env, name)
-    if raw is None:
-        return None
-    path = Path(raw)
-    if not path.is_file():
-        raise SettingsError(name, f"{raw!r} is not a readable file")
-    return path
-
-
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
     """Reads and validates the settings from `env` (default: the process environment)."""
-    e = os.environ if env is None else env
+    r = env if isinstance(env, EnvReader) else EnvReader(env)
     settings = Settings(
-        database_url=_url(e, "VERDICT_DATABASE_URL", ("postgresql", "postgres")),
-        redis_url=_url(e, "VERDICT_REDIS_URL", ("redis", "rediss", "unix")),
-        redis_namespace=_text(e, "VERDICT_REDIS_NAMESPACE") or "verdict",
-        data_dir=Path(_text(e, "VERDICT_DATA_DIR") or ".data"),
-        host=_text(e, "VERDICT_HOST") or "127.0.0.1",
-        assignment_port=_port(e, "VERDICT_ASSIGNMENT_PORT", 50051),
-        ingest_port=_port(e, "VERDICT_INGEST_PORT", 50052),
-        analysis_port=_port(e, "VERDICT_ANALYSIS_PORT", 50053),
-        dashboard_port=_port(e, "VERDICT_DASHBOARD_PORT", 8080),
-        ingest_target=_text(e, "VERDICT_INGEST_TARGET") or "127.0.0.1:50052",
-        assignment_target=_text(e, "VERDICT_ASSIGNMENT_TARGET") or "127.0.0.1:50051",
-        service_api_key=_text(e, "VERDICT_SERVICE_API_KEY"),
-        log_level=_choice(e, "VERDICT_LOG_LEVEL", "INFO", LOG_LEVELS),
-        log_format=_choice(e, "VERDICT_LOG_FORMAT", "json", LOG_FORMATS),
-        grace_period_s=_positive_float(e, "VERDICT_GRACE_PERIOD_S", 10.0),
-        db_pool_min=_positive_int(e, "VERDICT_DB_POOL_MIN", 1),
-        db_pool_max=_positive_int(e, "VERDICT_DB_POOL_MAX", 10),
-        key_refresh_s=_positive_float(e, "VERDICT_KEY_REFRESH_S", 5.0),
-        workers=_positive_int(e, "VERDICT_WORKERS", 1),
-        tls_cert_file=_file(e, "VERDICT_TLS_CERT_FILE"),
-        tls_key_file=_file(e, "VERDICT_TLS_KEY_FILE"),
-        tls_client_ca_file=_file(e, "VERDICT_TLS_CLIENT_CA_FILE"),
-        trace_exporter=_choice(e, "VERDICT_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
-        analysis_interval_s=_positive_float(e, "VERDICT_ANALYSIS_INTERVAL", 60.0),
-        alert_webhook_url=_url(e, "VERDICT_ALERT_WEBHOOK_URL", ("http", "https")),
+        database_url=r.url("VERDICT_DATABASE_URL", ("postgresql", "postgres")),
+        redis_url=r.url("VERDICT_REDIS_URL", ("redis", "rediss", "unix")),
+        redis_namespace=r.text("VERDICT_REDIS_NAMESPACE") or "verdict",
+        data_dir=Path(r.text("VERDICT_DATA_DIR") or ".data"),
+        host=r.text("VERDICT_HOST") or "127.0.0.1",
+        assignment_port=r.port("VERDICT_ASSIGNMENT_PORT", 50051),
+        ingest_port=r.port("VERDICT_INGEST_PORT", 50052),
+        analysis_port=r.port("VERDICT_ANALYSIS_PORT", 50053),
+        dashboard_port=r.port("VERDICT_DASHBOARD_PORT", 8080),
+        ingest_target=r.text("VERDICT_INGEST_TARGET") or "127.0.0.1:50052",
+        assignment_target=r.text("VERDICT_ASSIGNMENT_TARGET") or "127.0.0.1:50051",
+        service_api_key=r.text("VERDICT_SERVICE_API_KEY"),
+        log_level=r.choice("VERDICT_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        log_format=r.choice("VERDICT_LOG_FORMAT", "json", LOG_FORMATS),
+        grace_period_s=r.positive_float("VERDICT_GRACE_PERIOD_S", 10.0),
+        db_pool_min=r.integer("VERDICT_DB_POOL_MIN", 1),
+        db_pool_max=r.integer("VERDICT_DB_POOL_MAX", 10),
+        key_refresh_s=r.positive_float("VERDICT_KEY_REFRESH_S", 5.0),
+        workers=r.integer("VERDICT_WORKERS", 1),
+        tls_cert_file=r.file("VERDICT_TLS_CERT_FILE"),
+        tls_key_file=r.file("VERDICT_TLS_KEY_FILE"),
+        tls_client_ca_file=r.file("VERDICT_TLS_CLIENT_CA_FILE"),
+        tls_ca_file=r.file("VERDICT_TLS_CA_FILE"),
+        tls_server_name=r.text("VERDICT_TLS_SERVER_NAME"),
+        trace_exporter=r.choice("VERDICT_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("VERDICT_DB_POOL_MIN", "must not exceed VERDICT_DB_POOL_MAX")

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from support.processes import RunningService, free_port, start_service_process
+from verdict.retry import Backoff
 from verdict.tracking import Tracker, TrackerOptions
 from verdict_platform.keys import KeyStore
 from verdict_platform.migrator import migrate
@@ -42,8 +43,7 @@ def tracker_options(target: str, key: str) -> TrackerOptions:
         flush_interval_s=0.05,
         buffer_size=50_000,
         deadline_s=5.0,
-        initial_backoff_s=0.05,
-        max_backoff_s=0.5,
+        backoff=Backoff(initial_s=0.05, max_s=0.5, jitter=True),
         close_timeout_s=120.0,
     )
 

@@ -10,11 +10,11 @@ import pytest
 from verdict.tracking import TrackerOptions, new_event
 
 
-def test_backoff_grows_exponentially_with_jitter_up_to_the_cap() -> None:
-    options = TrackerOptions(target="t", initial_backoff_s=0.1, max_backoff_s=1.0)
+def test_default_retries_double_from_50_ms_to_2_s_with_jitter() -> None:
+    backoff = TrackerOptions(target="t").backoff
     rng = random.Random(1)
-    for attempt, cap in [(0, 0.1), (1, 0.2), (3, 0.8), (10, 1.0)]:
-        delay = options.backoff_s(attempt, rng)
+    for attempt, cap in [(0, 0.05), (1, 0.1), (3, 0.4), (10, 2.0)]:
+        delay = backoff.delay(attempt, rng)
         assert cap / 2 <= delay <= cap
 
 

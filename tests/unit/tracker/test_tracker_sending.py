@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any
 import grpc
 import pytest
 
+from support.eventually import eventually
+from verdict.retry import Backoff
 from verdict.tracking import (
     AsyncTracker,
     BufferFull,
@@ -32,8 +35,12 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         self.stall = threading.Event()
         self.stall.set()
         self.metadata: list[Any] = []
+        self.entered = 0
+        """Calls that reached the servicer (counted before a stall)."""
 
     def TrackEvents(self, request: ingest_pb2.TrackEventsRequest, context: Any) -> Any:
+        with self.lock:
+            self.entered += 1
         self.stall.wait()
         with self.lock:
             self.metadata.append(dict(context.invocation_metadata()))
@@ -78,25 +85,17 @@ def options(target: str, **kw: Any) -> TrackerOptions:
         "batch_size": 100,
         "flush_interval_s": 0.05,
         "deadline_s": 0.2,
-        "initial_backoff_s": 0.01,
-        "max_backoff_s": 0.05,
+        "backoff": Backoff(initial_s=0.01, max_s=0.05, jitter=True),
     }
     base.update(kw)
     return TrackerOptions(target=target, **base)
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def test_events_are_batched_by_size_and_flushed_on_close(fake: tuple[FakeIngest, str]) -> None:
     server, target = fake
     tracker = Tracker(options(target, flush_interval_s=5.0))
     ids = [tracker.track("u1", "llm.call", {"latency_ms": 1.0}) for _ in range(250)]
-    wait_until(lambda: len(server.calls) == 2)
+    eventually(lambda: len(server.calls) == 2)
     stats = tracker.close()
     assert [n for _, n in server.calls] == [100, 100, 50]
     assert server.stored == set(ids)
@@ -108,7 +107,7 @@ def test_a_partial_batch_is_sent_after_the_flush_interval(fake: tuple[FakeIngest
     server, target = fake
     with Tracker(options(target)) as tracker:
         tracker.track("u1", "llm.call")
-        wait_until(lambda: len(server.stored) == 1)
+        eventually(lambda: len(server.stored) == 1)
 
 
 @pytest.mark.parametrize(
@@ -161,8 +160,7 @@ def test_full_buffer_raises_when_asked_to(fake: tuple[FakeIngest, str]) -> None:
     tracker = Tracker(options(target, buffer_size=10, batch_size=5, when_full=WhenFull.RAISE))
     for _ in range(5):  # the first batch is taken and hangs in the stalled server
         tracker.track("u1", "llm.call")
-    wait_until(lambda: len(server.calls) == 0 and tracker.stats().buffered == 5)
-    time.sleep(0.1)
+    eventually(lambda: server.entered == 1)
     for _ in range(10):
         tracker.track("u1", "llm.call")
     with pytest.raises(BufferFull):
@@ -178,13 +176,20 @@ def test_full_buffer_blocks_until_there_is_room(fake: tuple[FakeIngest, str]) ->
     tracker = Tracker(options(target, buffer_size=5, batch_size=5, deadline_s=5.0))
     for _ in range(5):
         tracker.track("u1", "llm.call")
-    time.sleep(0.2)  # the sender took them and hangs in the stalled server
+    eventually(lambda: server.entered == 1)  # the sender took them; the server stalls
     for _ in range(5):
         tracker.track("u1", "llm.call")
-    blocked = threading.Thread(target=lambda: tracker.track("u1", "llm.call"))
+    entered = threading.Event()
+
+    def track_one_more() -> None:
+        entered.set()
+        tracker.track("u1", "llm.call")
+
+    blocked = threading.Thread(target=track_one_more)
     blocked.start()
-    time.sleep(0.2)
-    assert blocked.is_alive()
+    entered.wait(5)
+    blocked.join(0.2)  # it cannot finish while the buffer is full
+    assert blocked.is_alive() and tracker.stats().tracked == 10
     server.stall.set()
     blocked.join(5)
     assert not blocked.is_alive()
@@ -198,12 +203,10 @@ def test_blocking_gives_up_after_its_timeout(fake: tuple[FakeIngest, str]) -> No
         options(target, buffer_size=1, batch_size=1, block_timeout_s=0.1, deadline_s=5.0)
     )
     tracker.track("u1", "llm.call")
-    time.sleep(0.2)  # in flight, stalled
+    eventually(lambda: server.entered == 1)  # in flight, stalled
     tracker.track("u1", "llm.call")
-    started = time.monotonic()
-    with pytest.raises(BufferFull):
+    with pytest.raises(BufferFull, match=r"within 0\.1 s"):
         tracker.track("u1", "llm.call")
-    assert time.monotonic() - started >= 0.1
     server.stall.set()
     assert tracker.close().sent == 2
 
@@ -232,3 +235,40 @@ async def test_async_tracker_raises_when_full(fake: tuple[FakeIngest, str]) -> N
         await tracker.track("u1", "llm.call")
     stats = await tracker.close()
     assert stats.sent == 3
+
+
+def test_close_gives_up_at_its_deadline_and_counts_what_is_lost(
+    fake: tuple[FakeIngest, str],
+) -> None:
+    server, target = fake
+    server.failures = [grpc.StatusCode.UNAVAILABLE] * 10_000  # ingest never recovers
+    tracker = Tracker(options(target))
+    for _ in range(7):
+        tracker.track("u1", "llm.call")
+    stats = tracker.close(timeout_s=0.3)
+    assert (stats.sent, stats.dropped, stats.buffered) == (0, 7, 0)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_async_close_keeps_the_same_deadline_promise(fake: tuple[FakeIngest, str]) -> None:
+    server, target = fake
+    server.failures = [grpc.StatusCode.UNAVAILABLE] * 10_000
+    tracker = AsyncTracker(options(target))
+    for _ in range(7):
+        await tracker.track("u1", "llm.call")
+    stats = await tracker.close(timeout_s=0.3)
+    assert (stats.sent, stats.dropped, stats.buffered) == (0, 7, 0)
+
+
+def test_both_trackers_offer_the_same_methods_with_the_same_parameters() -> None:
+    def public(cls: type) -> dict[str, list[str]]:
+        return {
+            name: list(inspect.signature(member).parameters)
+            for name, member in vars(cls).items()
+            if callable(member) and not name.startswith("_")
+        }
+
+    sync, asynchronous = public(Tracker), public(AsyncTracker)
+    shared = {"track", "track_event", "flush", "stats", "close"}
+    assert shared <= set(sync) and shared <= set(asynchronous)
+    assert {name: sync[name] for name in shared} == {name: asynchronous[name] for name in shared}

@@ -10,14 +10,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 import uuid
 from collections.abc import Mapping
 
 import grpc
 
+from verdict.channels import RETRYABLE, aio_channel
 from verdict.tracking.counters import Counters, log
 from verdict.tracking.events import new_event
-from verdict.tracking.options import RETRYABLE, BufferFull, TrackerOptions, TrackerStats, WhenFull
+from verdict.tracking.options import (
+    BufferFull,
+    CloseBudget,
+    TrackerOptions,
+    TrackerStats,
+    WhenFull,
+)
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 
 
@@ -30,13 +38,9 @@ class AsyncTracker:
         self._in_flight = 0
         self._changed = asyncio.Condition()
         self._closing = False
+        self._budget = CloseBudget()
         self._counters = Counters()
-        opts = list(options.channel_options)
-        self._channel = (
-            grpc.aio.secure_channel(options.target, grpc.ssl_channel_credentials(), opts)
-            if options.secure
-            else grpc.aio.insecure_channel(options.target, opts)
-        )
+        self._channel = aio_channel(options.target, options.security, options.channel_options)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self._task: asyncio.Task[None] | None = None
 
@@ -97,13 +101,13 @@ class AsyncTracker:
         _background.add(task)
         task.add_done_callback(_background.discard)
 
-    async def flush(self, within_s: float | None = None) -> bool:
+    async def flush(self, timeout_s: float | None = None) -> bool:
         """Waits until everything tracked so far is sent (or given up); False on timeout."""
         if not self._buffer and self._in_flight == 0:
             return True
         self._ensure_started()
         try:
-            async with asyncio.timeout(within_s), self._changed:
+            async with asyncio.timeout(timeout_s), self._changed:
                 self._changed.notify_all()
                 await self._changed.wait_for(lambda: not self._buffer and self._in_flight == 0)
         except TimeoutError:
@@ -114,15 +118,20 @@ class AsyncTracker:
         """The counters now."""
         return self._counters.snapshot(len(self._buffer) + self._in_flight)
 
-    async def close(self, within_s: float | None = None) -> TrackerStats:
-        """Sends what is buffered (retrying up to `within_s`, default close_timeout_s), stops."""
-        wait = self._options.close_timeout_s if within_s is None else within_s
-        self._closing = True
+    async def close(self, timeout_s: float | None = None) -> TrackerStats:
+        """Sends what is buffered, retrying, for at most `timeout_s` (default close_timeout_s),
+        then stops; what is not acknowledged by then is counted as dropped and logged. The same
+        promise as `Tracker.close`."""
+        wait = self._options.close_timeout_s if timeout_s is None else timeout_s
+        if not self._closing:
+            self._closing = True
+            self._budget = CloseBudget.starting_now(wait)
         if self._task is not None:
             async with self._changed:
                 self._changed.notify_all()
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), wait)
+                remaining = max(0.0, self._budget.deadline - time.monotonic())
+                await asyncio.wait_for(asyncio.shield(self._task), remaining + 1.0)
             except TimeoutError:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -180,19 +189,23 @@ class AsyncTracker:
     async def _send(self, batch: list[ingest_pb2.Event]) -> None:
         options = self._options
         request = ingest_pb2.TrackEventsRequest(request_id=str(uuid.uuid4()), events=batch)
-        attempt = 0
-        while True:
+        for wait in options.backoff.delays():
             try:
                 reply = await self._stub.TrackEvents(
-                    request, timeout=options.deadline_s, metadata=options.metadata
+                    request,
+                    timeout=self._budget.rpc_timeout(options.deadline_s),
+                    metadata=options.metadata,
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
                     self._counters.given_up(len(batch), exc)
                     return
+                if not self._budget.allows_wait(wait):
+                    self._counters.add(dropped=len(batch))
+                    log.error("close timed out: %d events not sent (%s)", len(batch), exc.code())
+                    return
                 self._counters.add(retried=len(batch))
-                await asyncio.sleep(options.backoff_s(attempt))
-                attempt += 1
+                await asyncio.sleep(wait)
                 continue
             self._counters.acknowledged(reply)
             return

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import enum
-import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import grpc
+from verdict.channels import PLAINTEXT, ChannelSecurity, bearer
+from verdict.retry import Backoff
 
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-    }
-)
-"""Status codes after which a batch is resent (TrackEvents is idempotent by event id)."""
+DEFAULT_BACKOFF = Backoff(initial_s=0.05, max_s=2.0, jitter=True)
+"""Retries of a batch: doubling from 50 ms to 2 s, jittered."""
 
 
 class WhenFull(enum.Enum):
@@ -52,14 +47,12 @@ class TrackerOptions:
     """With WhenFull.BLOCK, how long `track` waits for room (None: as long as it takes)."""
     deadline_s: float = 10.0
     """Deadline of each TrackEvents call."""
-    initial_backoff_s: float = 0.05
-    """First wait before a retry; doubled each time, with full jitter."""
-    max_backoff_s: float = 2.0
-    """Longest wait between retries."""
+    backoff: Backoff = DEFAULT_BACKOFF
+    """Waits between retries of a batch (doubling, jittered)."""
     close_timeout_s: float = 30.0
-    """How long `close` keeps sending (and retrying) what is buffered."""
-    secure: bool = False
-    """Use TLS (system roots) instead of a plaintext channel."""
+    """How long `close` keeps sending (and retrying) what is buffered, at most."""
+    security: ChannelSecurity = PLAINTEXT
+    """TLS / mTLS of the channel (`verdict.channels`)."""
     channel_options: Sequence[tuple[str, int | str]] = (
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),
@@ -76,12 +69,30 @@ class TrackerOptions:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata: the API key."""
-        return () if self.api_key is None else (("authorization", f"Bearer {self.api_key}"),)
+        return bearer(self.api_key)
 
-    def backoff_s(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Wait before retry number `attempt` (from 0): full jitter under an exponential cap."""
-        cap = min(self.max_backoff_s, self.initial_backoff_s * (2**attempt))
-        return (rng or random).uniform(cap / 2, cap)
+
+@dataclass(frozen=True)
+class CloseBudget:
+    """The deadline `close` set, shared by both trackers so they keep the same promise:
+    `close(timeout_s)` returns within `timeout_s` (plus scheduling), and whatever is not
+    acknowledged by then is counted as dropped and logged."""
+
+    deadline: float = float("inf")
+    """`time.monotonic()` by which sending stops; infinity while not closing."""
+
+    @classmethod
+    def starting_now(cls, timeout_s: float) -> CloseBudget:
+        """The budget of a `close(timeout_s)` called now."""
+        return cls(time.monotonic() + timeout_s)
+
+    def rpc_timeout(self, deadline_s: float) -> float:
+        """The deadline of the next call: the option's, cut to what is left of the budget."""
+        return max(0.001, min(deadline_s, self.deadline - time.monotonic()))
+
+    def allows_wait(self, wait_s: float) -> bool:
+        """Whether waiting `wait_s` before a retry still leaves the budget unspent."""
+        return time.monotonic() + wait_s < self.deadline
 
 
 @dataclass(frozen=True)

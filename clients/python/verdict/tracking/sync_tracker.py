@@ -12,9 +12,16 @@ from collections.abc import Mapping
 
 import grpc
 
+from verdict.channels import RETRYABLE, sync_channel
 from verdict.tracking.counters import Counters, log
 from verdict.tracking.events import new_event
-from verdict.tracking.options import RETRYABLE, BufferFull, TrackerOptions, TrackerStats, WhenFull
+from verdict.tracking.options import (
+    BufferFull,
+    CloseBudget,
+    TrackerOptions,
+    TrackerStats,
+    WhenFull,
+)
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 
 
@@ -27,14 +34,9 @@ class Tracker:
         self._in_flight = 0
         self._lock = threading.Condition()
         self._closing = False
-        self._close_deadline = float("inf")
+        self._budget = CloseBudget()
         self._counters = Counters()
-        opts = list(options.channel_options)
-        self._channel = (
-            grpc.secure_channel(options.target, grpc.ssl_channel_credentials(), opts)
-            if options.secure
-            else grpc.insecure_channel(options.target, opts)
-        )
+        self._channel = sync_channel(options.target, options.security, options.channel_options)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
         self._thread = threading.Thread(target=self._run, name="verdict-tracker", daemon=True)
         self._thread.start()
@@ -78,11 +80,11 @@ class Tracker:
             if len(self._buffer) in (1, options.batch_size):  # wake the sender
                 self._lock.notify_all()
 
-    def flush(self, timeout: float | None = None) -> bool:
+    def flush(self, timeout_s: float | None = None) -> bool:
         """Waits until everything tracked so far is sent (or given up); False on timeout."""
         with self._lock:
             self._lock.notify_all()
-            return self._lock.wait_for(lambda: not self._buffer and self._in_flight == 0, timeout)
+            return self._lock.wait_for(lambda: not self._buffer and self._in_flight == 0, timeout_s)
 
     def stats(self) -> TrackerStats:
         """The counters now."""
@@ -90,15 +92,23 @@ class Tracker:
             buffered = len(self._buffer) + self._in_flight
         return self._counters.snapshot(buffered)
 
-    def close(self, timeout: float | None = None) -> TrackerStats:
-        """Sends what is buffered (retrying up to `timeout`, default close_timeout_s), stops."""
-        wait = self._options.close_timeout_s if timeout is None else timeout
+    def close(self, timeout_s: float | None = None) -> TrackerStats:
+        """Sends what is buffered, retrying, for at most `timeout_s` (default close_timeout_s),
+        then stops; what is not acknowledged by then is counted as dropped and logged. The same
+        promise as `AsyncTracker.close`."""
+        wait = self._options.close_timeout_s if timeout_s is None else timeout_s
         with self._lock:
             if not self._closing:
                 self._closing = True
-                self._close_deadline = time.monotonic() + wait
+                self._budget = CloseBudget.starting_now(wait)
             self._lock.notify_all()
-        self._thread.join(wait + self._options.deadline_s)
+        self._thread.join(max(0.0, self._budget.deadline - time.monotonic()) + 1.0)
+        with self._lock:
+            lost = len(self._buffer)
+            self._buffer.clear()
+        if lost:
+            self._counters.add(dropped=lost)
+            log.error("close timed out: %d events not sent", lost)
         atexit.unregister(self._atexit)
         self._channel.close()
         return self.stats()
@@ -142,25 +152,24 @@ class Tracker:
     def _send(self, batch: list[ingest_pb2.Event]) -> None:
         options = self._options
         request = ingest_pb2.TrackEventsRequest(request_id=str(uuid.uuid4()), events=batch)
-        attempt = 0
-        while True:
+        for wait in options.backoff.delays():
             try:
                 reply = self._stub.TrackEvents(
-                    request, timeout=options.deadline_s, metadata=options.metadata
+                    request,
+                    timeout=self._budget.rpc_timeout(options.deadline_s),
+                    metadata=options.metadata,
                 )
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 if code not in RETRYABLE:
                     self._counters.given_up(len(batch), exc)
                     return
-                delay = options.backoff_s(attempt)
-                if self._closing and time.monotonic() + delay > self._close_deadline:
+                if not self._budget.allows_wait(wait):
                     self._counters.add(dropped=len(batch))
                     log.error("close timed out: %d events not sent (%s)", len(batch), code)
                     return
                 self._counters.add(retried=len(batch))
-                attempt += 1
-                time.sleep(delay)
+                time.sleep(wait)
                 continue
             self._counters.acknowledged(reply)
             return

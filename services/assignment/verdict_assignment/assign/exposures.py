@@ -21,9 +21,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from verdict.evaluation import Assignment, Reason
+from verdict.retry import Backoff
 from verdict_assignment.assign import fastpath
 
 log = logging.getLogger(__name__)
+
+SEND_BACKOFF = Backoff(initial_s=0.05, max_s=2.0)
+"""Waits between the attempts of one exposure batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ class ExposureSink:
         batch_size: int = 500,
         recent_size: int = 200_000,
         max_attempts: int = 6,
-        max_backoff_s: float = 2.0,
+        backoff: Backoff = SEND_BACKOFF,
     ) -> None:
         self._sender = sender
         self._interval = flush_interval_s
@@ -70,7 +74,7 @@ class ExposureSink:
         self._batch_size = batch_size
         self._recent_size = recent_size
         self._max_attempts = max_attempts
-        self._max_backoff_s = max_backoff_s
+        self._backoff = backoff
         self._buffer: list[PendingExposure] = []
         # Unit id -> experiment key -> variant key recorded lately (one lookup per unit on the
         # hot path); `_recent_count` entries in all, the oldest units forgotten first.
@@ -158,7 +162,7 @@ class ExposureSink:
 
     async def _send(self, batch: list[PendingExposure]) -> None:
         request_id = str(uuid.uuid4())
-        backoff = 0.05
+        waits = self._backoff.delays()
         for attempt in range(1, self._max_attempts + 1):
             try:
                 await self._sender.send(request_id, batch)
@@ -168,8 +172,7 @@ class ExposureSink:
                 if attempt == self._max_attempts:
                     log.error("exposure batch dropped after %d attempts: %s", attempt, error)
                     break
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+                await asyncio.sleep(next(waits))
             except Exception as error:
                 log.error("exposure batch refused, dropped: %r", error)
                 break

@@ -7,17 +7,9 @@ from collections.abc import Sequence
 import grpc
 from google.protobuf import timestamp_pb2
 
+from verdict.channels import RETRYABLE, ChannelSecurity, aio_channel, bearer
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 from verdict_assignment.assign.exposures import PendingExposure, TransientSendError
-
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-    }
-)
-"""Codes worth retrying: the batch is idempotent (request id, first exposure wins)."""
 
 
 def to_proto(exposure: PendingExposure) -> ingest_pb2.Exposure:
@@ -37,10 +29,16 @@ def to_proto(exposure: PendingExposure) -> ingest_pb2.Exposure:
 class IngestExposureSender:
     """One channel to ingest, authenticated with the service API key."""
 
-    def __init__(self, target: str, api_key: str | None, timeout_s: float = 5.0) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+    def __init__(
+        self,
+        target: str,
+        api_key: str | None,
+        security: ChannelSecurity,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._channel = aio_channel(target, security)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self._metadata = bearer(api_key)
         self._timeout_s = timeout_s
 
     async def send(self, request_id: str, exposures: Sequence[PendingExposure]) -> None:

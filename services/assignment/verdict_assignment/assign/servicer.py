@@ -20,7 +20,7 @@ from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_platform.errors import InvalidArgument
 
-SERVICE_NAME = "verdict.v1.AssignmentService"
+SERVICE_NAME = assignment_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name
 
 
 class AssignmentServicer:

@@ -1,16 +1,15 @@
 """Settings of the ingest service, read once from the environment into a frozen object.
 
-The platform's `Settings` holds what every service shares; these are the ingest-only knobs. An
-invalid value raises `SettingsError` naming the variable, so the process fails at start.
+The platform's `Settings` holds what every service shares; these are the ingest-only knobs, read
+by the platform's `EnvReader`. An invalid value raises `SettingsError` naming the variable, so
+the process fails at start.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from verdict_platform.settings import SettingsError
+from verdict_platform.settings import EnvReader, SettingsError
 
 DAY_S = 86_400
 
@@ -37,19 +36,18 @@ class IngestSettings:
     """VERDICT_EVENT_RETENTION_DAYS: event partitions older than this many days are dropped."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
-        """Reads and validates the settings from `env` (default: the process environment)."""
-        e = os.environ if env is None else env
+    def read(cls, r: EnvReader) -> IngestSettings:
+        """Reads and validates the settings with the platform's reader."""
         d = cls()
         s = cls(
-            max_batch=_int(e, "VERDICT_INGEST_MAX_BATCH", d.max_batch, 1),
-            max_batch_bytes=_int(e, "VERDICT_INGEST_MAX_BATCH_BYTES", d.max_batch_bytes, 1024),
-            queue_events=_int(e, "VERDICT_INGEST_QUEUE_EVENTS", d.queue_events, 1),
-            write_events=_int(e, "VERDICT_INGEST_WRITE_EVENTS", d.write_events, 1),
-            writers=_int(e, "VERDICT_INGEST_WRITERS", d.writers, 1),
-            past_window_s=_int(e, "VERDICT_INGEST_PAST_WINDOW_S", d.past_window_s, 0),
-            future_window_s=_int(e, "VERDICT_INGEST_FUTURE_WINDOW_S", d.future_window_s, 0),
-            retention_days=_int(e, "VERDICT_EVENT_RETENTION_DAYS", d.retention_days, 1),
+            max_batch=r.integer("VERDICT_INGEST_MAX_BATCH", d.max_batch, 1),
+            max_batch_bytes=r.integer("VERDICT_INGEST_MAX_BATCH_BYTES", d.max_batch_bytes, 1024),
+            queue_events=r.integer("VERDICT_INGEST_QUEUE_EVENTS", d.queue_events, 1),
+            write_events=r.integer("VERDICT_INGEST_WRITE_EVENTS", d.write_events, 1),
+            writers=r.integer("VERDICT_INGEST_WRITERS", d.writers, 1),
+            past_window_s=r.integer("VERDICT_INGEST_PAST_WINDOW_S", d.past_window_s, 0),
+            future_window_s=r.integer("VERDICT_INGEST_FUTURE_WINDOW_S", d.future_window_s, 0),
+            retention_days=r.integer("VERDICT_EVENT_RETENTION_DAYS", d.retention_days, 1),
         )
         if s.queue_events < s.max_batch:
             raise SettingsError(
@@ -66,16 +64,3 @@ class IngestSettings:
     def past_window_days(self) -> int:
         """The past window in whole days, rounded up (partitions to keep ready behind today)."""
         return -(-self.past_window_s // DAY_S)
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise SettingsError(name, f"{raw!r} is not an integer >= {minimum}")
-    return value

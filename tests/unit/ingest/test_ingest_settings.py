@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from verdict_ingest.config import IngestSettings
-from verdict_platform.settings import SettingsError
+from verdict_ingest.settings import IngestSettings
+from verdict_platform.settings import EnvReader, SettingsError
 
 
 def test_defaults_match_the_documentation() -> None:
-    s = IngestSettings.from_env({})
+    s = IngestSettings.read(EnvReader({}))
     assert (s.max_batch, s.past_window_s, s.future_window_s, s.retention_days) == (
         5000,
         7 * 86_400,
@@ -20,8 +20,8 @@ def test_defaults_match_the_documentation() -> None:
 
 
 def test_values_are_read_from_the_environment() -> None:
-    s = IngestSettings.from_env(
-        {"VERDICT_INGEST_MAX_BATCH": "100", "VERDICT_INGEST_QUEUE_EVENTS": "1000"}
+    s = IngestSettings.read(
+        EnvReader({"VERDICT_INGEST_MAX_BATCH": "100", "VERDICT_INGEST_QUEUE_EVENTS": "1000"})
     )
     assert (s.max_batch, s.queue_events) == (100, 1000)
 
@@ -38,5 +38,17 @@ def test_values_are_read_from_the_environment() -> None:
 )
 def test_invalid_values_name_their_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        IngestSettings.from_env(env)
+        IngestSettings.read(EnvReader(env))
     assert caught.value.variable == variable
+
+
+def test_the_other_services_read_their_settings_the_same_way() -> None:
+    from verdict_analysis.settings import AnalysisSettings
+    from verdict_assignment.settings import AssignmentSettings
+
+    reader = EnvReader({"VERDICT_ANALYSIS_INTERVAL": "0.5", "VERDICT_CONFIG_POLL_S": "1"})
+    assert AnalysisSettings.read(reader).interval_s == 0.5
+    assert AssignmentSettings.read(reader).config_poll_s == 1.0
+    with pytest.raises(SettingsError) as caught:
+        AnalysisSettings.read(EnvReader({"VERDICT_ALERT_WEBHOOK_URL": "ftp://x"}))
+    assert caught.value.variable == "VERDICT_ALERT_WEBHOOK_URL"
