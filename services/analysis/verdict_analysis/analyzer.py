@@ -40,7 +40,6 @@ from verdict_platform.errors import FailedPrecondition, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
-_E = experiment_pb2
 _NO_RULES = Rules(srm=SrmPolicy.IGNORE)
 
 
@@ -103,7 +102,7 @@ class Analyzer:
         experiment = await self._catalog.experiment(experiment_key)
         if experiment is None:
             raise NotFound(f"experiment {experiment_key!r} not found")
-        if experiment.status == _E.EXPERIMENT_STATUS_DRAFT:
+        if experiment.status == experiment_pb2.EXPERIMENT_STATUS_DRAFT:
             raise FailedPrecondition(f"experiment {experiment_key!r} is a draft; start it first")
         async with self._locks.hold(experiment_key) as reader:
             # Read again under the lock: another replica may have stopped it meanwhile, and a
@@ -117,7 +116,7 @@ class Analyzer:
             snapshot, evaluation = await self._analyse(experiment, definitions, reader, None)
             stored = await self._snapshots.add(snapshot)
             await self._publisher.published(experiment_key)
-            if experiment.status == _E.EXPERIMENT_STATUS_RUNNING:
+            if experiment.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
                 await self._act(experiment, evaluation, stored)
             for dimension in experiment.analysis_plan.segments:
                 for value in await reader.segment_values(experiment_key, dimension):
@@ -149,7 +148,7 @@ class Analyzer:
             plan = replace(plan, variant_weights={k: plan.variant_weights[k] for k in order})
         counts = {k: collected.units[k] for k in order}
         analysis = stats.analyze_experiment(collected.metrics, plan, assignment_counts=counts)
-        running = experiment.status == _E.EXPERIMENT_STATUS_RUNNING
+        running = experiment.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING
         # Segments inform; only the whole population may stop an experiment.
         rules = (
             plan_mapping.stopping_rules(experiment) if running and segment is None else _NO_RULES

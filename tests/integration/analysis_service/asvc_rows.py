@@ -11,37 +11,39 @@ from google.protobuf import json_format
 
 from verdict.v1 import experiment_pb2
 
-_E = experiment_pb2
 
-
-def experiment(key: str, **rules: object) -> _E.Experiment:
+def experiment(key: str, **rules: object) -> experiment_pb2.Experiment:
     """A two-variant experiment with a binomial primary metric `asvc_conv`."""
-    exp = _E.Experiment(
+    exp = experiment_pb2.Experiment(
         key=key,
         name=key,
-        status=_E.EXPERIMENT_STATUS_RUNNING,
+        status=experiment_pb2.EXPERIMENT_STATUS_RUNNING,
         variants=[
-            _E.Variant(key="control", name="control", weight=0.5, is_control=True),
-            _E.Variant(key="treatment", name="treatment", weight=0.5),
+            experiment_pb2.Variant(key="control", name="control", weight=0.5, is_control=True),
+            experiment_pb2.Variant(key="treatment", name="treatment", weight=0.5),
         ],
         coverage=1.0,
-        metrics=[_E.ExperimentMetric(metric_key="asvc_conv", role=_E.METRIC_ROLE_PRIMARY)],
-        analysis_plan=_E.AnalysisPlan(sequential=True),
-        stopping_rules=_E.StoppingRules(**rules),  # type: ignore[arg-type]
+        metrics=[
+            experiment_pb2.ExperimentMetric(
+                metric_key="asvc_conv", role=experiment_pb2.METRIC_ROLE_PRIMARY
+            )
+        ],
+        analysis_plan=experiment_pb2.AnalysisPlan(sequential=True),
+        stopping_rules=experiment_pb2.StoppingRules(**rules),  # type: ignore[arg-type]
     )
     exp.start_time.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
     return exp
 
 
-METRIC = _E.Metric(
+METRIC = experiment_pb2.Metric(
     key="asvc_conv",
     name="conversion",
-    type=_E.METRIC_TYPE_BINOMIAL,
-    source=_E.MetricSource(event_name="asvc_purchase"),
+    type=experiment_pb2.METRIC_TYPE_BINOMIAL,
+    source=experiment_pb2.MetricSource(event_name="asvc_purchase"),
 )
 
 
-async def insert_experiment(pool: asyncpg.Pool, exp: _E.Experiment) -> None:
+async def insert_experiment(pool: asyncpg.Pool, exp: experiment_pb2.Experiment) -> None:
     """Inserts the experiment (running) and the metric, as ExperimentService stores them."""
     await pool.execute(
         """INSERT INTO metrics (key, spec) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO NOTHING""",

@@ -29,9 +29,6 @@ from verdict.v1 import (
 )
 from verdict_platform.roles import Role
 
-_E = experiment_pb2
-_A = analysis_pb2
-
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_srm_stop_end_to_end(
@@ -49,16 +46,20 @@ async def test_srm_stop_end_to_end(
         async with grpc.aio.insecure_channel(assignment.target) as channel:
             experiments = experiment_pb2_grpc.ExperimentServiceStub(channel)
             try:
-                await experiments.CreateMetric(_E.CreateMetricRequest(metric=METRIC), metadata=auth)
+                await experiments.CreateMetric(
+                    experiment_pb2.CreateMetricRequest(metric=METRIC), metadata=auth
+                )
             except grpc.aio.AioRpcError as error:
                 assert error.code() == grpc.StatusCode.ALREADY_EXISTS
-            spec = experiment(key, srm_action=_E.SRM_ACTION_STOP)
+            spec = experiment(key, srm_action=experiment_pb2.SRM_ACTION_STOP)
             spec.ClearField("status")
             spec.ClearField("start_time")
             await experiments.CreateExperiment(
-                _E.CreateExperimentRequest(experiment=spec), metadata=auth
+                experiment_pb2.CreateExperimentRequest(experiment=spec), metadata=auth
             )
-            await experiments.StartExperiment(_E.StartExperimentRequest(key=key), metadata=auth)
+            await experiments.StartExperiment(
+                experiment_pb2.StartExperimentRequest(key=key), metadata=auth
+            )
             await insert_exposures(pool, key, {"control": 1_000, "treatment": 1_400})
 
             analysis = start_service(
@@ -73,9 +74,9 @@ async def test_srm_stop_end_to_end(
             stopped = None
             while time.monotonic() < deadline:
                 got = await experiments.GetExperiment(
-                    _E.GetExperimentRequest(key=key), metadata=auth
+                    experiment_pb2.GetExperimentRequest(key=key), metadata=auth
                 )
-                if got.experiment.status == _E.EXPERIMENT_STATUS_STOPPED:
+                if got.experiment.status == experiment_pb2.EXPERIMENT_STATUS_STOPPED:
                     stopped = got.experiment
                     break
                 await asyncio.sleep(0.2)
@@ -83,7 +84,7 @@ async def test_srm_stop_end_to_end(
             assert stopped.decision.decision == common_pb2.DECISION_INCONCLUSIVE
             assert "srm" in stopped.decision.reason
             audit = await experiments.ListAuditEvents(
-                _E.ListAuditEventsRequest(experiment_key=key), metadata=auth
+                experiment_pb2.ListAuditEventsRequest(experiment_key=key), metadata=auth
             )
             stop_event = next(e for e in audit.audit_events if e.action == "experiment.stopped")
             changes = json_format.MessageToDict(stop_event.changes)
@@ -100,17 +101,21 @@ async def test_srm_stop_end_to_end(
         async with grpc.aio.insecure_channel(analysis.target) as channel:
             results = analysis_pb2_grpc.AnalysisServiceStub(channel)
             latest = (
-                await results.GetResults(_A.GetResultsRequest(experiment_key=key), metadata=read)
+                await results.GetResults(
+                    analysis_pb2.GetResultsRequest(experiment_key=key), metadata=read
+                )
             ).snapshot
             assert latest.srm.mismatch
             assert dict(latest.units) == {"control": 1_000, "treatment": 1_400}
             assert latest.recommendation.decision == common_pb2.DECISION_INCONCLUSIVE
 
-            stream = results.WatchResults(_A.WatchResultsRequest(experiment_key=key), metadata=read)
+            stream = results.WatchResults(
+                analysis_pb2.WatchResultsRequest(experiment_key=key), metadata=read
+            )
             first = await stream.read()
             assert first.snapshot.id == latest.id
             ran = await results.RunAnalysis(
-                _A.RunAnalysisRequest(experiment_key=key), metadata=auth
+                analysis_pb2.RunAnalysisRequest(experiment_key=key), metadata=auth
             )
             started = time.monotonic()
             pushed = await asyncio.wait_for(stream.read(), 5)
@@ -119,25 +124,32 @@ async def test_srm_stop_end_to_end(
             stream.cancel()
 
             page = await results.ListResultSnapshots(
-                _A.ListResultSnapshotsRequest(experiment_key=key, page_size=1), metadata=read
+                analysis_pb2.ListResultSnapshotsRequest(experiment_key=key, page_size=1),
+                metadata=read,
             )
             assert [s.id for s in page.snapshots] == [ran.snapshot.id]
             rest = await results.ListResultSnapshots(
-                _A.ListResultSnapshotsRequest(experiment_key=key, page_token=page.next_page_token),
+                analysis_pb2.ListResultSnapshotsRequest(
+                    experiment_key=key, page_token=page.next_page_token
+                ),
                 metadata=read,
             )
             assert [s.id for s in rest.snapshots] == [latest.id]
 
             with pytest.raises(grpc.aio.AioRpcError) as missing:
-                await results.GetResults(_A.GetResultsRequest(experiment_key="nope"), metadata=read)
+                await results.GetResults(
+                    analysis_pb2.GetResultsRequest(experiment_key="nope"), metadata=read
+                )
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
             with pytest.raises(grpc.aio.AioRpcError) as denied:
-                await results.RunAnalysis(_A.RunAnalysisRequest(experiment_key=key), metadata=read)
+                await results.RunAnalysis(
+                    analysis_pb2.RunAnalysisRequest(experiment_key=key), metadata=read
+                )
             assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
             sized = await results.CalculateSampleSize(
-                _A.CalculateSampleSizeRequest(
-                    metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
+                analysis_pb2.CalculateSampleSizeRequest(
+                    metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
                     baseline_mean=0.1,
                     minimum_detectable_effect=0.1,
                     daily_units=1_000,
@@ -149,7 +161,9 @@ async def test_srm_stop_end_to_end(
                 and sized.total_units == 2 * sized.units_per_variant
             )
             with pytest.raises(grpc.aio.AioRpcError) as bad:
-                await results.CalculateSampleSize(_A.CalculateSampleSizeRequest(), metadata=read)
+                await results.CalculateSampleSize(
+                    analysis_pb2.CalculateSampleSizeRequest(), metadata=read
+                )
             assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         receiver.close()

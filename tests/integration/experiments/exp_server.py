@@ -14,8 +14,7 @@ import redis.asyncio as aioredis
 from google.protobuf import json_format
 from grpc_status import rpc_status
 
-from verdict.v1 import experiment_pb2 as pb
-from verdict.v1 import experiment_pb2_grpc
+from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_assignment.experiments.servicer import build_experiment_servicer
 from verdict_platform.guard import guarded_server
 from verdict_platform.keyring import KeyRing
@@ -71,7 +70,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
 
 
-def experiment(key: str, **spec: Any) -> pb.Experiment:
+def experiment(key: str, **spec: Any) -> experiment_pb2.Experiment:
     """A valid two-variant experiment; `spec` overrides top-level JSON fields."""
     base: dict[str, Any] = {
         "key": key,
@@ -83,7 +82,7 @@ def experiment(key: str, **spec: Any) -> pb.Experiment:
         "coverage": 1.0,
     }
     base.update(spec)
-    return json_format.ParseDict(base, pb.Experiment())
+    return json_format.ParseDict(base, experiment_pb2.Experiment())
 
 
 async def failure(call: Any) -> tuple[grpc.StatusCode, dict[str, str]]:

@@ -16,8 +16,7 @@ from exp_server import Client, experiment, failure, serving, unique
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from verdict.v1 import common_pb2
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import common_pb2, experiment_pb2
 from verdict_platform import redis_conn
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
@@ -37,7 +36,7 @@ async def client(
         yield c
 
 
-def metric(key: str) -> pb.Metric:
+def metric(key: str) -> experiment_pb2.Metric:
     return json_format.ParseDict(
         {
             "key": key,
@@ -47,7 +46,7 @@ def metric(key: str) -> pb.Metric:
             "quantile": 0.95,
             "direction": "DIRECTION_DECREASE",
         },
-        pb.Metric(),
+        experiment_pb2.Metric(),
     )
 
 
@@ -55,16 +54,18 @@ async def test_metric_catalog_create_get_list(client: Client) -> None:
     keys = sorted(unique("metric") for _ in range(3))
     for key in keys:
         created = await client.stub.CreateMetric(
-            pb.CreateMetricRequest(metric=metric(key)), metadata=client.admin
+            experiment_pb2.CreateMetricRequest(metric=metric(key)), metadata=client.admin
         )
         assert created.metric.HasField("create_time")
-    got = await client.stub.GetMetric(pb.GetMetricRequest(key=keys[0]), metadata=client.reader)
+    got = await client.stub.GetMetric(
+        experiment_pb2.GetMetricRequest(key=keys[0]), metadata=client.reader
+    )
     assert got.metric.quantile == 0.95
     seen: list[str] = []
     token = ""
     while True:
         page = await client.stub.ListMetrics(
-            pb.ListMetricsRequest(page_size=2, page_token=token), metadata=client.reader
+            experiment_pb2.ListMetricsRequest(page_size=2, page_token=token), metadata=client.reader
         )
         seen.extend(m.key for m in page.metrics)
         token = page.next_page_token
@@ -74,23 +75,29 @@ async def test_metric_catalog_create_get_list(client: Client) -> None:
 
     code, _ = await failure(
         client.stub.CreateMetric(
-            pb.CreateMetricRequest(metric=metric(keys[0])), metadata=client.admin
+            experiment_pb2.CreateMetricRequest(metric=metric(keys[0])), metadata=client.admin
         )
     )
     assert code is Code.ALREADY_EXISTS
     code, _ = await failure(
-        client.stub.GetMetric(pb.GetMetricRequest(key="no-such-metric"), metadata=client.reader)
+        client.stub.GetMetric(
+            experiment_pb2.GetMetricRequest(key="no-such-metric"), metadata=client.reader
+        )
     )
     assert code is Code.NOT_FOUND
     ratio = metric(unique("ratio"))
-    ratio.type = pb.METRIC_TYPE_RATIO
+    ratio.type = experiment_pb2.METRIC_TYPE_RATIO
     ratio.quantile = 0
     code, violations = await failure(
-        client.stub.CreateMetric(pb.CreateMetricRequest(metric=ratio), metadata=client.admin)
+        client.stub.CreateMetric(
+            experiment_pb2.CreateMetricRequest(metric=ratio), metadata=client.admin
+        )
     )
     assert code is Code.INVALID_ARGUMENT and "metric.denominator.event_name" in violations
     code, violations = await failure(
-        client.stub.ListMetrics(pb.ListMetricsRequest(page_token="xyz"), metadata=client.reader)
+        client.stub.ListMetrics(
+            experiment_pb2.ListMetricsRequest(page_token="xyz"), metadata=client.reader
+        )
     )
     assert code is Code.INVALID_ARGUMENT and "page_token" in violations
 
@@ -98,38 +105,42 @@ async def test_metric_catalog_create_get_list(client: Client) -> None:
 async def test_experiment_may_use_catalog_metrics_by_role(client: Client) -> None:
     key = unique("m")
     await client.stub.CreateMetric(
-        pb.CreateMetricRequest(metric=metric(key)), metadata=client.admin
+        experiment_pb2.CreateMetricRequest(metric=metric(key)), metadata=client.admin
     )
     exp = experiment(
         unique("with-metrics"), metrics=[{"metricKey": key, "role": "METRIC_ROLE_GUARDRAIL"}]
     )
     created = await client.stub.CreateExperiment(
-        pb.CreateExperimentRequest(experiment=exp), metadata=client.admin
+        experiment_pb2.CreateExperimentRequest(experiment=exp), metadata=client.admin
     )
     assert [m.metric_key for m in created.experiment.metrics] == [key]
 
 
 async def test_saved_groups_are_stored_as_json_arrays(client: Client, pool: asyncpg.Pool) -> None:
     key = unique("beta")
-    group = json_format.ParseDict({"key": key, "values": ["u1", "u2", 7]}, pb.SavedGroup())
+    group = json_format.ParseDict(
+        {"key": key, "values": ["u1", "u2", 7]}, experiment_pb2.SavedGroup()
+    )
     stored = await client.stub.PutSavedGroup(
-        pb.PutSavedGroupRequest(saved_group=group), metadata=client.admin
+        experiment_pb2.PutSavedGroupRequest(saved_group=group), metadata=client.admin
     )
     assert stored.saved_group.HasField("update_time")
     members = await pool.fetchval("SELECT members::text FROM saved_groups WHERE key = $1", key)
     assert json.loads(members) == ["u1", "u2", 7]
     group.values.pop()
     await client.stub.PutSavedGroup(
-        pb.PutSavedGroupRequest(saved_group=group), metadata=client.admin
+        experiment_pb2.PutSavedGroupRequest(saved_group=group), metadata=client.admin
     )
     listed = await client.stub.ListSavedGroups(
-        pb.ListSavedGroupsRequest(page_size=1000), metadata=client.reader
+        experiment_pb2.ListSavedGroupsRequest(page_size=1000), metadata=client.reader
     )
     mine = [g for g in listed.saved_groups if g.key == key]
     assert [v.string_value for v in mine[0].values] == ["u1", "u2"]
-    bad = json_format.ParseDict({"key": key, "values": [{"a": 1}]}, pb.SavedGroup())
+    bad = json_format.ParseDict({"key": key, "values": [{"a": 1}]}, experiment_pb2.SavedGroup())
     code, violations = await failure(
-        client.stub.PutSavedGroup(pb.PutSavedGroupRequest(saved_group=bad), metadata=client.admin)
+        client.stub.PutSavedGroup(
+            experiment_pb2.PutSavedGroupRequest(saved_group=bad), metadata=client.admin
+        )
     )
     assert code is Code.INVALID_ARGUMENT and "saved_group.values[0]" in violations
 
@@ -137,17 +148,19 @@ async def test_saved_groups_are_stored_as_json_arrays(client: Client, pool: asyn
 async def test_audit_log_records_who_what_and_why(client: Client) -> None:
     key = unique("audited")
     stub, md = client.stub, client.admin
-    await stub.CreateExperiment(pb.CreateExperimentRequest(experiment=experiment(key)), metadata=md)
-    await stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md)
-    stop = pb.StopExperimentRequest(
+    await stub.CreateExperiment(
+        experiment_pb2.CreateExperimentRequest(experiment=experiment(key)), metadata=md
+    )
+    await stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+    stop = experiment_pb2.StopExperimentRequest(
         key=key, reason="guardrail harm on latency", decision=common_pb2.DECISION_ROLLBACK
     )
     stop.details.update({"rule": "guardrail_harm", "p_value": 0.001})
     await stub.StopExperiment(stop, metadata=md)
-    await stub.ArchiveExperiment(pb.ArchiveExperimentRequest(key=key), metadata=md)
+    await stub.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(key=key), metadata=md)
 
     reply = await stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(experiment_key=key), metadata=client.reader
+        experiment_pb2.ListAuditEventsRequest(experiment_key=key), metadata=client.reader
     )
     events = list(reply.audit_events)
     assert [e.action for e in events] == [
@@ -176,10 +189,11 @@ async def test_audit_log_records_who_what_and_why(client: Client) -> None:
     assert created["key"] == {"before": None, "after": key}
 
     paged = await stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(experiment_key=key, page_size=3), metadata=client.reader
+        experiment_pb2.ListAuditEventsRequest(experiment_key=key, page_size=3),
+        metadata=client.reader,
     )
     rest = await stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(
+        experiment_pb2.ListAuditEventsRequest(
             experiment_key=key, page_size=3, page_token=paged.next_page_token
         ),
         metadata=client.reader,
@@ -191,15 +205,20 @@ async def test_audit_log_records_who_what_and_why(client: Client) -> None:
 async def test_update_is_audited_field_by_field(client: Client) -> None:
     key = unique("diffed")
     stub, md = client.stub, client.admin
-    await stub.CreateExperiment(pb.CreateExperimentRequest(experiment=experiment(key)), metadata=md)
+    await stub.CreateExperiment(
+        experiment_pb2.CreateExperimentRequest(experiment=experiment(key)), metadata=md
+    )
     patch = experiment(key)
     patch.variants[0].weight, patch.variants[1].weight = 0.25, 0.75
     await stub.UpdateExperiment(
-        pb.UpdateExperimentRequest(experiment=patch, update_mask=FieldMask(paths=["variants"])),
+        experiment_pb2.UpdateExperimentRequest(
+            experiment=patch, update_mask=FieldMask(paths=["variants"])
+        ),
         metadata=md,
     )
     reply = await stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(experiment_key=key, page_size=1), metadata=client.reader
+        experiment_pb2.ListAuditEventsRequest(experiment_key=key, page_size=1),
+        metadata=client.reader,
     )
     (event,) = reply.audit_events
     assert event.action == "experiment.updated"
@@ -212,14 +231,15 @@ async def test_update_is_audited_field_by_field(client: Client) -> None:
 async def test_catalog_changes_are_audited(client: Client) -> None:
     key = unique("audited-metric")
     await client.stub.CreateMetric(
-        pb.CreateMetricRequest(metric=metric(key)), metadata=client.admin
+        experiment_pb2.CreateMetricRequest(metric=metric(key)), metadata=client.admin
     )
     group = unique("audited-group")
     await client.stub.PutSavedGroup(
-        pb.PutSavedGroupRequest(saved_group=pb.SavedGroup(key=group)), metadata=client.admin
+        experiment_pb2.PutSavedGroupRequest(saved_group=experiment_pb2.SavedGroup(key=group)),
+        metadata=client.admin,
     )
     reply = await client.stub.ListAuditEvents(
-        pb.ListAuditEventsRequest(page_size=10), metadata=client.reader
+        experiment_pb2.ListAuditEventsRequest(page_size=10), metadata=client.reader
     )
     recent = {
         (e.action, json_format.MessageToDict(e.changes)["key"]["after"])
@@ -228,12 +248,14 @@ async def test_catalog_changes_are_audited(client: Client) -> None:
     }
     assert ("metric.created", key) in recent and ("saved_group.put", group) in recent
     await client.stub.PutSavedGroup(
-        pb.PutSavedGroupRequest(saved_group=pb.SavedGroup(key=group, values=[])),
+        experiment_pb2.PutSavedGroupRequest(
+            saved_group=experiment_pb2.SavedGroup(key=group, values=[])
+        ),
         metadata=client.admin,
     )
     (latest,) = (
         await client.stub.ListAuditEvents(
-            pb.ListAuditEventsRequest(page_size=1), metadata=client.reader
+            experiment_pb2.ListAuditEventsRequest(page_size=1), metadata=client.reader
         )
     ).audit_events
     assert latest.action == "saved_group.put" and latest.actor == client.admin_name
@@ -258,14 +280,17 @@ async def test_each_change_bumps_config_version_and_is_published(
         before = await pool.fetchval("SELECT version FROM config_state WHERE id = 1")
         key = unique("published")
         await client.stub.CreateExperiment(
-            pb.CreateExperimentRequest(experiment=experiment(key)), metadata=client.admin
+            experiment_pb2.CreateExperimentRequest(experiment=experiment(key)),
+            metadata=client.admin,
         )
         after_create = await pool.fetchval("SELECT version FROM config_state WHERE id = 1")
         assert after_create == before + 1
         assert await _next_message(pubsub) == str(after_create).encode()
 
         await client.stub.PutSavedGroup(
-            pb.PutSavedGroupRequest(saved_group=pb.SavedGroup(key=unique("g"))),
+            experiment_pb2.PutSavedGroupRequest(
+                saved_group=experiment_pb2.SavedGroup(key=unique("g"))
+            ),
             metadata=client.admin,
         )
         after_group = await pool.fetchval("SELECT version FROM config_state WHERE id = 1")
@@ -275,7 +300,8 @@ async def test_each_change_bumps_config_version_and_is_published(
         # A refused change commits nothing and announces nothing.
         await failure(
             client.stub.CreateExperiment(
-                pb.CreateExperimentRequest(experiment=experiment(key)), metadata=client.admin
+                experiment_pb2.CreateExperimentRequest(experiment=experiment(key)),
+                metadata=client.admin,
             )
         )
         assert await pool.fetchval("SELECT version FROM config_state WHERE id = 1") == after_group

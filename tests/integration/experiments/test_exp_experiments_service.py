@@ -16,13 +16,12 @@ from exp_server import Client, experiment, failure, serving, unique
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from verdict.v1 import common_pb2
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import common_pb2, experiment_pb2
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-S = pb.ExperimentStatus
+S = experiment_pb2.ExperimentStatus
 Code = grpc.StatusCode
 
 
@@ -37,17 +36,19 @@ async def client(
         yield c
 
 
-async def create(client: Client, exp: pb.Experiment) -> pb.Experiment:
+async def create(client: Client, exp: experiment_pb2.Experiment) -> experiment_pb2.Experiment:
     reply = await client.stub.CreateExperiment(
-        pb.CreateExperimentRequest(experiment=exp), metadata=client.admin
+        experiment_pb2.CreateExperimentRequest(experiment=exp), metadata=client.admin
     )
-    created: pb.Experiment = reply.experiment
+    created: experiment_pb2.Experiment = reply.experiment
     return created
 
 
-def update(client: Client, exp: pb.Experiment, *paths: str, expected_version: int = 0) -> Any:
+def update(
+    client: Client, exp: experiment_pb2.Experiment, *paths: str, expected_version: int = 0
+) -> Any:
     return client.stub.UpdateExperiment(
-        pb.UpdateExperimentRequest(
+        experiment_pb2.UpdateExperimentRequest(
             experiment=exp,
             update_mask=FieldMask(paths=list(paths)),
             expected_version=expected_version,
@@ -127,7 +128,7 @@ async def test_invalid_experiment_is_invalid_argument_naming_the_field(
     client: Client, spec: dict[str, Any], field: str
 ) -> None:
     call = client.stub.CreateExperiment(
-        pb.CreateExperimentRequest(
+        experiment_pb2.CreateExperimentRequest(
             experiment=experiment(unique("bad"), **spec)
             if "key" not in spec
             else experiment(**spec)
@@ -155,7 +156,9 @@ async def test_create_stores_defaults_and_the_spec_contract(
     assert row is not None
     assert (row["status"], row["version"], row["allocation_version"]) == ("draft", 1, 1)
     assert json.loads(row["spec"]) == json_format.MessageToDict(created)
-    got = await client.stub.GetExperiment(pb.GetExperimentRequest(key=key), metadata=client.reader)
+    got = await client.stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key=key), metadata=client.reader
+    )
     assert got.experiment == created
 
 
@@ -164,7 +167,8 @@ async def test_duplicate_key_is_already_exists(client: Client) -> None:
     await create(client, experiment(key))
     code, _ = await failure(
         client.stub.CreateExperiment(
-            pb.CreateExperimentRequest(experiment=experiment(key)), metadata=client.admin
+            experiment_pb2.CreateExperimentRequest(experiment=experiment(key)),
+            metadata=client.admin,
         )
     )
     assert code is Code.ALREADY_EXISTS
@@ -172,23 +176,27 @@ async def test_duplicate_key_is_already_exists(client: Client) -> None:
 
 async def test_unknown_key_is_not_found_and_empty_key_invalid(client: Client) -> None:
     code, _ = await failure(
-        client.stub.GetExperiment(pb.GetExperimentRequest(key="nope-nope"), metadata=client.reader)
+        client.stub.GetExperiment(
+            experiment_pb2.GetExperimentRequest(key="nope-nope"), metadata=client.reader
+        )
     )
     assert code is Code.NOT_FOUND
     code, violations = await failure(
-        client.stub.GetExperiment(pb.GetExperimentRequest(key=""), metadata=client.reader)
+        client.stub.GetExperiment(
+            experiment_pb2.GetExperimentRequest(key=""), metadata=client.reader
+        )
     )
     assert code is Code.INVALID_ARGUMENT and "key" in violations
     code, _ = await failure(
         client.stub.StartExperiment(
-            pb.StartExperimentRequest(key="nope-nope"), metadata=client.admin
+            experiment_pb2.StartExperimentRequest(key="nope-nope"), metadata=client.admin
         )
     )
     assert code is Code.NOT_FOUND
 
 
 async def test_read_key_cannot_create_and_no_key_is_unauthenticated(client: Client) -> None:
-    request = pb.CreateExperimentRequest(experiment=experiment(unique("denied")))
+    request = experiment_pb2.CreateExperimentRequest(experiment=experiment(unique("denied")))
     code, _ = await failure(client.stub.CreateExperiment(request, metadata=client.reader))
     assert code is Code.PERMISSION_DENIED
     code, _ = await failure(client.stub.CreateExperiment(request))
@@ -200,13 +208,16 @@ async def test_pagination_walks_every_item_once_newest_first(client: Client) -> 
     keys = [f"{prefix}-{i:02d}" for i in range(7)]
     for key in keys:
         await create(client, experiment(key))
-    await client.stub.StartExperiment(pb.StartExperimentRequest(key=keys[3]), metadata=client.admin)
+    await client.stub.StartExperiment(
+        experiment_pb2.StartExperimentRequest(key=keys[3]), metadata=client.admin
+    )
     seen: list[str] = []
     token = ""
     pages = 0
     while True:
         reply = await client.stub.ListExperiments(
-            pb.ListExperimentsRequest(page_size=3, page_token=token), metadata=client.reader
+            experiment_pb2.ListExperimentsRequest(page_size=3, page_token=token),
+            metadata=client.reader,
         )
         assert len(reply.experiments) <= 3
         seen.extend(e.key for e in reply.experiments)
@@ -219,13 +230,13 @@ async def test_pagination_walks_every_item_once_newest_first(client: Client) -> 
     assert len(seen) == len(set(seen)) and pages >= 3
 
     running = await client.stub.ListExperiments(
-        pb.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_RUNNING, page_size=1000),
+        experiment_pb2.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_RUNNING, page_size=1000),
         metadata=client.reader,
     )
     assert {e.status for e in running.experiments} == {S.EXPERIMENT_STATUS_RUNNING}
     assert keys[3] in {e.key for e in running.experiments}
     drafts = await client.stub.ListExperiments(
-        pb.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_DRAFT, page_size=1000),
+        experiment_pb2.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_DRAFT, page_size=1000),
         metadata=client.reader,
     )
     assert keys[3] not in {e.key for e in drafts.experiments}
@@ -233,9 +244,9 @@ async def test_pagination_walks_every_item_once_newest_first(client: Client) -> 
 
 async def test_bad_page_token_and_size_are_invalid_argument(client: Client) -> None:
     for request, field in [
-        (pb.ListExperimentsRequest(page_token="garbage!"), "page_token"),
-        (pb.ListExperimentsRequest(page_size=1001), "page_size"),
-        (pb.ListExperimentsRequest(page_size=-1), "page_size"),
+        (experiment_pb2.ListExperimentsRequest(page_token="garbage!"), "page_token"),
+        (experiment_pb2.ListExperimentsRequest(page_size=1001), "page_size"),
+        (experiment_pb2.ListExperimentsRequest(page_size=-1), "page_size"),
     ]:
         code, violations = await failure(
             client.stub.ListExperiments(request, metadata=client.reader)
@@ -245,11 +256,11 @@ async def test_bad_page_token_and_size_are_invalid_argument(client: Client) -> N
     for i in range(2):
         await create(client, experiment(unique(f"tok{i}")))
     first = await client.stub.ListExperiments(
-        pb.ListExperimentsRequest(page_size=1), metadata=client.reader
+        experiment_pb2.ListExperimentsRequest(page_size=1), metadata=client.reader
     )
     code, violations = await failure(
         client.stub.ListExperiments(
-            pb.ListExperimentsRequest(
+            experiment_pb2.ListExperimentsRequest(
                 page_size=1, page_token=first.next_page_token, status=S.EXPERIMENT_STATUS_RUNNING
             ),
             metadata=client.reader,
@@ -263,7 +274,7 @@ async def test_update_changes_only_masked_fields_and_checks_expected_version(
 ) -> None:
     key = unique("upd")
     created = await create(client, experiment(key, description="before"))
-    patch = pb.Experiment(key=key, name="renamed", description="ignored")
+    patch = experiment_pb2.Experiment(key=key, name="renamed", description="ignored")
     updated = (await update(client, patch, "name", expected_version=1)).experiment
     assert (updated.name, updated.description, updated.version) == ("renamed", "before", 2)
     assert updated.allocation_version == created.allocation_version
@@ -283,7 +294,9 @@ async def test_running_experiment_variants_are_frozen_but_traffic_bumps_allocati
 ) -> None:
     key = unique("run")
     await create(client, experiment(key))
-    await client.stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=client.admin)
+    await client.stub.StartExperiment(
+        experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
+    )
 
     renamed = experiment(key)
     renamed.variants[1].key = "v8"
@@ -300,10 +313,12 @@ async def test_running_experiment_variants_are_frozen_but_traffic_bumps_allocati
     assert after_weights.allocation_version == 2
     assert [v.weight for v in after_weights.variants] == [0.2, 0.8]
     after_coverage = (
-        await update(client, pb.Experiment(key=key, coverage=0.5), "coverage")
+        await update(client, experiment_pb2.Experiment(key=key, coverage=0.5), "coverage")
     ).experiment
     assert after_coverage.allocation_version == 3
-    after_name = (await update(client, pb.Experiment(key=key, name="n"), "name")).experiment
+    after_name = (
+        await update(client, experiment_pb2.Experiment(key=key, name="n"), "name")
+    ).experiment
     assert after_name.allocation_version == 3
     row = await pool.fetchrow(
         "SELECT allocation_version, version FROM experiments WHERE key = $1", key
@@ -317,27 +332,31 @@ async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: C
     stub, md = client.stub, client.admin
 
     code, _ = await failure(
-        stub.StopExperiment(pb.StopExperimentRequest(key=key, reason="why"), metadata=md)
+        stub.StopExperiment(
+            experiment_pb2.StopExperimentRequest(key=key, reason="why"), metadata=md
+        )
     )
     assert code is Code.FAILED_PRECONDITION  # a draft cannot stop
     started = (
-        await stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md)
+        await stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
     ).experiment
     assert started.status == S.EXPERIMENT_STATUS_RUNNING and started.HasField("start_time")
-    code, _ = await failure(stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md))
+    code, _ = await failure(
+        stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+    )
     assert code is Code.FAILED_PRECONDITION
     code, _ = await failure(
-        stub.ArchiveExperiment(pb.ArchiveExperimentRequest(key=key), metadata=md)
+        stub.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(key=key), metadata=md)
     )
     assert code is Code.FAILED_PRECONDITION
 
     code, violations = await failure(
-        stub.StopExperiment(pb.StopExperimentRequest(key=key), metadata=md)
+        stub.StopExperiment(experiment_pb2.StopExperimentRequest(key=key), metadata=md)
     )
     assert code is Code.INVALID_ARGUMENT and "reason" in violations
     code, violations = await failure(
         stub.StopExperiment(
-            pb.StopExperimentRequest(
+            experiment_pb2.StopExperimentRequest(
                 key=key, reason="r", decision=common_pb2.DECISION_SHIP, ship_variant_key="zz"
             ),
             metadata=md,
@@ -347,7 +366,7 @@ async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: C
 
     stopped = (
         await stub.StopExperiment(
-            pb.StopExperimentRequest(
+            experiment_pb2.StopExperimentRequest(
                 key=key, reason="v7 wins", decision=common_pb2.DECISION_SHIP, ship_variant_key="v7"
             ),
             metadata=md,
@@ -359,24 +378,30 @@ async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: C
     assert stopped.decision.stopped_by == client.admin_name
     overridden = (
         await stub.StopExperiment(
-            pb.StopExperimentRequest(key=key, reason="on reflection"), metadata=md
+            experiment_pb2.StopExperimentRequest(key=key, reason="on reflection"), metadata=md
         )
     ).experiment
     assert overridden.decision.decision == common_pb2.DECISION_INCONCLUSIVE
     assert overridden.decision.reason == "on reflection"
 
     restarted = (
-        await stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md)
+        await stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
     ).experiment
     assert restarted.status == S.EXPERIMENT_STATUS_RUNNING and not restarted.HasField("decision")
-    await stub.StopExperiment(pb.StopExperimentRequest(key=key, reason="done"), metadata=md)
+    await stub.StopExperiment(
+        experiment_pb2.StopExperimentRequest(key=key, reason="done"), metadata=md
+    )
     archived = (
-        await stub.ArchiveExperiment(pb.ArchiveExperimentRequest(key=key), metadata=md)
+        await stub.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(key=key), metadata=md)
     ).experiment
     assert archived.status == S.EXPERIMENT_STATUS_ARCHIVED
-    code, _ = await failure(update(client, pb.Experiment(key=key, name="x"), "name"))
+    code, _ = await failure(update(client, experiment_pb2.Experiment(key=key, name="x"), "name"))
     assert code is Code.FAILED_PRECONDITION
-    code, _ = await failure(stub.StartExperiment(pb.StartExperimentRequest(key=key), metadata=md))
+    code, _ = await failure(
+        stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+    )
     assert code is Code.FAILED_PRECONDITION
-    listed = await stub.ListExperiments(pb.ListExperimentsRequest(page_size=1000), metadata=md)
+    listed = await stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(page_size=1000), metadata=md
+    )
     assert key not in {e.key for e in listed.experiments}  # archived is hidden by default

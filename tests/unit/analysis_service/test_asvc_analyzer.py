@@ -21,35 +21,40 @@ from verdict_analysis.analyzer import Analyzer
 from verdict_analysis.metrics import CollectedStats
 from verdict_platform.errors import Aborted, FailedPrecondition, NotFound
 
-_E = experiment_pb2
 NOW = datetime(2025, 1, 15, tzinfo=UTC)
 
 
-def _experiment(status: int = _E.EXPERIMENT_STATUS_RUNNING, **rules: object) -> _E.Experiment:
-    experiment = _E.Experiment(
+def _experiment(
+    status: int = experiment_pb2.EXPERIMENT_STATUS_RUNNING, **rules: object
+) -> experiment_pb2.Experiment:
+    experiment = experiment_pb2.Experiment(
         key="exp",
         status=status,  # type: ignore[arg-type]
         variants=[
-            _E.Variant(key="control", weight=0.5, is_control=True),
-            _E.Variant(key="treatment", weight=0.5),
+            experiment_pb2.Variant(key="control", weight=0.5, is_control=True),
+            experiment_pb2.Variant(key="treatment", weight=0.5),
         ],
-        metrics=[_E.ExperimentMetric(metric_key="conversion", role=_E.METRIC_ROLE_PRIMARY)],
-        analysis_plan=_E.AnalysisPlan(sequential=True, segments=["country"]),
-        stopping_rules=_E.StoppingRules(**rules),  # type: ignore[arg-type]
+        metrics=[
+            experiment_pb2.ExperimentMetric(
+                metric_key="conversion", role=experiment_pb2.METRIC_ROLE_PRIMARY
+            )
+        ],
+        analysis_plan=experiment_pb2.AnalysisPlan(sequential=True, segments=["country"]),
+        stopping_rules=experiment_pb2.StoppingRules(**rules),  # type: ignore[arg-type]
     )
     experiment.start_time.FromDatetime(datetime(2025, 1, 1, tzinfo=UTC))
     return experiment
 
 
-CONVERSION = _E.Metric(
+CONVERSION = experiment_pb2.Metric(
     key="conversion",
-    type=_E.METRIC_TYPE_BINOMIAL,
-    source=_E.MetricSource(event_name="purchase"),
+    type=experiment_pb2.METRIC_TYPE_BINOMIAL,
+    source=experiment_pb2.MetricSource(event_name="purchase"),
 )
 
 
 def _analyzer(
-    experiment: _E.Experiment, treatment: tuple[int, int], units: int = 10_000
+    experiment: experiment_pb2.Experiment, treatment: tuple[int, int], units: int = 10_000
 ) -> tuple[Analyzer, FakeSnapshots, FakePublisher, FakeStopper, FakeAlertLog, FakeLocks]:
     collected = CollectedStats(
         units={"control": units, "treatment": treatment[0]},
@@ -107,7 +112,7 @@ async def test_fired_rule_stops_through_the_port_with_details_and_alerts() -> No
     [call] = stopper.calls
     assert call["decision"] == common_pb2.DECISION_SHIP and call["ship"] == "treatment"
     assert call["details"]["rule"] == "efficacy" and call["details"]["interval_lower"] > 0
-    assert call["rule"] == _E.STOPPING_RULE_EFFICACY
+    assert call["rule"] == experiment_pb2.STOPPING_RULE_EFFICACY
     [alert] = alerter.raised
     assert alert.action == "stopped" and alert.rule == "efficacy"
     assert alert.snapshot_id == snapshot.id
@@ -116,7 +121,7 @@ async def test_fired_rule_stops_through_the_port_with_details_and_alerts() -> No
 @pytest.mark.asyncio(loop_scope="session")
 async def test_srm_alert_only_alerts_once_while_it_persists() -> None:
     analyzer, _, _, stopper, alerter, _ = _analyzer(
-        _experiment(srm_action=_E.SRM_ACTION_ALERT), (11_000, 1_100)
+        _experiment(srm_action=experiment_pb2.SRM_ACTION_ALERT), (11_000, 1_100)
     )
     await analyzer.run("exp")
     await analyzer.run("exp")
@@ -127,7 +132,7 @@ async def test_srm_alert_only_alerts_once_while_it_persists() -> None:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_stopped_experiment_is_analysed_without_action() -> None:
     analyzer, _, _, stopper, alerter, _ = _analyzer(
-        _experiment(_E.EXPERIMENT_STATUS_STOPPED, efficacy=True), (10_000, 1_300)
+        _experiment(experiment_pb2.EXPERIMENT_STATUS_STOPPED, efficacy=True), (10_000, 1_300)
     )
     assert await analyzer.run("exp") is not None
     assert stopper.calls == [] and alerter.raised == []
@@ -141,16 +146,16 @@ async def test_unknown_draft_and_locked_experiments_are_refused() -> None:
     locks.held.add("exp")
     with pytest.raises(Aborted):
         await analyzer.run("exp")
-    draft, *_ = _analyzer(_experiment(_E.EXPERIMENT_STATUS_DRAFT), (10_000, 1_000))
+    draft, *_ = _analyzer(_experiment(experiment_pb2.EXPERIMENT_STATUS_DRAFT), (10_000, 1_000))
     with pytest.raises(FailedPrecondition):
         await draft.run("exp")
 
 
-def _overridden(rule: int, **baseline: object) -> _E.Experiment:
+def _overridden(rule: int, **baseline: object) -> experiment_pb2.Experiment:
     experiment = _experiment(efficacy=True, min_units_per_variant=1_000)
     override = experiment.rule_overrides.add(
         rule=rule,  # type: ignore[arg-type]
-        mode=_E.RULE_OVERRIDE_MODE_OVERRIDE,
+        mode=experiment_pb2.RULE_OVERRIDE_MODE_OVERRIDE,
         actor="alice",
         reason="holiday traffic",
     )
@@ -161,7 +166,9 @@ def _overridden(rule: int, **baseline: object) -> _E.Experiment:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_overridden_rule_does_not_stop_again_on_the_same_evidence() -> None:
     # 10.0 % vs 11.6 %: the sequential interval excludes zero at alpha 0.05, not at 0.005.
-    experiment = _overridden(_E.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment")
+    experiment = _overridden(
+        experiment_pb2.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment"
+    )
     analyzer, _, _, stopper, alerter, _ = _analyzer(experiment, (10_000, 1_160))
     snapshot = await analyzer.run("exp")
     assert snapshot is not None
@@ -175,16 +182,18 @@ async def test_an_overridden_rule_does_not_stop_again_on_the_same_evidence() -> 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_an_overridden_rule_acts_again_when_the_evidence_crosses_the_stricter_bound() -> None:
     # 10.0 % vs 13.0 %: excludes zero at a tenth of alpha too.
-    experiment = _overridden(_E.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment")
+    experiment = _overridden(
+        experiment_pb2.STOPPING_RULE_EFFICACY, metric="conversion", variant="treatment"
+    )
     analyzer, _, _, stopper, _, _ = _analyzer(experiment, (10_000, 1_300))
     await analyzer.run("exp")
     [call] = stopper.calls
-    assert call["rule"] == _E.STOPPING_RULE_EFFICACY
+    assert call["rule"] == experiment_pb2.STOPPING_RULE_EFFICACY
 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_overriding_another_rule_does_not_quiet_efficacy() -> None:
-    experiment = _overridden(_E.STOPPING_RULE_SRM)
+    experiment = _overridden(experiment_pb2.STOPPING_RULE_SRM)
     analyzer, _, _, stopper, _, _ = _analyzer(experiment, (10_000, 1_160))
     await analyzer.run("exp")
-    assert [c["rule"] for c in stopper.calls] == [_E.STOPPING_RULE_EFFICACY]
+    assert [c["rule"] for c in stopper.calls] == [experiment_pb2.STOPPING_RULE_EFFICACY]

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.ports import AuditEntry
 
 
@@ -16,9 +16,9 @@ from verdict_assignment.experiments.ports import AuditEntry
 class State:
     """Everything the fake store holds; copied per transaction, swapped in on commit."""
 
-    experiments: dict[str, pb.Experiment] = field(default_factory=dict)
-    metrics: dict[str, pb.Metric] = field(default_factory=dict)
-    groups: dict[str, pb.SavedGroup] = field(default_factory=dict)
+    experiments: dict[str, experiment_pb2.Experiment] = field(default_factory=dict)
+    metrics: dict[str, experiment_pb2.Metric] = field(default_factory=dict)
+    groups: dict[str, experiment_pb2.SavedGroup] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
     config_version: int = 1
 
@@ -27,31 +27,31 @@ class FakeWrites:
     def __init__(self, state: State) -> None:
         self.state = state
 
-    async def experiment_for_update(self, key: str) -> pb.Experiment | None:
+    async def experiment_for_update(self, key: str) -> experiment_pb2.Experiment | None:
         return self.state.experiments.get(key)
 
-    async def insert_experiment(self, experiment: pb.Experiment, actor: str) -> bool:
+    async def insert_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> bool:
         if experiment.key in self.state.experiments:
             return False
         self.state.experiments[experiment.key] = experiment
         return True
 
-    async def save_experiment(self, experiment: pb.Experiment, actor: str) -> None:
+    async def save_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> None:
         self.state.experiments[experiment.key] = experiment
 
     async def known_metric_keys(self, keys: Collection[str]) -> set[str]:
         return {k for k in keys if k in self.state.metrics}
 
-    async def insert_metric(self, metric: pb.Metric) -> bool:
+    async def insert_metric(self, metric: experiment_pb2.Metric) -> bool:
         if metric.key in self.state.metrics:
             return False
         self.state.metrics[metric.key] = metric
         return True
 
-    async def saved_group_for_update(self, key: str) -> pb.SavedGroup | None:
+    async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         return self.state.groups.get(key)
 
-    async def put_saved_group(self, group: pb.SavedGroup) -> None:
+    async def put_saved_group(self, group: experiment_pb2.SavedGroup) -> None:
         self.state.groups[group.key] = group
 
     async def record(self, entry: AuditEntry) -> None:
@@ -74,13 +74,13 @@ class FakeStore:
         yield FakeWrites(pending)
         self.state = pending
 
-    async def experiment(self, key: str) -> pb.Experiment | None:
+    async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
         return self.state.experiments.get(key)
 
     async def experiments(
         self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
-    ) -> Sequence[pb.Experiment]:
-        def position(e: pb.Experiment) -> tuple[datetime, str]:
+    ) -> Sequence[experiment_pb2.Experiment]:
+        def position(e: experiment_pb2.Experiment) -> tuple[datetime, str]:
             return (e.create_time.ToDatetime(tzinfo=UTC), e.key)
 
         rows = sorted(
@@ -90,15 +90,17 @@ class FakeStore:
         )
         return [e for e in rows if after is None or position(e) < after][:limit]
 
-    async def metric(self, key: str) -> pb.Metric | None:
+    async def metric(self, key: str) -> experiment_pb2.Metric | None:
         return self.state.metrics.get(key)
 
-    async def metrics(self, after: str | None, limit: int) -> Sequence[pb.Metric]:
+    async def metrics(self, after: str | None, limit: int) -> Sequence[experiment_pb2.Metric]:
         return [self.state.metrics[k] for k in sorted(self.state.metrics) if k > (after or "")][
             :limit
         ]
 
-    async def saved_groups(self, after: str | None, limit: int) -> Sequence[pb.SavedGroup]:
+    async def saved_groups(
+        self, after: str | None, limit: int
+    ) -> Sequence[experiment_pb2.SavedGroup]:
         return [self.state.groups[k] for k in sorted(self.state.groups) if k > (after or "")][
             :limit
         ]

@@ -8,18 +8,17 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from verdict.v1 import common_pb2
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments import lifecycle
 from verdict_assignment.experiments.changes import as_json, diff
 from verdict_assignment.experiments.paging import decode_token, encode_token, page_size
 from verdict_platform.errors import FailedPrecondition, InvalidArgument
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
-S = pb.ExperimentStatus
+S = experiment_pb2.ExperimentStatus
 
 
-def draft() -> pb.Experiment:
+def draft() -> experiment_pb2.Experiment:
     requested = json_format.ParseDict(
         {
             "key": "exp",
@@ -32,12 +31,12 @@ def draft() -> pb.Experiment:
             "coverage": 1.0,
             "forcedVariations": {"qa": "v1"},
         },
-        pb.Experiment(),
+        experiment_pb2.Experiment(),
     )
     return lifecycle.new_experiment(requested, NOW)
 
 
-def running() -> pb.Experiment:
+def running() -> experiment_pb2.Experiment:
     return lifecycle.start(draft(), NOW)
 
 
@@ -49,13 +48,13 @@ def test_new_experiment_is_a_draft_at_version_one_with_defaults() -> None:
 
 
 def test_update_takes_only_masked_fields() -> None:
-    patch = pb.Experiment(key="exp", name="new", coverage=0.3)
+    patch = experiment_pb2.Experiment(key="exp", name="new", coverage=0.3)
     updated = lifecycle.apply_update(draft(), patch, ["name"], NOW)
     assert (updated.name, updated.coverage, updated.version) == ("new", 1.0, 2)
 
 
 def test_update_replaces_maps_and_lists_whole() -> None:
-    patch = pb.Experiment(key="exp", forced_variations={"other": "control"})
+    patch = experiment_pb2.Experiment(key="exp", forced_variations={"other": "control"})
     updated = lifecycle.apply_update(draft(), patch, ["forced_variations"], NOW)
     assert dict(updated.forced_variations) == {"other": "control"}
 
@@ -95,7 +94,7 @@ def test_running_variants_are_frozen_except_weights() -> None:
     [("coverage", 0.5), ("seed", "other"), ("hash_attribute", "device"), ("hash_version", 1)],
 )
 def test_running_traffic_changes_bump_allocation(path: str, value: object) -> None:
-    patch = pb.Experiment(key="exp")
+    patch = experiment_pb2.Experiment(key="exp")
     setattr(patch, path, value)
     updated = lifecycle.apply_update(running(), patch, [path], NOW)
     assert updated.allocation_version == 2
@@ -105,7 +104,7 @@ def test_running_weight_change_bumps_allocation_but_name_does_not() -> None:
     patch = running()
     patch.variants[0].weight, patch.variants[1].weight = 0.3, 0.7
     assert lifecycle.apply_update(running(), patch, ["variants"], NOW).allocation_version == 2
-    renamed = lifecycle.apply_update(running(), pb.Experiment(name="x"), ["name"], NOW)
+    renamed = lifecycle.apply_update(running(), experiment_pb2.Experiment(name="x"), ["name"], NOW)
     assert renamed.allocation_version == 1
 
 
@@ -139,7 +138,7 @@ def test_transitions() -> None:
     assert archived is not None and archived.status == S.EXPERIMENT_STATUS_ARCHIVED
     assert lifecycle.archive(archived, NOW) is None
     with pytest.raises(FailedPrecondition):
-        lifecycle.apply_update(archived, pb.Experiment(name="x"), ["name"], NOW)
+        lifecycle.apply_update(archived, experiment_pb2.Experiment(name="x"), ["name"], NOW)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +164,7 @@ def test_bad_stop_requests_name_their_field(
 def test_diff_names_leaf_paths_and_skips_update_time() -> None:
     before = running()
     after = lifecycle.apply_update(
-        before, pb.Experiment(coverage=0.5, name="n"), ["coverage", "name"], NOW
+        before, experiment_pb2.Experiment(coverage=0.5, name="n"), ["coverage", "name"], NOW
     )
     changes = diff(as_json(before), as_json(after))
     assert changes["coverage"] == {"before": 1.0, "after": 0.5}

@@ -9,8 +9,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from verdict.v1 import common_pb2
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments import lifecycle
 from verdict_platform.errors import InvalidArgument
 
@@ -18,7 +17,7 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 
 
-def _running() -> pb.Experiment:
+def _running() -> experiment_pb2.Experiment:
     draft = lifecycle.new_experiment(
         json_format.ParseDict(
             {
@@ -29,14 +28,14 @@ def _running() -> pb.Experiment:
                 ],
                 "coverage": 1.0,
             },
-            pb.Experiment(),
+            experiment_pb2.Experiment(),
         ),
         NOW,
     )
     return lifecycle.start(draft, NOW)
 
 
-def _stopped_by(rule: int) -> pb.Experiment:
+def _stopped_by(rule: int) -> experiment_pb2.Experiment:
     details = Struct()
     details.update({"rule": "srm", "p_value": 1e-6})
     return lifecycle.stop(
@@ -52,26 +51,29 @@ def _stopped_by(rule: int) -> pb.Experiment:
 
 
 def test_an_automated_stop_names_its_rule_and_keeps_its_figures() -> None:
-    stopped = _stopped_by(pb.STOPPING_RULE_SRM)
-    assert stopped.decision.rule == pb.STOPPING_RULE_SRM
+    stopped = _stopped_by(experiment_pb2.STOPPING_RULE_SRM)
+    assert stopped.decision.rule == experiment_pb2.STOPPING_RULE_SRM
     assert stopped.decision.stopped_by == "svc-analysis"
     assert json_format.MessageToDict(stopped.decision.details) == {"rule": "srm", "p_value": 1e-6}
 
 
 def test_restarting_after_an_automated_stop_needs_a_reason() -> None:
     with pytest.raises(InvalidArgument) as raised:
-        lifecycle.start(_stopped_by(pb.STOPPING_RULE_SRM), LATER, actor="alice")
+        lifecycle.start(_stopped_by(experiment_pb2.STOPPING_RULE_SRM), LATER, actor="alice")
     assert raised.value.violations[0].field == "reason"
     assert "STOPPING_RULE_SRM" in raised.value.violations[0].description
 
 
 def test_restarting_after_an_automated_stop_records_an_override_of_that_rule() -> None:
     restarted = lifecycle.start(
-        _stopped_by(pb.STOPPING_RULE_SRM), LATER, reason="bot traffic, filtered", actor="alice"
+        _stopped_by(experiment_pb2.STOPPING_RULE_SRM),
+        LATER,
+        reason="bot traffic, filtered",
+        actor="alice",
     )
     [override] = restarted.rule_overrides
-    assert override.rule == pb.STOPPING_RULE_SRM
-    assert override.mode == pb.RULE_OVERRIDE_MODE_OVERRIDE
+    assert override.rule == experiment_pb2.STOPPING_RULE_SRM
+    assert override.mode == experiment_pb2.RULE_OVERRIDE_MODE_OVERRIDE
     assert (override.actor, override.reason) == ("alice", "bot traffic, filtered")
     assert override.create_time.ToDatetime(tzinfo=UTC) == LATER
     assert json_format.MessageToDict(override.baseline)["p_value"] == 1e-6
@@ -87,27 +89,31 @@ def test_restarting_after_a_persons_stop_needs_no_reason_and_records_no_override
         actor="alice",
         now=NOW,
     )
-    assert stopped.decision.rule == pb.STOPPING_RULE_UNSPECIFIED
+    assert stopped.decision.rule == experiment_pb2.STOPPING_RULE_UNSPECIFIED
     assert list(lifecycle.start(stopped, LATER, actor="alice").rule_overrides) == []
 
 
 def test_a_request_may_silence_the_rule_another_way_instead() -> None:
-    disable = pb.RuleOverride(rule=pb.STOPPING_RULE_SRM, mode=pb.RULE_OVERRIDE_MODE_DISABLE)
+    disable = experiment_pb2.RuleOverride(
+        rule=experiment_pb2.STOPPING_RULE_SRM, mode=experiment_pb2.RULE_OVERRIDE_MODE_DISABLE
+    )
     restarted = lifecycle.start(
-        _stopped_by(pb.STOPPING_RULE_SRM),
+        _stopped_by(experiment_pb2.STOPPING_RULE_SRM),
         LATER,
         reason="known imbalance",
         overrides=[disable],
         actor="alice",
     )
     [override] = restarted.rule_overrides
-    assert override.mode == pb.RULE_OVERRIDE_MODE_DISABLE
+    assert override.mode == experiment_pb2.RULE_OVERRIDE_MODE_DISABLE
     assert override.reason == "known imbalance"  # the request's reason, stamped on it
 
 
 def test_a_snooze_keeps_its_time_and_the_override_ends_with_the_run() -> None:
-    snooze = pb.RuleOverride(
-        rule=pb.STOPPING_RULE_GUARDRAIL_HARM, mode=pb.RULE_OVERRIDE_MODE_SNOOZE, reason="deploy"
+    snooze = experiment_pb2.RuleOverride(
+        rule=experiment_pb2.STOPPING_RULE_GUARDRAIL_HARM,
+        mode=experiment_pb2.RULE_OVERRIDE_MODE_SNOOZE,
+        reason="deploy",
     )
     snooze.until.FromDatetime(LATER + timedelta(days=1))
     draft = lifecycle.new_experiment(_running(), NOW)
@@ -128,26 +134,39 @@ def test_a_snooze_keeps_its_time_and_the_override_ends_with_the_run() -> None:
 @pytest.mark.parametrize(
     ("override", "field"),
     [
-        (pb.RuleOverride(mode=pb.RULE_OVERRIDE_MODE_DISABLE, reason="x"), "rule_overrides[0].rule"),
         (
-            pb.RuleOverride(rule=99, mode=pb.RULE_OVERRIDE_MODE_DISABLE, reason="x"),
+            experiment_pb2.RuleOverride(mode=experiment_pb2.RULE_OVERRIDE_MODE_DISABLE, reason="x"),
+            "rule_overrides[0].rule",
+        ),
+        (
+            experiment_pb2.RuleOverride(
+                rule=99, mode=experiment_pb2.RULE_OVERRIDE_MODE_DISABLE, reason="x"
+            ),
             "rule_overrides[0].rule",
         ),  # type: ignore[arg-type]
-        (pb.RuleOverride(rule=pb.STOPPING_RULE_SRM, reason="x"), "rule_overrides[0].mode"),
         (
-            pb.RuleOverride(
-                rule=pb.STOPPING_RULE_SRM, mode=pb.RULE_OVERRIDE_MODE_SNOOZE, reason="x"
+            experiment_pb2.RuleOverride(rule=experiment_pb2.STOPPING_RULE_SRM, reason="x"),
+            "rule_overrides[0].mode",
+        ),
+        (
+            experiment_pb2.RuleOverride(
+                rule=experiment_pb2.STOPPING_RULE_SRM,
+                mode=experiment_pb2.RULE_OVERRIDE_MODE_SNOOZE,
+                reason="x",
             ),
             "rule_overrides[0].until",
         ),
         (
-            pb.RuleOverride(rule=pb.STOPPING_RULE_SRM, mode=pb.RULE_OVERRIDE_MODE_DISABLE),
+            experiment_pb2.RuleOverride(
+                rule=experiment_pb2.STOPPING_RULE_SRM,
+                mode=experiment_pb2.RULE_OVERRIDE_MODE_DISABLE,
+            ),
             "rule_overrides[0].reason",
         ),
     ],
 )
 def test_malformed_overrides_are_refused_naming_the_field(
-    override: pb.RuleOverride, field: str
+    override: experiment_pb2.RuleOverride, field: str
 ) -> None:
     draft = lifecycle.new_experiment(_running(), NOW)
     with pytest.raises(InvalidArgument) as raised:
@@ -157,8 +176,16 @@ def test_malformed_overrides_are_refused_naming_the_field(
 
 def test_a_rule_overridden_twice_in_one_request_is_refused() -> None:
     twice = [
-        pb.RuleOverride(rule=pb.STOPPING_RULE_SRM, mode=pb.RULE_OVERRIDE_MODE_DISABLE, reason="a"),
-        pb.RuleOverride(rule=pb.STOPPING_RULE_SRM, mode=pb.RULE_OVERRIDE_MODE_OVERRIDE, reason="b"),
+        experiment_pb2.RuleOverride(
+            rule=experiment_pb2.STOPPING_RULE_SRM,
+            mode=experiment_pb2.RULE_OVERRIDE_MODE_DISABLE,
+            reason="a",
+        ),
+        experiment_pb2.RuleOverride(
+            rule=experiment_pb2.STOPPING_RULE_SRM,
+            mode=experiment_pb2.RULE_OVERRIDE_MODE_OVERRIDE,
+            reason="b",
+        ),
     ]
     with pytest.raises(InvalidArgument) as raised:
         lifecycle.start(lifecycle.new_experiment(_running(), NOW), LATER, overrides=twice)

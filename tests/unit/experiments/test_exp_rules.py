@@ -7,14 +7,14 @@ from collections.abc import Callable
 import pytest
 from google.protobuf import json_format
 
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.catalog_rules import validate_metric, validate_saved_group
 from verdict_assignment.experiments.experiment_rules import validate_experiment, with_defaults
 
 METRICS = {"conversion", "latency"}
 
 
-def valid_experiment() -> pb.Experiment:
+def valid_experiment() -> experiment_pb2.Experiment:
     return json_format.ParseDict(
         {
             "key": "prompt-v7",
@@ -35,11 +35,11 @@ def valid_experiment() -> pb.Experiment:
             "schedule": {"startTime": "2030-01-01T00:00:00Z", "endTime": "2030-02-01T00:00:00Z"},
             "forcedVariations": {"qa-user": "v7"},
         },
-        pb.Experiment(),
+        experiment_pb2.Experiment(),
     )
 
 
-def fields(experiment: pb.Experiment) -> set[str]:
+def fields(experiment: experiment_pb2.Experiment) -> set[str]:
     return {v.field for v in validate_experiment(experiment, METRICS).items}
 
 
@@ -47,8 +47,8 @@ def test_a_complete_experiment_is_valid() -> None:
     assert fields(valid_experiment()) == set()
 
 
-def _set(path: str, value: object) -> Callable[[pb.Experiment], None]:
-    def apply(e: pb.Experiment) -> None:
+def _set(path: str, value: object) -> Callable[[experiment_pb2.Experiment], None]:
+    def apply(e: experiment_pb2.Experiment) -> None:
         target: object = e
         *parents, last = path.split(".")
         for part in parents:
@@ -58,62 +58,62 @@ def _set(path: str, value: object) -> Callable[[pb.Experiment], None]:
     return apply
 
 
-def _one_variant(e: pb.Experiment) -> None:
+def _one_variant(e: experiment_pb2.Experiment) -> None:
     del e.variants[1:]
     e.variants[0].weight = 1.0
 
 
-def _two_controls(e: pb.Experiment) -> None:
+def _two_controls(e: experiment_pb2.Experiment) -> None:
     e.variants[1].is_control = True
 
 
-def _no_control(e: pb.Experiment) -> None:
+def _no_control(e: experiment_pb2.Experiment) -> None:
     e.variants[0].is_control = False
 
 
-def _duplicate_keys(e: pb.Experiment) -> None:
+def _duplicate_keys(e: experiment_pb2.Experiment) -> None:
     e.variants[1].key = "control"
 
 
-def _weights_not_one(e: pb.Experiment) -> None:
+def _weights_not_one(e: experiment_pb2.Experiment) -> None:
     e.variants[1].weight = 0.4
 
 
-def _weight_out_of_range(e: pb.Experiment) -> None:
+def _weight_out_of_range(e: experiment_pb2.Experiment) -> None:
     e.variants[0].weight = 1.5
     e.variants[1].weight = -0.5
 
 
-def _huge_payload(e: pb.Experiment) -> None:
+def _huge_payload(e: experiment_pb2.Experiment) -> None:
     e.variants[1].payload.update({"prompt": "x" * (64 * 1024)})
 
 
-def _bad_targeting(e: pb.Experiment) -> None:
+def _bad_targeting(e: experiment_pb2.Experiment) -> None:
     e.targeting.Clear()
     e.targeting.update({"$or": "not a list"})
 
 
-def _unknown_metric(e: pb.Experiment) -> None:
+def _unknown_metric(e: experiment_pb2.Experiment) -> None:
     e.metrics[1].metric_key = "nope"
 
 
-def _no_role(e: pb.Experiment) -> None:
-    e.metrics[1].role = pb.METRIC_ROLE_UNSPECIFIED
+def _no_role(e: experiment_pb2.Experiment) -> None:
+    e.metrics[1].role = experiment_pb2.METRIC_ROLE_UNSPECIFIED
 
 
-def _bad_forced(e: pb.Experiment) -> None:
+def _bad_forced(e: experiment_pb2.Experiment) -> None:
     e.forced_variations["qa-user"] = "v8"
 
 
-def _schedule_backwards(e: pb.Experiment) -> None:
+def _schedule_backwards(e: experiment_pb2.Experiment) -> None:
     e.schedule.end_time.FromJsonString("2029-01-01T00:00:00Z")
 
 
-def _efficacy_without_primary(e: pb.Experiment) -> None:
+def _efficacy_without_primary(e: experiment_pb2.Experiment) -> None:
     del e.metrics[0]
 
 
-CASES: list[tuple[str, Callable[[pb.Experiment], None], str]] = [
+CASES: list[tuple[str, Callable[[experiment_pb2.Experiment], None], str]] = [
     ("key not a slug", _set("key", "Prompt V7"), "experiment.key"),
     ("empty key", _set("key", ""), "experiment.key"),
     ("one variant", _one_variant, "experiment.variants"),
@@ -161,7 +161,9 @@ CASES: list[tuple[str, Callable[[pb.Experiment], None], str]] = [
     [(m, f) for _, m, f in CASES],
     ids=[name for name, _, _ in CASES],
 )
-def test_each_rule_names_its_field(mutate: Callable[[pb.Experiment], None], field: str) -> None:
+def test_each_rule_names_its_field(
+    mutate: Callable[[experiment_pb2.Experiment], None], field: str
+) -> None:
     experiment = valid_experiment()
     mutate(experiment)
     assert field in fields(experiment)
@@ -189,13 +191,15 @@ def test_every_violation_is_reported_at_once() -> None:
 
 
 def test_defaults_fill_seed_hash_attribute_and_version() -> None:
-    filled = with_defaults(pb.Experiment(key="k"))
+    filled = with_defaults(experiment_pb2.Experiment(key="k"))
     assert (filled.seed, filled.hash_attribute, filled.hash_version) == ("k", "id", 2)
-    kept = with_defaults(pb.Experiment(key="k", seed="s", hash_attribute="device", hash_version=1))
+    kept = with_defaults(
+        experiment_pb2.Experiment(key="k", seed="s", hash_attribute="device", hash_version=1)
+    )
     assert (kept.seed, kept.hash_attribute, kept.hash_version) == ("s", "device", 1)
 
 
-def metric(**overrides: object) -> pb.Metric:
+def metric(**overrides: object) -> experiment_pb2.Metric:
     spec: dict[str, object] = {
         "key": "latency",
         "type": "METRIC_TYPE_MEAN",
@@ -203,10 +207,10 @@ def metric(**overrides: object) -> pb.Metric:
         "direction": "DIRECTION_DECREASE",
     }
     spec.update(overrides)
-    return json_format.ParseDict(spec, pb.Metric())
+    return json_format.ParseDict(spec, experiment_pb2.Metric())
 
 
-def metric_fields(m: pb.Metric) -> set[str]:
+def metric_fields(m: experiment_pb2.Metric) -> set[str]:
     return {v.field for v in validate_metric(m).items}
 
 
@@ -249,11 +253,14 @@ def test_valid_metrics_of_each_type() -> None:
 
 def test_saved_group_values_must_be_scalars() -> None:
     group = json_format.ParseDict(
-        {"key": "beta", "values": ["a", 1, {"x": 1}, [1], None]}, pb.SavedGroup()
+        {"key": "beta", "values": ["a", 1, {"x": 1}, [1], None]}, experiment_pb2.SavedGroup()
     )
     assert {v.field for v in validate_saved_group(group).items} == {
         "saved_group.values[2]",
         "saved_group.values[3]",
         "saved_group.values[4]",
     }
-    assert validate_saved_group(pb.SavedGroup(key="Beta Users")).items[0].field == "saved_group.key"
+    assert (
+        validate_saved_group(experiment_pb2.SavedGroup(key="Beta Users")).items[0].field
+        == "saved_group.key"
+    )

@@ -9,8 +9,7 @@ from exp_fakes import FakePublisher, FakeStore, TickingClock
 from google.protobuf import json_format
 from google.protobuf.field_mask_pb2 import FieldMask
 
-from verdict.v1 import common_pb2
-from verdict.v1 import experiment_pb2 as pb
+from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.catalog import Catalog
 from verdict_assignment.experiments.manager import ExperimentManager, StartCommand, StopCommand
 from verdict_assignment.experiments.publisher import RedisConfigPublisher
@@ -19,7 +18,7 @@ from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidAr
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def spec(key: str) -> pb.Experiment:
+def spec(key: str) -> experiment_pb2.Experiment:
     return json_format.ParseDict(
         {
             "key": key,
@@ -29,7 +28,7 @@ def spec(key: str) -> pb.Experiment:
             ],
             "coverage": 1.0,
         },
-        pb.Experiment(),
+        experiment_pb2.Experiment(),
     )
 
 
@@ -73,7 +72,7 @@ async def test_a_refused_change_stores_and_publishes_nothing() -> None:
 async def test_stale_expected_version_is_failed_precondition() -> None:
     manager, _, _, _ = build()
     await manager.create(spec("a"), "alice")
-    patch = pb.Experiment(key="a", name="x")
+    patch = experiment_pb2.Experiment(key="a", name="x")
     await manager.update(patch, FieldMask(paths=["name"]), 1, "alice")
     with pytest.raises(FailedPrecondition):
         await manager.update(patch, FieldMask(paths=["name"]), 1, "alice")
@@ -82,11 +81,11 @@ async def test_stale_expected_version_is_failed_precondition() -> None:
 async def test_unknown_metric_needs_the_catalog() -> None:
     manager, catalog, _, _ = build()
     with_metric = spec("a")
-    with_metric.metrics.add(metric_key="conv", role=pb.METRIC_ROLE_PRIMARY)
+    with_metric.metrics.add(metric_key="conv", role=experiment_pb2.METRIC_ROLE_PRIMARY)
     with pytest.raises(InvalidArgument) as caught:
         await manager.create(with_metric, "alice")
     assert caught.value.violations[0].field == "experiment.metrics[0].metric_key"
-    metric = pb.Metric(key="conv", type=pb.METRIC_TYPE_BINOMIAL)
+    metric = experiment_pb2.Metric(key="conv", type=experiment_pb2.METRIC_TYPE_BINOMIAL)
     metric.source.event_name = "converted"
     await catalog.create_metric(metric, "alice")
     assert (await manager.create(with_metric, "alice")).metrics[0].metric_key == "conv"
@@ -133,7 +132,7 @@ async def test_list_pages_newest_first() -> None:
 
 async def test_saved_groups_bump_the_config_version() -> None:
     _, catalog, store, publisher = build()
-    group = json_format.ParseDict({"key": "beta", "values": ["u1"]}, pb.SavedGroup())
+    group = json_format.ParseDict({"key": "beta", "values": ["u1"]}, experiment_pb2.SavedGroup())
     await catalog.put_saved_group(group, "alice")
     assert publisher.published == [2]
     assert store.state.audit[-1].action == "saved_group.put"

@@ -12,8 +12,6 @@ from verdict_assignment.experiments.checks import (
     is_slug,
 )
 
-_M = experiment_pb2
-
 MAX_GROUP_VALUES = 100_000
 """Largest saved group: every assignment replica holds all of them in memory."""
 
@@ -23,8 +21,8 @@ def validate_metric(metric: experiment_pb2.Metric, prefix: str = "metric") -> Vi
     v = Violations()
     v.check(is_slug(metric.key), f"{prefix}.key", SLUG_RULE)
     typed = v.check(
-        metric.type != _M.METRIC_TYPE_UNSPECIFIED
-        and is_known(_M.MetricType.DESCRIPTOR, metric.type),
+        metric.type != experiment_pb2.METRIC_TYPE_UNSPECIFIED
+        and is_known(experiment_pb2.MetricType.DESCRIPTOR, metric.type),
         f"{prefix}.type",
         "must be BINOMIAL, MEAN, COUNT, RATIO or QUANTILE",
     )
@@ -33,13 +31,16 @@ def validate_metric(metric: experiment_pb2.Metric, prefix: str = "metric") -> Vi
         f"{prefix}.source.event_name",
         "is required",
     )
-    if typed and metric.type in (_M.METRIC_TYPE_MEAN, _M.METRIC_TYPE_QUANTILE):
+    if typed and metric.type in (
+        experiment_pb2.METRIC_TYPE_MEAN,
+        experiment_pb2.METRIC_TYPE_QUANTILE,
+    ):
         v.check(
             bool(metric.source.measure.strip()),
             f"{prefix}.source.measure",
             "is required for MEAN and QUANTILE metrics",
         )
-    if metric.type == _M.METRIC_TYPE_RATIO:
+    if metric.type == experiment_pb2.METRIC_TYPE_RATIO:
         v.check(
             bool(metric.denominator.event_name.strip()),
             f"{prefix}.denominator.event_name",
@@ -51,7 +52,7 @@ def validate_metric(metric: experiment_pb2.Metric, prefix: str = "metric") -> Vi
             f"{prefix}.denominator",
             "is only allowed for RATIO metrics",
         )
-    if metric.type == _M.METRIC_TYPE_QUANTILE:
+    if metric.type == experiment_pb2.METRIC_TYPE_QUANTILE:
         v.check(in_open(metric.quantile, 0.0, 1.0), f"{prefix}.quantile", "must be in (0, 1)")
     else:
         v.check(metric.quantile == 0, f"{prefix}.quantile", "is only allowed for QUANTILE metrics")
@@ -59,7 +60,9 @@ def validate_metric(metric: experiment_pb2.Metric, prefix: str = "metric") -> Vi
     v.check(window.seconds >= 0 and window.nanos >= 0, f"{prefix}.window", "must not be negative")
     _capping(metric, v, prefix)
     v.check(
-        is_known(_M.Direction.DESCRIPTOR, metric.direction), f"{prefix}.direction", "unknown value"
+        is_known(experiment_pb2.Direction.DESCRIPTOR, metric.direction),
+        f"{prefix}.direction",
+        "unknown value",
     )
     margin = metric.non_inferiority_margin
     v.check(
@@ -74,12 +77,14 @@ def _capping(metric: experiment_pb2.Metric, v: Violations, prefix: str) -> None:
     value = metric.capping_value
     at = f"{prefix}.capping_value"
     if not v.check(
-        is_known(_M.CappingType.DESCRIPTOR, metric.capping), f"{prefix}.capping", "unknown value"
+        is_known(experiment_pb2.CappingType.DESCRIPTOR, metric.capping),
+        f"{prefix}.capping",
+        "unknown value",
     ):
         return
-    if metric.capping == _M.CAPPING_TYPE_ABSOLUTE:
+    if metric.capping == experiment_pb2.CAPPING_TYPE_ABSOLUTE:
         v.check(is_finite(value) and value > 0, at, "must be a positive number")
-    elif metric.capping == _M.CAPPING_TYPE_PERCENTILE:
+    elif metric.capping == experiment_pb2.CAPPING_TYPE_PERCENTILE:
         v.check(in_open(value, 0.0, 1.0), at, "must be in (0, 1) for PERCENTILE capping")
     else:
         v.check(value == 0, at, "needs a capping type")

@@ -21,7 +21,6 @@ from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.experiment_rules import with_defaults
 from verdict_platform.errors import FailedPrecondition, InvalidArgument
 
-_E = experiment_pb2
 Experiment = experiment_pb2.Experiment
 
 UPDATABLE = frozenset(
@@ -48,10 +47,10 @@ UPDATABLE = frozenset(
 _BUCKETING = ("coverage", "hash_attribute", "seed", "hash_version")
 
 STATUS_NAMES: dict[int, str] = {
-    _E.EXPERIMENT_STATUS_DRAFT: "DRAFT",
-    _E.EXPERIMENT_STATUS_RUNNING: "RUNNING",
-    _E.EXPERIMENT_STATUS_STOPPED: "STOPPED",
-    _E.EXPERIMENT_STATUS_ARCHIVED: "ARCHIVED",
+    experiment_pb2.EXPERIMENT_STATUS_DRAFT: "DRAFT",
+    experiment_pb2.EXPERIMENT_STATUS_RUNNING: "RUNNING",
+    experiment_pb2.EXPERIMENT_STATUS_STOPPED: "STOPPED",
+    experiment_pb2.EXPERIMENT_STATUS_ARCHIVED: "ARCHIVED",
 }
 
 
@@ -76,7 +75,7 @@ def new_experiment(requested: Experiment, now: datetime) -> Experiment:
     out = with_defaults(requested)
     for field in ("decision", "create_time", "update_time", "start_time"):
         out.ClearField(field)
-    out.status = _E.EXPERIMENT_STATUS_DRAFT
+    out.status = experiment_pb2.EXPERIMENT_STATUS_DRAFT
     out.version = 1
     out.allocation_version = 1
     out.create_time.FromDatetime(now)
@@ -129,21 +128,23 @@ def apply_update(
     Raises FailedPrecondition for an archived experiment, or for variants changed beyond their
     weights after DRAFT (keys, payloads, control flag, count).
     """
-    if stored.status == _E.EXPERIMENT_STATUS_ARCHIVED:
+    if stored.status == experiment_pb2.EXPERIMENT_STATUS_ARCHIVED:
         raise FailedPrecondition(f"experiment {stored.key!r} is archived and read-only")
     updated = _copy(stored)
     FieldMask(paths=list(paths)).MergeMessage(
         patch, updated, replace_message_field=True, replace_repeated_field=True
     )
     updated = with_defaults(updated)
-    if stored.status != _E.EXPERIMENT_STATUS_DRAFT and _shape(stored.variants) != _shape(
-        updated.variants
-    ):
+    if stored.status != experiment_pb2.EXPERIMENT_STATUS_DRAFT and _shape(
+        stored.variants
+    ) != _shape(updated.variants):
         raise FailedPrecondition(
             f"experiment {stored.key!r} is {_status(stored)}: its variants can only change in "
             "DRAFT (weights excepted)"
         )
-    if stored.status != _E.EXPERIMENT_STATUS_DRAFT and _allocation(stored) != _allocation(updated):
+    if stored.status != experiment_pb2.EXPERIMENT_STATUS_DRAFT and _allocation(
+        stored
+    ) != _allocation(updated):
         updated.allocation_version += 1
     return _touched(updated, now)
 
@@ -156,24 +157,27 @@ def _checked_overrides(
     seen: set[int] = set()
     for i, o in enumerate(requested):
         at = f"rule_overrides[{i}]"
-        if o.rule == _E.STOPPING_RULE_UNSPECIFIED or o.rule not in _E.StoppingRule.values():
+        if (
+            o.rule == experiment_pb2.STOPPING_RULE_UNSPECIFIED
+            or o.rule not in experiment_pb2.StoppingRule.values()
+        ):
             raise InvalidArgument.of(f"{at}.rule", "must name a stopping rule")
         if o.rule in seen:
             raise InvalidArgument.of(f"{at}.rule", "is overridden twice")
         seen.add(o.rule)
         if (
-            o.mode == _E.RULE_OVERRIDE_MODE_UNSPECIFIED
-            or o.mode not in _E.RuleOverrideMode.values()
+            o.mode == experiment_pb2.RULE_OVERRIDE_MODE_UNSPECIFIED
+            or o.mode not in experiment_pb2.RuleOverrideMode.values()
         ):
             raise InvalidArgument.of(f"{at}.mode", "must be OVERRIDE, SNOOZE or DISABLE")
-        snooze = o.mode == _E.RULE_OVERRIDE_MODE_SNOOZE
+        snooze = o.mode == experiment_pb2.RULE_OVERRIDE_MODE_SNOOZE
         if snooze and (not o.HasField("until") or o.until.ToDatetime(tzinfo=now.tzinfo) <= now):
             raise InvalidArgument.of(f"{at}.until", "a snooze needs a time in the future")
         why = o.reason.strip() or reason.strip()
         if not why:
             raise InvalidArgument.of(f"{at}.reason", "is required (or give the request's reason)")
         stamped = experiment_pb2.RuleOverride(rule=o.rule, mode=o.mode, reason=why, actor=actor)
-        if o.mode == _E.RULE_OVERRIDE_MODE_SNOOZE:
+        if o.mode == experiment_pb2.RULE_OVERRIDE_MODE_SNOOZE:
             stamped.until.CopyFrom(o.until)
         stamped.create_time.FromDatetime(now)
         out.append(stamped)
@@ -195,24 +199,27 @@ def start(
     unless the request silences it some other way. `overrides` snooze, disable or override
     other rules for this run.
     """
-    if stored.status not in (_E.EXPERIMENT_STATUS_DRAFT, _E.EXPERIMENT_STATUS_STOPPED):
+    if stored.status not in (
+        experiment_pb2.EXPERIMENT_STATUS_DRAFT,
+        experiment_pb2.EXPERIMENT_STATUS_STOPPED,
+    ):
         raise FailedPrecondition(
             f"experiment {stored.key!r} is {_status(stored)}; only DRAFT or STOPPED can start"
         )
     silenced = _checked_overrides(overrides, reason, actor, now)
     stopped_by_rule = (
-        stored.status == _E.EXPERIMENT_STATUS_STOPPED
-        and stored.decision.rule != _E.STOPPING_RULE_UNSPECIFIED
+        stored.status == experiment_pb2.EXPERIMENT_STATUS_STOPPED
+        and stored.decision.rule != experiment_pb2.STOPPING_RULE_UNSPECIFIED
     )
     if stopped_by_rule and not reason.strip():
-        rule = _E.StoppingRule.Name(stored.decision.rule)
+        rule = experiment_pb2.StoppingRule.Name(stored.decision.rule)
         raise InvalidArgument.of(
             "reason", f"is required: restarting overrides the stopping rule {rule}"
         )
     if stopped_by_rule and all(o.rule != stored.decision.rule for o in silenced):
         override = experiment_pb2.RuleOverride(
             rule=stored.decision.rule,
-            mode=_E.RULE_OVERRIDE_MODE_OVERRIDE,
+            mode=experiment_pb2.RULE_OVERRIDE_MODE_OVERRIDE,
             reason=reason.strip(),
             actor=actor,
         )
@@ -220,7 +227,7 @@ def start(
         override.baseline.CopyFrom(stored.decision.details)
         silenced.insert(0, override)
     out = _copy(stored)
-    out.status = _E.EXPERIMENT_STATUS_RUNNING
+    out.status = experiment_pb2.EXPERIMENT_STATUS_RUNNING
     out.start_time.FromDatetime(now)
     out.ClearField("decision")
     del out.rule_overrides[:]
@@ -258,7 +265,10 @@ def stop(
     `details` name the stopping rule of an automated stop and its figures. Operators' rule
     overrides end with the run."""
     effective = check_stop_request(reason, decision)
-    if stored.status not in (_E.EXPERIMENT_STATUS_RUNNING, _E.EXPERIMENT_STATUS_STOPPED):
+    if stored.status not in (
+        experiment_pb2.EXPERIMENT_STATUS_RUNNING,
+        experiment_pb2.EXPERIMENT_STATUS_STOPPED,
+    ):
         raise FailedPrecondition(
             f"experiment {stored.key!r} is {_status(stored)}; only RUNNING or STOPPED can stop"
         )
@@ -271,14 +281,14 @@ def stop(
     elif ship_variant_key:
         raise InvalidArgument.of("ship_variant_key", "is only allowed with DECISION_SHIP")
     out = _copy(stored)
-    out.status = _E.EXPERIMENT_STATUS_STOPPED
+    out.status = experiment_pb2.EXPERIMENT_STATUS_STOPPED
     out.decision.Clear()
     out.decision.decision = effective  # type: ignore[assignment]
     out.decision.reason = reason
     out.decision.ship_variant_key = ship_variant_key
     out.decision.stopped_by = actor
     out.decision.stop_time.FromDatetime(now)
-    if rule not in _E.StoppingRule.values():
+    if rule not in experiment_pb2.StoppingRule.values():
         raise InvalidArgument.of("rule", "unknown stopping rule")
     out.decision.rule = rule  # type: ignore[assignment]
     if details is not None:
@@ -289,10 +299,10 @@ def stop(
 
 def archive(stored: Experiment, now: datetime) -> Experiment | None:
     """Archives a DRAFT or STOPPED experiment; None when it is archived already (no change)."""
-    if stored.status == _E.EXPERIMENT_STATUS_ARCHIVED:
+    if stored.status == experiment_pb2.EXPERIMENT_STATUS_ARCHIVED:
         return None
-    if stored.status == _E.EXPERIMENT_STATUS_RUNNING:
+    if stored.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
         raise FailedPrecondition(f"experiment {stored.key!r} is RUNNING; stop it first")
     out = _copy(stored)
-    out.status = _E.EXPERIMENT_STATUS_ARCHIVED
+    out.status = experiment_pb2.EXPERIMENT_STATUS_ARCHIVED
     return _touched(out, now)

@@ -35,13 +35,12 @@ from verdict_assignment.experiments.ports import (
 )
 from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-_E = experiment_pb2
 Experiment = experiment_pb2.Experiment
 
 NOT_ARCHIVED = (
-    _E.EXPERIMENT_STATUS_DRAFT,
-    _E.EXPERIMENT_STATUS_RUNNING,
-    _E.EXPERIMENT_STATUS_STOPPED,
+    experiment_pb2.EXPERIMENT_STATUS_DRAFT,
+    experiment_pb2.EXPERIMENT_STATUS_RUNNING,
+    experiment_pb2.EXPERIMENT_STATUS_STOPPED,
 )
 
 
@@ -115,13 +114,18 @@ class ExperimentManager:
 
     async def list_page(self, status: int, size: int, token: str) -> tuple[list[Experiment], str]:
         """One page, newest first, and the next page's token ("" on the last page)."""
-        if status not in lifecycle.STATUS_NAMES and status != _E.EXPERIMENT_STATUS_UNSPECIFIED:
+        if (
+            status not in lifecycle.STATUS_NAMES
+            and status != experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED
+        ):
             raise InvalidArgument.of("status", "unknown status")
         limit = page_size(size)
         filter_ = f"status={status}"
         position = decode_token(token, "experiments", filter_, (str, str))
         after = None if position is None else (parse_time_position(position[0]), str(position[1]))
-        statuses = NOT_ARCHIVED if status == _E.EXPERIMENT_STATUS_UNSPECIFIED else (status,)
+        statuses = (
+            NOT_ARCHIVED if status == experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED else (status,)
+        )
         rows = list(await self._store.experiments(statuses, after, limit + 1))
         page, more = rows[:limit], len(rows) > limit
         next_token = ""
@@ -204,7 +208,7 @@ class ExperimentManager:
         """Archives an experiment that is not running (archiving twice changes nothing)."""
         _require_key(key)
         stored = await self.get(key)
-        if stored.status == _E.EXPERIMENT_STATUS_ARCHIVED:
+        if stored.status == experiment_pb2.EXPERIMENT_STATUS_ARCHIVED:
             return stored
 
         def change(current: Experiment) -> Experiment:

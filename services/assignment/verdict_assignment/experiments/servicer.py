@@ -12,8 +12,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from verdict.v1 import experiment_pb2 as pb
-from verdict.v1 import experiment_pb2_grpc
+from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_assignment.experiments.catalog import Catalog
 from verdict_assignment.experiments.manager import ExperimentManager, StartCommand, StopCommand
 from verdict_assignment.experiments.ports import AuditEntry, Clock
@@ -28,15 +27,17 @@ def _actor() -> str:
     return current_principal().name
 
 
-def audit_event(entry: AuditEntry) -> pb.AuditEvent:
+def audit_event(entry: AuditEntry) -> experiment_pb2.AuditEvent:
     """An audit entry as the API returns it."""
-    event = pb.AuditEvent(
+    event = experiment_pb2.AuditEvent(
         id=entry.id,
         experiment_key=entry.experiment_key,
         action=entry.action,
         actor=entry.actor,
         reason=entry.reason,
-        rule=pb.StoppingRule.Value(entry.rule) if entry.rule else pb.STOPPING_RULE_UNSPECIFIED,
+        rule=experiment_pb2.StoppingRule.Value(entry.rule)
+        if entry.rule
+        else experiment_pb2.STOPPING_RULE_UNSPECIFIED,
     )
     event.time.FromDatetime(entry.at)
     event.changes.update(entry.changes)
@@ -51,42 +52,44 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
         self._catalog = catalog
 
     async def CreateExperiment(
-        self, request: pb.CreateExperimentRequest, context: Any
-    ) -> pb.CreateExperimentResponse:
+        self, request: experiment_pb2.CreateExperimentRequest, context: Any
+    ) -> experiment_pb2.CreateExperimentResponse:
         created = await self._experiments.create(request.experiment, _actor())
-        return pb.CreateExperimentResponse(experiment=created)
+        return experiment_pb2.CreateExperimentResponse(experiment=created)
 
     async def GetExperiment(
-        self, request: pb.GetExperimentRequest, context: Any
-    ) -> pb.GetExperimentResponse:
-        return pb.GetExperimentResponse(experiment=await self._experiments.get(request.key))
+        self, request: experiment_pb2.GetExperimentRequest, context: Any
+    ) -> experiment_pb2.GetExperimentResponse:
+        return experiment_pb2.GetExperimentResponse(
+            experiment=await self._experiments.get(request.key)
+        )
 
     async def ListExperiments(
-        self, request: pb.ListExperimentsRequest, context: Any
-    ) -> pb.ListExperimentsResponse:
+        self, request: experiment_pb2.ListExperimentsRequest, context: Any
+    ) -> experiment_pb2.ListExperimentsResponse:
         page, token = await self._experiments.list_page(
             request.status, request.page_size, request.page_token
         )
-        return pb.ListExperimentsResponse(experiments=page, next_page_token=token)
+        return experiment_pb2.ListExperimentsResponse(experiments=page, next_page_token=token)
 
     async def UpdateExperiment(
-        self, request: pb.UpdateExperimentRequest, context: Any
-    ) -> pb.UpdateExperimentResponse:
+        self, request: experiment_pb2.UpdateExperimentRequest, context: Any
+    ) -> experiment_pb2.UpdateExperimentResponse:
         updated = await self._experiments.update(
             request.experiment, request.update_mask, request.expected_version, _actor()
         )
-        return pb.UpdateExperimentResponse(experiment=updated)
+        return experiment_pb2.UpdateExperimentResponse(experiment=updated)
 
     async def StartExperiment(
-        self, request: pb.StartExperimentRequest, context: Any
-    ) -> pb.StartExperimentResponse:
+        self, request: experiment_pb2.StartExperimentRequest, context: Any
+    ) -> experiment_pb2.StartExperimentResponse:
         command = StartCommand(request.key, request.reason, list(request.rule_overrides))
         started = await self._experiments.start(command, _actor())
-        return pb.StartExperimentResponse(experiment=started)
+        return experiment_pb2.StartExperimentResponse(experiment=started)
 
     async def StopExperiment(
-        self, request: pb.StopExperimentRequest, context: Any
-    ) -> pb.StopExperimentResponse:
+        self, request: experiment_pb2.StopExperimentRequest, context: Any
+    ) -> experiment_pb2.StopExperimentResponse:
         details = (
             json_format.MessageToDict(request.details) if request.HasField("details") else None
         )
@@ -99,49 +102,51 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
             rule=request.rule,
         )
         stopped = await self._experiments.stop(command, _actor())
-        return pb.StopExperimentResponse(experiment=stopped)
+        return experiment_pb2.StopExperimentResponse(experiment=stopped)
 
     async def ArchiveExperiment(
-        self, request: pb.ArchiveExperimentRequest, context: Any
-    ) -> pb.ArchiveExperimentResponse:
+        self, request: experiment_pb2.ArchiveExperimentRequest, context: Any
+    ) -> experiment_pb2.ArchiveExperimentResponse:
         archived = await self._experiments.archive(request.key, _actor())
-        return pb.ArchiveExperimentResponse(experiment=archived)
+        return experiment_pb2.ArchiveExperimentResponse(experiment=archived)
 
     async def CreateMetric(
-        self, request: pb.CreateMetricRequest, context: Any
-    ) -> pb.CreateMetricResponse:
-        return pb.CreateMetricResponse(
+        self, request: experiment_pb2.CreateMetricRequest, context: Any
+    ) -> experiment_pb2.CreateMetricResponse:
+        return experiment_pb2.CreateMetricResponse(
             metric=await self._catalog.create_metric(request.metric, _actor())
         )
 
-    async def GetMetric(self, request: pb.GetMetricRequest, context: Any) -> pb.GetMetricResponse:
-        return pb.GetMetricResponse(metric=await self._catalog.metric(request.key))
+    async def GetMetric(
+        self, request: experiment_pb2.GetMetricRequest, context: Any
+    ) -> experiment_pb2.GetMetricResponse:
+        return experiment_pb2.GetMetricResponse(metric=await self._catalog.metric(request.key))
 
     async def ListMetrics(
-        self, request: pb.ListMetricsRequest, context: Any
-    ) -> pb.ListMetricsResponse:
+        self, request: experiment_pb2.ListMetricsRequest, context: Any
+    ) -> experiment_pb2.ListMetricsResponse:
         page, token = await self._catalog.metrics(request.page_size, request.page_token)
-        return pb.ListMetricsResponse(metrics=page, next_page_token=token)
+        return experiment_pb2.ListMetricsResponse(metrics=page, next_page_token=token)
 
     async def PutSavedGroup(
-        self, request: pb.PutSavedGroupRequest, context: Any
-    ) -> pb.PutSavedGroupResponse:
+        self, request: experiment_pb2.PutSavedGroupRequest, context: Any
+    ) -> experiment_pb2.PutSavedGroupResponse:
         group = await self._catalog.put_saved_group(request.saved_group, _actor())
-        return pb.PutSavedGroupResponse(saved_group=group)
+        return experiment_pb2.PutSavedGroupResponse(saved_group=group)
 
     async def ListSavedGroups(
-        self, request: pb.ListSavedGroupsRequest, context: Any
-    ) -> pb.ListSavedGroupsResponse:
+        self, request: experiment_pb2.ListSavedGroupsRequest, context: Any
+    ) -> experiment_pb2.ListSavedGroupsResponse:
         page, token = await self._catalog.saved_groups(request.page_size, request.page_token)
-        return pb.ListSavedGroupsResponse(saved_groups=page, next_page_token=token)
+        return experiment_pb2.ListSavedGroupsResponse(saved_groups=page, next_page_token=token)
 
     async def ListAuditEvents(
-        self, request: pb.ListAuditEventsRequest, context: Any
-    ) -> pb.ListAuditEventsResponse:
+        self, request: experiment_pb2.ListAuditEventsRequest, context: Any
+    ) -> experiment_pb2.ListAuditEventsResponse:
         page, token = await self._catalog.audit_entries(
             request.experiment_key, request.page_size, request.page_token
         )
-        return pb.ListAuditEventsResponse(
+        return experiment_pb2.ListAuditEventsResponse(
             audit_events=[audit_event(entry) for entry in page], next_page_token=token
         )
 
