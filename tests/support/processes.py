@@ -25,6 +25,16 @@ def free_port() -> int:
         return port
 
 
+def refuses_connections(target: str) -> bool:
+    """Whether nothing listens at host:port any more (a stopping server closed its port)."""
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def service_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a service process of this test session runs with."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICT_")}

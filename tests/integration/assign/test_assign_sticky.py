@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from assign_rows import experiment, put, serves_version
 from fake_ingest import FakeIngest
 
 from support.eventually import eventually, eventually_async
-from support.processes import RunningService, start_service_process
+from support.processes import RunningService, refuses_connections, start_service_process
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
@@ -181,15 +180,6 @@ async def test_new_units_follow_the_new_weights_and_keep_their_variant(
     assert second == first
 
 
-def _refuses_connections(target: str) -> bool:
-    host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
 async def test_graceful_shutdown_sends_the_exposures_still_buffered(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -208,7 +198,7 @@ async def test_graceful_shutdown_sends_the_exposures_still_buffered(
 
         own.service.terminate()
         # Released only once the server stopped listening, i.e. in the service's stop sequence.
-        await asyncio.to_thread(eventually, lambda: _refuses_connections(own.service.target))
+        await asyncio.to_thread(eventually, lambda: refuses_connections(own.service.target))
         own.ingest.release()
         assert await asyncio.to_thread(own.service.proc.wait, 30) == 0
         got = {e.unit_id for e in own.ingest.received(key)}
