@@ -55,23 +55,19 @@ async def stub(
     metadata = (("authorization", f"Bearer {key}"),)
     async with grpc.aio.insecure_channel(ingest.target) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
-        await _wait_key_known(stub, metadata)
+        await eventually_async(lambda: _accepts(stub, metadata))
         stub.metadata = metadata  # type: ignore[attr-defined]
         yield stub
 
 
-async def _wait_key_known(stub: ingest_pb2_grpc.IngestServiceStub, metadata: tuple) -> None:
-    """Until the service has learnt the new key (an UNAUTHENTICATED answer until then)."""
-
-    async def accepted() -> bool:
-        await stub.TrackEvents(
-            ingest_pb2.TrackEventsRequest(request_id="probe", events=[event("probe")]),
-            metadata=metadata,
-            timeout=5,
-        )
-        return True
-
-    await eventually_async(accepted, timeout=10)
+async def _accepts(stub: ingest_pb2_grpc.IngestServiceStub, metadata: tuple) -> bool:
+    """Whether a probe batch goes through (UNAUTHENTICATED until the service knows the key)."""
+    await stub.TrackEvents(
+        ingest_pb2.TrackEventsRequest(request_id="probe", events=[event("probe")]),
+        metadata=metadata,
+        timeout=5,
+    )
+    return True
 
 
 async def track(
