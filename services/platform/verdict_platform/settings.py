@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from verdict.channels import PLAINTEXT, ChannelSecurity
+from verdict.limits import FieldLimit, RequestLimits
 
 T = TypeVar("T")
 
@@ -89,6 +90,19 @@ class Settings:
     are addresses that do not (e.g. 127.0.0.1); the certificate is always checked."""
     trace_exporter: str = "none"
     """VERDICT_TRACE_EXPORTER: none, or console (OpenTelemetry spans to stderr)."""
+    max_payload_bytes: int = 64 * 1024
+    """VERDICT_MAX_PAYLOAD_BYTES: largest variant payload (serialised); the other request
+    limits are fixed (`verdict.limits`)."""
+    max_snapshot_bytes: int = 8 * 1024 * 1024
+    """VERDICT_MAX_SNAPSHOT_BYTES: largest configuration snapshot (running and stopped
+    experiments, saved groups) that local evaluators receive; a change that would exceed it is
+    refused (FAILED_PRECONDITION)."""
+
+    def request_limits(self) -> RequestLimits:
+        """The request limits in force at the door of every service."""
+        return RequestLimits().with_field(
+            "verdict.v1.Variant.payload", FieldLimit(max_bytes=self.max_payload_bytes)
+        )
 
     @property
     def tls(self) -> bool:
@@ -243,6 +257,8 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         tls_ca_file=r.file("VERDICT_TLS_CA_FILE"),
         tls_server_name=r.text("VERDICT_TLS_SERVER_NAME"),
         trace_exporter=r.choice("VERDICT_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+        max_payload_bytes=r.integer("VERDICT_MAX_PAYLOAD_BYTES", 64 * 1024, 1024),
+        max_snapshot_bytes=r.integer("VERDICT_MAX_SNAPSHOT_BYTES", 8 * 1024 * 1024, 64 * 1024),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("VERDICT_DB_POOL_MIN", "must not exceed VERDICT_DB_POOL_MAX")

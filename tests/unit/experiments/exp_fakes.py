@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.ports import AuditEntry
+from verdict_platform import config_codec
 
 
 @dataclass
@@ -60,6 +61,19 @@ class FakeWrites:
     async def bump_config_version(self) -> int:
         self.state.config_version += 1
         return self.state.config_version
+
+    async def snapshot_bytes(self) -> int:
+        live = (
+            experiment_pb2.EXPERIMENT_STATUS_RUNNING,
+            experiment_pb2.EXPERIMENT_STATUS_STOPPED,
+        )
+        return sum(
+            len(config_codec.experiment_spec(e).encode())
+            for e in self.state.experiments.values()
+            if e.status in live
+        ) + sum(
+            len(config_codec.saved_group_members(g).encode()) for g in self.state.groups.values()
+        )
 
 
 class FakeStore:

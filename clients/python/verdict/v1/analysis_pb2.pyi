@@ -182,7 +182,7 @@ class Segment(_message.Message):
     dimension: _builtins.str
     """Property name, e.g. "country"."""
     value: _builtins.str
-    """Property value, e.g. "FR"."""
+    """Property value, e.g. "FR". At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -946,7 +946,7 @@ class ListResultSnapshotsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -1416,7 +1416,7 @@ class ListAlertsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,

@@ -330,7 +330,7 @@ class RuleOverride(_message.Message):
     mode: Global___RuleOverrideMode.ValueType
     """How it is silenced."""
     reason: _builtins.str
-    """Why; recorded in the audit log."""
+    """Why; recorded in the audit log. At most 4 KiB."""
     actor: _builtins.str
     """Who: the API key's name; output only."""
     @_builtins.property
@@ -387,11 +387,11 @@ class Variant(_message.Message):
     is_control: _builtins.bool
     """True for exactly one variant: the baseline every other variant is compared with."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 4 KiB."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """The configuration callers apply, e.g. {"model": "gpt-4o", "prompt_version": "v7",
-        "temperature": 0.2}. At most 64 KiB once serialised as JSON.
+        "temperature": 0.2}. At most 64 KiB serialised (VERDICT_MAX_PAYLOAD_BYTES), 10 levels deep.
         """
 
     def __init__(
@@ -503,7 +503,9 @@ class AnalysisPlan(_message.Message):
 
     @_builtins.property
     def segments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Property names recorded with exposures to break results down by (e.g. "country", "plan")."""
+        """Property names recorded with exposures to break results down by (e.g. "country", "plan").
+        At most 10 entries.
+        """
 
     def __init__(
         self,
@@ -622,7 +624,7 @@ class StopDecision(_message.Message):
     decision: _common_pb2.Decision.ValueType
     """The decision."""
     reason: _builtins.str
-    """Why, in words (an operator's reason or a stopping rule's figures)."""
+    """Why, in words (an operator's reason or a stopping rule's figures). At most 4 KiB."""
     ship_variant_key: _builtins.str
     """The variant to ship when decision is DECISION_SHIP."""
     stopped_by: _builtins.str
@@ -711,11 +713,11 @@ class Experiment(_message.Message):
     key: _builtins.str
     """Unique key; a slug (lowercase letters, digits, '-' and '_'), 1 to 64 characters."""
     name: _builtins.str
-    """Human-readable name."""
+    """Human-readable name. At most 256 bytes."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 16 KiB."""
     hypothesis: _builtins.str
-    """The hypothesis being tested."""
+    """The hypothesis being tested. At most 4 KiB."""
     status: Global___ExperimentStatus.ValueType
     """Lifecycle status; output only (changed by Start, Stop, Archive)."""
     coverage: _builtins.float
@@ -732,12 +734,12 @@ class Experiment(_message.Message):
     """Bumped on every change; pass it back as expected_version to avoid lost updates. Output only."""
     @_builtins.property
     def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variant]:
-        """At least two variants, exactly one control."""
+        """At least two variants, exactly one control. At most 20 entries."""
 
     @_builtins.property
     def targeting(self) -> _struct_pb2.Struct:
         """Targeting condition in GrowthBook's MongoDB-style language over the unit's attributes, e.g.
-        {"country": {"$in": ["FR", "DE"]}}. Empty: everyone.
+        {"country": {"$in": ["FR", "DE"]}}. Empty: everyone. At most 16 KiB serialised, 10 levels deep.
         """
 
     @_builtins.property
@@ -746,7 +748,7 @@ class Experiment(_message.Message):
 
     @_builtins.property
     def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExperimentMetric]:
-        """Metrics by role."""
+        """Metrics by role. At most 50 entries."""
 
     @_builtins.property
     def analysis_plan(self) -> Global___AnalysisPlan:
@@ -762,7 +764,7 @@ class Experiment(_message.Message):
 
     @_builtins.property
     def forced_variations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """QA allow-list: unit id (or hash attribute value) to forced variant key."""
+        """QA allow-list: unit id (or hash attribute value) to forced variant key. At most 1,000 entries."""
 
     @_builtins.property
     def decision(self) -> Global___StopDecision:
@@ -783,7 +785,7 @@ class Experiment(_message.Message):
     @_builtins.property
     def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
         """Operators' overrides of stopping rules in force for the current run; output only (set
-        through StartExperiment). Cleared when the experiment stops.
+        through StartExperiment). Cleared when the experiment stops. At most 10 entries.
         """
 
     def __init__(
@@ -872,7 +874,7 @@ class Metric(_message.Message):
     name: _builtins.str
     """Human-readable name."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 4 KiB."""
     type: Global___MetricType.ValueType
     """How a unit's events become its value."""
     quantile: _builtins.float
@@ -939,7 +941,7 @@ class SavedGroup(_message.Message):
     """Unique key; a slug."""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
-        """The values (strings or numbers)."""
+        """The values (strings or numbers). At most 100,000 entries. Each at most 256 bytes."""
 
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
@@ -1122,7 +1124,7 @@ class ListExperimentsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     status: Global___ExperimentStatus.ValueType
     """Only experiments in this status; unspecified: all but archived."""
     def __init__(
@@ -1238,11 +1240,13 @@ class StartExperimentRequest(_message.Message):
     key: _builtins.str
     """The experiment's key."""
     reason: _builtins.str
-    """Why; required when restarting an experiment that a stopping rule stopped (an override)."""
+    """Why; required when restarting an experiment that a stopping rule stopped (an override).
+    At most 4 KiB.
+    """
     @_builtins.property
     def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
         """Rules to snooze, disable or override for this run, each with its own reason (or this
-        request's).
+        request's). At most 10 entries.
         """
 
     def __init__(
@@ -1299,7 +1303,7 @@ class StopExperimentRequest(_message.Message):
     key: _builtins.str
     """The experiment's key."""
     reason: _builtins.str
-    """Why it stops; required."""
+    """Why it stops; required. At most 4 KiB."""
     decision: _common_pb2.Decision.ValueType
     """The decision; unspecified means DECISION_INCONCLUSIVE."""
     ship_variant_key: _builtins.str
@@ -1505,7 +1509,7 @@ class ListMetricsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -1607,7 +1611,7 @@ class ListSavedGroupsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -1664,7 +1668,7 @@ class ListAuditEventsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,

@@ -7,16 +7,24 @@ from verdict_assignment.experiments.catalog_rules import validate_metric, valida
 from verdict_assignment.experiments.changes import as_json, diff
 from verdict_assignment.experiments.paging import decode_token, encode_token, page_size
 from verdict_assignment.experiments.ports import AuditEntry, Clock, ConfigPublisher, ConfigStore
+from verdict_assignment.experiments.snapshot_budget import check_snapshot_budget
 from verdict_platform.errors import AlreadyExists, InvalidArgument, NotFound
 
 
 class Catalog:
     """Metrics, saved groups and the audit log."""
 
-    def __init__(self, store: ConfigStore, publisher: ConfigPublisher, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        publisher: ConfigPublisher,
+        clock: Clock,
+        max_snapshot_bytes: int | None = None,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._clock = clock
+        self._max_snapshot_bytes = max_snapshot_bytes
 
     async def create_metric(
         self, requested: experiment_pb2.Metric, actor: str
@@ -72,6 +80,7 @@ class Catalog:
             changes.setdefault("key", {"before": group.key, "after": group.key})
             await writes.record(AuditEntry("saved_group.put", actor, now, "", changes))
             version = await writes.bump_config_version()
+            await check_snapshot_budget(writes, self._max_snapshot_bytes)
         await self._publisher.publish(version)
         return group
 

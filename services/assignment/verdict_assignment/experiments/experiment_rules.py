@@ -7,7 +7,6 @@ argument: this module does no I/O.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 
 from google.protobuf import json_format
@@ -27,8 +26,6 @@ from verdict_assignment.experiments.checks import (
 
 WEIGHT_TOLERANCE = 1e-6
 """How far the sum of the weights may be from 1 (float sums of 1/3 are not exact)."""
-MAX_PAYLOAD_BYTES = 64 * 1024
-"""Largest variant payload, serialised as compact JSON."""
 DEFAULT_HASH_ATTRIBUTE = "id"
 DEFAULT_HASH_VERSION = 2
 HASH_VERSIONS = (1, 2)
@@ -39,12 +36,6 @@ _Experiment = experiment_pb2.Experiment
 def struct_to_dict(struct: Struct) -> dict[str, object]:
     """A Struct as plain JSON values."""
     return json_format.MessageToDict(struct)
-
-
-def payload_size(payload: Struct) -> int:
-    """Bytes of the payload as compact UTF-8 JSON."""
-    text = json.dumps(struct_to_dict(payload), separators=(",", ":"), ensure_ascii=False)
-    return len(text.encode())
 
 
 def with_defaults(experiment: _Experiment) -> _Experiment:
@@ -97,12 +88,6 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
         seen.add(variant.key)
         weights_ok &= v.check(
             in_closed(variant.weight, 0.0, 1.0), f"{at}.weight", "must be in [0, 1]"
-        )
-        size = payload_size(variant.payload)
-        v.check(
-            size <= MAX_PAYLOAD_BYTES,
-            f"{at}.payload",
-            f"is {size} bytes as JSON; at most {MAX_PAYLOAD_BYTES} allowed",
         )
     total = sum(variant.weight for variant in variants)
     if variants and weights_ok:

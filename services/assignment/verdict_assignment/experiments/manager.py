@@ -33,9 +33,16 @@ from verdict_assignment.experiments.ports import (
     ConfigStore,
     ConfigWrites,
 )
+from verdict_assignment.experiments.snapshot_budget import check_snapshot_budget
 from verdict_platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 Experiment = experiment_pb2.Experiment
+
+LIVE = (
+    experiment_pb2.EXPERIMENT_STATUS_RUNNING,
+    experiment_pb2.EXPERIMENT_STATUS_STOPPED,
+)
+"""Statuses in the assignment snapshot."""
 
 NOT_ARCHIVED = (
     experiment_pb2.EXPERIMENT_STATUS_DRAFT,
@@ -80,10 +87,17 @@ def _require_key_of(patch: Experiment) -> None:
 class ExperimentManager:
     """The experiment use cases over a store, a publisher and a clock."""
 
-    def __init__(self, store: ConfigStore, publisher: ConfigPublisher, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        publisher: ConfigPublisher,
+        clock: Clock,
+        max_snapshot_bytes: int | None = None,
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._clock = clock
+        self._max_snapshot_bytes = max_snapshot_bytes
 
     async def _known_metrics(self, writes: ConfigWrites, experiment: Experiment) -> set[str]:
         return await writes.known_metric_keys({m.metric_key for m in experiment.metrics})
@@ -244,6 +258,8 @@ class ExperimentManager:
             at = updated.update_time.ToDatetime(tzinfo=UTC)
             entry = AuditEntry(action, actor, at, key, changes, reason, rule=rule)
             version = await self._commit(writes, entry)
+            if updated.status in LIVE:
+                await check_snapshot_budget(writes, self._max_snapshot_bytes)
         await self._publisher.publish(version)
         return updated
 

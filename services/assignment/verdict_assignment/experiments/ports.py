@@ -78,6 +78,11 @@ class ConfigWrites(Protocol):
         """Increments the configuration version the assignment snapshot follows; returns it."""
         ...
 
+    async def snapshot_bytes(self) -> int:
+        """Size of what the assignment snapshot holds, as seen by this transaction: the stored
+        JSON of running and stopped experiments and of saved groups."""
+        ...
+
 
 class ConfigStore(Protocol):
     """Experiments, metrics, saved groups and the audit log, as stored."""

@@ -164,6 +164,14 @@ class PostgresWrites:
             entry.rule,
         )
 
+    async def snapshot_bytes(self) -> int:
+        size: int = await self._conn.fetchval(
+            """SELECT coalesce((SELECT sum(octet_length(spec::text)) FROM experiments
+                                WHERE status IN ('running', 'stopped')), 0)
+                    + coalesce((SELECT sum(octet_length(members::text)) FROM saved_groups), 0)"""
+        )
+        return size
+
     async def bump_config_version(self) -> int:
         version: int = await self._conn.fetchval(
             "UPDATE config_state SET version = version + 1 WHERE id = 1 RETURNING version"

@@ -165,8 +165,10 @@ def build_experiment_servicer(resources: Resources, clock: Clock = utc_now) -> E
     store = PostgresConfigStore(resources.pool)
     channel = redis_conn.name(resources.settings, redis_conn.CONFIG_CHANNEL)
     publisher = RedisConfigPublisher(resources.redis, channel)
+    budget = resources.settings.max_snapshot_bytes
     return ExperimentServicer(
-        ExperimentManager(store, publisher, clock), Catalog(store, publisher, clock)
+        ExperimentManager(store, publisher, clock, budget),
+        Catalog(store, publisher, clock, budget),
     )
 
 
