@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 PYTHON ?= python3
 
-.PHONY: setup up down status test test-fast check proto bench bench-assign bench-callgrind bench-ingest \
+.PHONY: setup up down status test check fuzz proto bench bench-assign bench-callgrind bench-ingest \
         bench-stats bench-analysis simulate clean
 
 setup: $(STAMP)
@@ -31,6 +31,9 @@ status: setup
 
 test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+fuzz: setup          ## every RPC of every service fuzzed, 1,000 requests each (make test runs 60)
+	VERDICT_FUZZ_EXAMPLES=1000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/fuzz
 
 check: setup         ## format, lint, types, proto lint, generated-code drift
 	$(VENV)/bin/ruff format --check .
