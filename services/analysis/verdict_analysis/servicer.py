@@ -1,7 +1,7 @@
 """AnalysisService over gRPC: decode the request, call one use case, encode the answer.
 
 Domain errors (InvalidArgument, NotFound, FailedPrecondition, Aborted, Unavailable) become status
-codes in the platform's Guard interceptor.
+codes in the platform's guard (which wraps every handler at registration).
 """
 
 from __future__ import annotations

@@ -138,3 +138,29 @@ def test_up_with_configured_servers_creates_its_data_folder_and_reruns_cleanly(
         assert key.group(1) not in third.stdout
     finally:
         verdict(data_dir, ports, "down", **servers)
+
+
+def test_workers_processes_share_each_grpc_port(tmp_path: Path, settings: Settings) -> None:
+    data_dir = tmp_path / "data"
+    ports = {svc.name: free_port() for svc in SERVICES}
+    servers = {
+        "VERDICT_DATABASE_URL": settings.require_database_url(),
+        "VERDICT_REDIS_URL": settings.require_redis_url(),
+        "VERDICT_REDIS_NAMESPACE": settings.redis_namespace + "-workers",
+        "VERDICT_WORKERS": "2",
+    }
+    try:
+        up = verdict(data_dir, ports, "up", **servers)
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = verdict(data_dir, ports, "status", **servers)
+        for svc in SERVICES:
+            if svc.installed() and svc.grpc:
+                line = next(ln for ln in status.stdout.splitlines() if ln.startswith(svc.name))
+                pids = re.search(r"pid ([\d, ]+)\)", line)
+                assert pids is not None and len(pids.group(1).split(", ")) == 2, line
+                assert f"on port {ports[svc.name]}" in line
+    finally:
+        down = verdict(data_dir, ports, "down", **servers)
+    assert down.returncode == 0
+    after = verdict(data_dir, ports, "status", **servers)
+    assert "running" not in after.stdout

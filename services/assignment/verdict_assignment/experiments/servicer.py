@@ -1,8 +1,8 @@
 """The gRPC face of ExperimentService: decode, call one use case, encode.
 
-Errors are domain exceptions; the platform's Guard interceptor maps them to status codes (with
-google.rpc.BadRequest details for INVALID_ARGUMENT) and authenticates the caller, whose key name
-is the audit log's actor.
+Errors are domain exceptions; the platform's guard (which wraps every handler at registration)
+maps them to status codes (with google.rpc.BadRequest details for INVALID_ARGUMENT) and
+authenticates the caller, whose key name is the audit log's actor.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def build_experiment_servicer(resources: Resources, clock: Clock = utc_now) -> E
     """The ExperimentService servicer on the platform's pool and Redis client.
 
     Register it with `experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(servicer,
-    server)` on a server whose interceptors include the platform's `Guard`.
+    server)` on a server made by the platform's `guarded_server`.
     """
     store = PostgresConfigStore(resources.pool)
     channel = redis_conn.name(resources.settings, redis_conn.CONFIG_CHANNEL)
