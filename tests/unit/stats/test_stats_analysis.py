@@ -166,8 +166,12 @@ def test_degenerate_metrics_carry_reasons() -> None:
     assert m_flat.comparisons[0].reason is Reason.ZERO_VARIANCE
     assert m_missing.reason is Reason.MISSING_CONTROL
     assert m_wrong.reason is Reason.INVALID_INPUT
-    assert m_zero.comparisons[0].reason is Reason.CONTROL_MEAN_ZERO
-    assert m_zero.comparisons[0].absolute is not None
+    # Only the relative effect (the decision scale here) is missing, and its reason says why.
+    zero_comp = m_zero.comparisons[0]
+    assert zero_comp.reason is None and zero_comp.absolute is not None
+    assert zero_comp.relative_reason is Reason.CONTROL_MEAN_ZERO
+    assert zero_comp.decision_reason is Reason.CONTROL_MEAN_ZERO
+    assert zero_comp.decision_interval is None and not zero_comp.significant
     assert result.n_tests == 0
     assert not any(math.isnan(f) for f in _walk_floats(result))
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from statsmodels.stats import proportion as smp
 
-from verdict_analysis.stats import ProportionStats, Reason, Sides, cohens_h, two_proportion_z_test
+from verdict_analysis.stats import (
+    ProportionStats,
+    ProportionTest,
+    Reason,
+    Sides,
+    cohens_h,
+    two_proportion_z_test,
+)
 
 CASES = [(120, 1000, 150, 1010), (33, 400, 21, 390), (5000, 20000, 5150, 20100)]
 
@@ -16,7 +23,10 @@ def test_pooled_p_value_matches_statsmodels_ztest(
 ) -> None:
     alt = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}[sides.value]
     result = two_proportion_z_test(
-        ProportionStats(c_n, c_succ), ProportionStats(t_n, t_succ), sides=sides, pooled=True
+        ProportionStats(c_n, c_succ),
+        ProportionStats(t_n, t_succ),
+        sides=sides,
+        test=ProportionTest.POOLED,
     )
     _, p = smp.proportions_ztest([t_succ, c_succ], [t_n, c_n], alternative=alt)
     assert result.absolute is not None

@@ -38,7 +38,7 @@ class CollectedStats:
     """One per metric spec, in order, ready for :func:`stats.analyze_experiment`."""
 
 
-_COUNT_FIELDS = ("n", "n_units")
+_COUNT_FIELDS = ("n_units",)
 
 
 def _row_stats(
