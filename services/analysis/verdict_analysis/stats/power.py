@@ -261,7 +261,10 @@ def sample_size(
             return SampleSizeResult(None, None, n_arms, delta, fixed_n, None, Reason.OUT_OF_RANGE)
         lower = max(fixed / 2.0, 0.5)
         found = lower if gap(lower) >= 0.0 else optimize.brentq(gap, lower, upper, xtol=1e-6)
-        per_arm = max(1, math.ceil(found - 1e-9))
+        # Never fewer than the fixed design: for proportions the fixed formula uses the
+        # pooled null variance, the sequence the unpooled one, and a large effect can
+        # otherwise make the sequential design look smaller than the fixed one.
+        per_arm = max(fixed_n, math.ceil(found - 1e-9))
         inflation = per_arm / fixed_n
     total = per_arm * n_arms
     if total > MAX_UNITS:

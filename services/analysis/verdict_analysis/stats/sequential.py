@@ -70,7 +70,8 @@ def _log_one_sided(z: float, a: float) -> float:
 
 
 def _two_sided_boundary(alpha: float, a: float) -> float:
-    return math.sqrt(2.0 * (1.0 + a) / a * math.log(math.sqrt(1.0 + a) / alpha))
+    # log(sqrt(1 + a) / alpha) as a difference of logs: the quotient overflows for tiny alpha.
+    return math.sqrt(2.0 * (1.0 + a) / a * (0.5 * math.log1p(a) - math.log(alpha)))
 
 
 def mixture_boundary(alpha: float, n: float, rho: float, *, one_sided: bool = False) -> float:
