@@ -35,7 +35,7 @@ from .results import (
 )
 from .srm import SrmResult, srm_test
 from .sufficient import CupedStats, ProportionStats, RatioCupedStats, RatioStats, SampleStats
-from .summaries import comparison_warnings, summarise
+from .summaries import summarise
 from .validation import is_valid
 from .verdict import metric_verdict
 
@@ -108,9 +108,9 @@ def _analyse_metric(metric: MetricInput, plan: AnalysisPlan) -> MetricAnalysis:
     for i, name in enumerate(names):
         if i == c:
             continue
-        comp = build_comparison(name, (stats[c], arms[c]), (stats[i], arms[i]), metric, plan)
-        warnings = comparison_warnings(stats[c], stats[i], plan, comp.absolute, comp.relative)
-        comparisons.append(replace(comp, warnings=warnings))
+        comparisons.append(
+            build_comparison(name, (stats[c], arms[c]), (stats[i], arms[i]), metric, plan)
+        )
     return MetricAnalysis(
         metric.key, metric.metric_type, metric.direction, metric.control, summaries,
         tuple(comparisons), theta, None, metric.non_inferiority_margin,

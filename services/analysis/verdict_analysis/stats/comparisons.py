@@ -9,8 +9,6 @@ decision itself (adjusted interval, ``significant``, verdict) is set afterwards 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .bayesian import bayesian_summary
 from .effects import ArmEstimate, Effect, TestResult, compare
 from .means import cohens_d, cohens_d_reason
@@ -20,6 +18,7 @@ from .proportions import cohens_h, cohens_h_reason, two_proportion_z_test
 from .reasons import Reason
 from .results import Comparison, MetricInput, MetricStats
 from .sufficient import CupedStats, ProportionStats, RatioCupedStats, RatioStats, SampleStats
+from .summaries import comparison_warnings
 from .verdict import Verdict
 
 __all__ = ["build_comparison", "decision_effect", "effect_size"]
@@ -86,11 +85,21 @@ def _test(control: Arm, treatment: Arm, plan: AnalysisPlan) -> TestResult:
 def build_comparison(
     name: str, control: Arm, treatment: Arm, metric: MetricInput, plan: AnalysisPlan
 ) -> Comparison:
-    """The comparison with its effects, raw decision p-value and Bayesian figures."""
+    """The comparison with its effects, raw decision p-value, Bayesian figures and warnings."""
     test = _test(control, treatment, plan)
     size, size_method, size_reason = effect_size(control[0], treatment[0])
     effect = decision_effect(test.absolute, test.relative, plan)
-    base = Comparison(
+    p_value = chance = loss = loss_control = None
+    missing: Reason | None = None
+    if effect is None:
+        relative = plan.effect_scale is EffectScale.RELATIVE
+        missing = (test.relative_reason if relative else None) or test.reason
+    else:
+        p_value = effect.p_value if plan.sequential is None else effect.sequential_p_value
+        bayes = bayesian_summary(effect.estimate, effect.std_error, plan.prior, metric.direction)
+        chance, loss = bayes.chance_to_beat_control, bayes.expected_loss
+        loss_control = bayes.expected_loss_control
+    return Comparison(
         variant=name,
         absolute=test.absolute,
         relative=test.relative,
@@ -101,20 +110,15 @@ def build_comparison(
         decision_p_value=None,
         significant=False,
         verdict=Verdict.INCONCLUSIVE,
+        decision_reason=missing,
+        p_value=p_value,
+        chance_to_beat_control=chance,
+        expected_loss=loss,
+        expected_loss_control=loss_control,
         effect_size=size,
         effect_size_method=size_method if size is not None else None,
         effect_size_reason=size_reason,
         reason=test.reason,
         relative_reason=test.relative_reason,
-    )
-    if effect is None:
-        missing = test.relative_reason if plan.effect_scale is EffectScale.RELATIVE else None
-        return replace(base, decision_reason=missing or test.reason)
-    bayes = bayesian_summary(effect.estimate, effect.std_error, plan.prior, metric.direction)
-    return replace(
-        base,
-        p_value=effect.p_value if plan.sequential is None else effect.sequential_p_value,
-        chance_to_beat_control=bayes.chance_to_beat_control,
-        expected_loss=bayes.expected_loss,
-        expected_loss_control=bayes.expected_loss_control,
+        warnings=comparison_warnings(control[0], treatment[0], plan, test.absolute, test.relative),
     )

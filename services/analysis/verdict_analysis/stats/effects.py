@@ -19,7 +19,7 @@ ways, and so are its anytime-valid interval and p-value (see :mod:`.interval`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .inference import Inference, WaldInference, sequential_method
 from .interval import Interval, agreeing_p_value
@@ -133,7 +133,17 @@ def mixture_for(
 def build_effect(inference: Inference, alpha: float) -> Effect:
     """Both pairs of ``inference`` at ``alpha``, each interval agreeing with its p-value."""
     fixed = inference.interval(alpha, False)
-    effect = Effect(
+    lower: float | None = None
+    upper: float | None = None
+    p_value: float | None = None
+    method: Method | None = None
+    reason: Reason | None = Reason.NOT_SEQUENTIAL
+    if inference.mixture is not None:
+        anytime = inference.interval(alpha, True)
+        lower, upper = anytime.lower, anytime.upper
+        p_value = agreeing_p_value(inference.p_value(True), anytime, alpha)
+        method, reason = sequential_method(inference.mixture), None
+    return Effect(
         estimate=inference.estimate,
         std_error=inference.std_error,
         df=inference.df,
@@ -143,18 +153,12 @@ def build_effect(inference: Inference, alpha: float) -> Effect:
         ci_lower=fixed.lower,
         ci_upper=fixed.upper,
         p_value=agreeing_p_value(inference.p_value(False), fixed, alpha),
+        sequential_ci_lower=lower,
+        sequential_ci_upper=upper,
+        sequential_p_value=p_value,
+        sequential_method=method,
+        sequential_reason=reason,
         inference=inference,
-    )
-    if inference.mixture is None:
-        return effect
-    anytime = inference.interval(alpha, True)
-    return replace(
-        effect,
-        sequential_ci_lower=anytime.lower,
-        sequential_ci_upper=anytime.upper,
-        sequential_p_value=agreeing_p_value(inference.p_value(True), anytime, alpha),
-        sequential_method=sequential_method(inference.mixture),
-        sequential_reason=None,
     )
 
 
