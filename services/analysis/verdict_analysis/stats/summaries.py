@@ -29,11 +29,7 @@ from .reasons import Reason
 from .results import MetricStats, VariantSummary
 from .sufficient import CupedStats, ProportionStats, RatioCupedStats, RatioStats, SampleStats
 
-__all__ = ["arm_method", "comparison_warnings", "n_units_of", "summarise"]
-
-
-def n_units_of(stats: MetricStats) -> int:
-    return stats.n_units
+__all__ = ["arm_method", "comparison_warnings", "summarise"]
 
 
 def arm_method(stats: MetricStats) -> Method:
@@ -52,14 +48,14 @@ def arm_method(stats: MetricStats) -> Method:
 
 
 def _small(stats: MetricStats, plan: AnalysisPlan) -> bool:
-    return n_units_of(stats) < plan.small_sample_units
+    return stats.n_units < plan.small_sample_units
 
 
 def summarise(
     name: str, stats: MetricStats, arm: ArmEstimate | Reason, plan: AnalysisPlan
 ) -> VariantSummary:
     """One arm's summary at the plan's alpha."""
-    units = n_units_of(stats)
+    units = stats.n_units
     if isinstance(arm, Reason):
         return VariantSummary(name, units, None, None, None, None, None, arm)
     warnings = (Reason.SMALL_SAMPLE,) if _small(stats, plan) else ()
