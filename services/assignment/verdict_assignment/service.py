@@ -1,4 +1,5 @@
-"""The assignment process: ExperimentService (configuration) and AssignmentService (hot path).
+"""The assignment process: ExperimentService (configuration), ApiKeyService and AssignmentService
+(hot path).
 
 Background work: the config watcher (Redis pub/sub plus a database poll) and the exposure
 flusher. On a graceful stop the server has already refused new RPCs and finished in-flight ones;
@@ -14,7 +15,8 @@ from typing import Any
 
 import grpc
 
-from verdict.v1 import experiment_pb2_grpc
+from verdict.v1 import experiment_pb2_grpc, keys_pb2_grpc
+from verdict_assignment import api_keys
 from verdict_assignment.assign import servicer as assign_servicer
 from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.exposures import ExposureSink
@@ -73,10 +75,11 @@ class AssignmentProcess:
         )
         factory = _experiment_servicer_factory()
         self.experiments = factory(resources) if factory is not None else None
+        self.api_keys = api_keys.build_api_key_servicer(resources)
 
     @property
     def service_names(self) -> Sequence[str]:
-        names = [assign_servicer.SERVICE_NAME]
+        names = [assign_servicer.SERVICE_NAME, api_keys.SERVICE_NAME]
         if self.experiments is not None:
             names.insert(0, EXPERIMENT_SERVICE)
         return names
@@ -86,6 +89,7 @@ class AssignmentProcess:
         assign_servicer.register(self.assign, server)
         if self.experiments is not None:
             experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(self.experiments, server)
+        keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(self.api_keys, server)
 
     async def start(self) -> None:
         await self.watcher.start()

@@ -26,9 +26,11 @@ _EXP = "/verdict.v1.ExperimentService/"
 _ASG = "/verdict.v1.AssignmentService/"
 _ING = "/verdict.v1.IngestService/"
 _ANA = "/verdict.v1.AnalysisService/"
+_KEY = "/verdict.v1.ApiKeyService/"
 
 _READ_ONLY = frozenset({Role.READ})
 _ASSIGNERS = frozenset({Role.ASSIGN})
+_ANY_KEY = frozenset(Role)
 
 # Roles besides ADMIN allowed per method.
 POLICY: dict[str, frozenset[Role]] = {
@@ -58,6 +60,10 @@ POLICY: dict[str, frozenset[Role]] = {
     _ANA + "CalculateSampleSize": _READ_ONLY,
     _ANA + "GetExposureTimeline": _READ_ONLY,
     _ANA + "ListAlerts": _READ_ONLY,
+    _KEY + "GetCaller": _ANY_KEY,
+    _KEY + "ListApiKeys": frozenset(),
+    _KEY + "CreateApiKey": frozenset(),
+    _KEY + "RevokeApiKey": frozenset(),
 }
 
 # Methods that need no key at all: health checking and server reflection.
