@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,7 +91,7 @@ class KeyStore:
         rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name, id")
         return [_api_key(r) for r in rows]
 
-    async def page(self, after: tuple[str, int] | None, limit: int) -> list[ApiKey]:
+    async def page(self, after: tuple[str, int] | None, limit: int) -> Sequence[ApiKey]:
         """Up to `limit` keys by (name, id) after the position `after` (None: from the start)."""
         name, id_ = after if after is not None else ("", 0)
         rows = await self._pool.fetch(
