@@ -41,6 +41,14 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         )
         return _A.ListResultSnapshotsResponse(snapshots=snapshots, next_page_token=token)
 
+    async def ListSegments(
+        self, request: analysis_pb2.ListSegmentsRequest, context: Any
+    ) -> analysis_pb2.ListSegmentsResponse:
+        segments, token = await self._results.segments(
+            request.experiment_key, request.page_size, request.page_token
+        )
+        return _A.ListSegmentsResponse(segments=segments, next_page_token=token)
+
     async def WatchResults(
         self, request: analysis_pb2.WatchResultsRequest, context: Any
     ) -> AsyncIterator[analysis_pb2.WatchResultsResponse]:

@@ -52,6 +52,7 @@ EXPECTED = {
         "/verdict.v1.AnalysisService/CalculateSampleSize",
         "/verdict.v1.AnalysisService/GetExposureTimeline",
         "/verdict.v1.AnalysisService/ListAlerts",
+        "/verdict.v1.AnalysisService/ListSegments",
         "/verdict.v1.ApiKeyService/GetCaller",
     },
 }
@@ -65,7 +66,9 @@ def test_role_matrix(role: Role) -> None:
 
 def test_configuration_changes_need_admin() -> None:
     for method in ALL_METHODS:
-        if method.rsplit("/", 1)[1].startswith(("Create", "Update", "Start", "Stop", "Put", "Revoke")):
+        if method.rsplit("/", 1)[1].startswith(
+            ("Create", "Update", "Start", "Stop", "Put", "Revoke")
+        ):
             assert not any(allows(r, method) for r in (Role.ASSIGN, Role.INGEST, Role.READ))
 
 

@@ -64,7 +64,7 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
         self, request: pb.ListExperimentsRequest, context: Any
     ) -> pb.ListExperimentsResponse:
         page, token = await self._experiments.list_page(
-            request.status, request.page_size, request.page_token
+            request.status, request.page_size, request.page_token, request.query
         )
         return pb.ListExperimentsResponse(experiments=page, next_page_token=token)
 
@@ -119,6 +119,12 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     ) -> pb.ListMetricsResponse:
         page, token = await self._catalog.metrics(request.page_size, request.page_token)
         return pb.ListMetricsResponse(metrics=page, next_page_token=token)
+
+    async def UpdateMetric(
+        self, request: pb.UpdateMetricRequest, context: Any
+    ) -> pb.UpdateMetricResponse:
+        metric = await self._catalog.update_metric(request.metric, request.update_mask, _actor())
+        return pb.UpdateMetricResponse(metric=metric)
 
     async def PutSavedGroup(
         self, request: pb.PutSavedGroupRequest, context: Any
