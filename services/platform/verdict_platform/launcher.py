@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -120,6 +121,19 @@ def _healthy(port: int, deadline: float) -> bool:
     return False
 
 
+def _http_healthy(port: int, deadline: float) -> bool:
+    """True once GET /healthz answers 200 (services served over HTTP: the console)."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def up(settings: Settings) -> int:
     """Starts everything; prints endpoints and the development admin key."""
     settings = resolve_servers(settings)
@@ -148,7 +162,11 @@ def up(settings: Settings) -> int:
             pid_file.write_text(str(proc.pid))
         started.append(svc)
     deadline = time.monotonic() + 60
-    failed = [s.name for s in started if s.grpc and not _healthy(s.port(settings), deadline)]
+    failed = [
+        s.name
+        for s in started
+        if not (_healthy if s.grpc else _http_healthy)(s.port(settings), deadline)
+    ]
     print("Verdict is up.")
     print(f"  PostgreSQL  {settings.database_url}")
     print(f"  Redis       {settings.redis_url}")

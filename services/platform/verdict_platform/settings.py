@@ -54,6 +54,8 @@ class Settings:
     """VERDICT_INGEST_TARGET: where the assignment service sends exposures."""
     assignment_target: str = "127.0.0.1:50051"
     """VERDICT_ASSIGNMENT_TARGET: where analysis stops experiments (ExperimentService)."""
+    analysis_target: str = "127.0.0.1:50053"
+    """VERDICT_ANALYSIS_TARGET: where the console reads results (AnalysisService)."""
     service_api_key: str | None = field(default=None, repr=False)
     """VERDICT_SERVICE_API_KEY: key one service uses to call another (never logged)."""
     log_level: str = "INFO"
@@ -189,6 +191,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dashboard_port=_port(e, "VERDICT_DASHBOARD_PORT", 8080),
         ingest_target=_text(e, "VERDICT_INGEST_TARGET") or "127.0.0.1:50052",
         assignment_target=_text(e, "VERDICT_ASSIGNMENT_TARGET") or "127.0.0.1:50051",
+        analysis_target=_text(e, "VERDICT_ANALYSIS_TARGET") or "127.0.0.1:50053",
         service_api_key=_text(e, "VERDICT_SERVICE_API_KEY"),
         log_level=_choice(e, "VERDICT_LOG_LEVEL", "INFO", LOG_LEVELS),
         log_format=_choice(e, "VERDICT_LOG_FORMAT", "json", LOG_FORMATS),
