@@ -206,7 +206,7 @@ async def sample_size_fragment(request: Request) -> Response:
     if not parsed.errors:
         try:
             context["answer"] = await api(request, session).sample_size(parsed.message)
-            context["request"] = parsed.message
+            context["calc_request"] = parsed.message
         except Invalid as error:
             context["errors"] = forms.field_errors(
                 error.violations, set(forms.CALC_FIELDS.values()), renames=forms.CALC_FIELDS

@@ -39,11 +39,7 @@
       const v = r[scale];
       return { value: [v[1], i, v[0], v[2]], itemStyle: { color: COLORS[r.verdict] || COLORS.unknown } };
     });
-    let lo = 0, hi = 0;
-    rows.forEach(function (r) {
-      r[scale].forEach(function (v) { if (v !== null && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
-    });
-    const pad = (hi - lo) * 0.08 || 0.01;
+    const narrow = window.innerWidth < 600;
     return {
       animation: false,
       grid: { left: 8, right: 24, top: 12, bottom: 28, containLabel: true },
@@ -57,12 +53,12 @@
         },
       },
       xAxis: {
-        type: "value", min: lo - pad, max: hi + pad, scale: true,
+        type: "value", scale: false, splitNumber: narrow ? 3 : 6,
         axisLabel: { formatter: function (v) { return scale === "relative" ? (v * 100).toFixed(0) + " %" : num(v); } },
         splitLine: { lineStyle: { color: "#eceef2" } },
       },
       yAxis: { type: "category", data: labels, inverse: true, axisTick: { show: false },
-               axisLabel: { width: 160, overflow: "truncate", color: "#3d4450" } },
+               axisLabel: { width: narrow ? 96 : 180, overflow: "truncate", color: "#3d4450" } },
       series: [{
         type: "custom",
         renderItem: function (params, api) {
@@ -90,9 +86,9 @@
     Object.keys(data.series).forEach(function (variant, i) {
       const color = PALETTE[i % PALETTE.length];
       const points = data.series[variant];
-      series.push({ name: variant + " lower", type: "line", stack: "band-" + variant, symbol: "none",
+      series.push({ name: variant + " lower", type: "line", stack: "band-" + variant, stackStrategy: "all", symbol: "none",
         lineStyle: { opacity: 0 }, data: points.map(function (p) { return [p[0], p[2]]; }), tooltip: { show: false } });
-      series.push({ name: variant + " interval", type: "line", stack: "band-" + variant, symbol: "none",
+      series.push({ name: variant + " interval", type: "line", stack: "band-" + variant, stackStrategy: "all", symbol: "none",
         lineStyle: { opacity: 0 }, areaStyle: { color: color, opacity: 0.15 },
         data: points.map(function (p) { return [p[0], p[3] !== null && p[2] !== null ? p[3] - p[2] : null]; }), tooltip: { show: false } });
       series.push({ name: variant, type: "line", symbol: "circle", symbolSize: 5, color: color,

@@ -90,8 +90,10 @@ def scale_effect(comparison: apb.Comparison, relative: bool, sequential: bool) -
     estimate = comparison.relative_effect if relative else comparison.absolute_effect
     has_bounds = comparison.HasField("relative_interval" if relative else "absolute_interval")
     lower, upper = (bounds.lower, bounds.upper) if has_bounds else (NAN, NAN)
+    # The flat p-value is the plan's scale's (relative, the default): shown there only.
+    p = comparison.p_value if relative else NAN
     return _effect(
-        estimate, lower, upper, NAN, sequential, "", comparison.degenerate_reason, relative
+        estimate, lower, upper, p, sequential, "", comparison.degenerate_reason, relative
     )
 
 

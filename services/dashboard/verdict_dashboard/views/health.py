@@ -50,7 +50,8 @@ class HealthView:
 
 
 def split_rows(snapshot: apb.ResultSnapshot, experiment: epb.Experiment) -> tuple[SplitRow, ...]:
-    """Observed share of exposed units per variant against the weights."""
+    """Observed share of exposed units per variant against the weights; a share more than a
+    point off is marked only when the SRM check fails (otherwise it is chance)."""
     total = sum(snapshot.units.values())
     rows = []
     for variant in experiment.variants:
