@@ -63,7 +63,7 @@ def split_rows(snapshot: apb.ResultSnapshot, experiment: epb.Experiment) -> tupl
                 f.count(units),
                 f.percent(share),
                 f.percent(variant.weight),
-                bool(total) and abs(share - variant.weight) > 0.01,
+                snapshot.srm.mismatch and abs(share - variant.weight) > 0.01,
             )
         )
     return tuple(rows)

@@ -122,6 +122,8 @@ class AuditRow:
 
 
 def _changes_text(event: epb.AuditEvent) -> str:
+    if event.action.endswith(".created"):
+        return ""  # the whole resource: the pages show it, the log need not repeat it
     changes = json_format.MessageToDict(event.changes)
     parts = []
     for path, change in sorted(changes.items()):
