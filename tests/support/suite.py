@@ -4,6 +4,7 @@ analysis interval) and the console. Used by the console's browser tests and its 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import time
 import urllib.request
@@ -33,7 +34,10 @@ def create_key(settings: Settings, role: Role, name: str | None = None) -> tuple
             await client.aclose()
             await pool.close()
 
-    return asyncio.run(create())
+    # In a thread of its own: the caller's thread may run an event loop already (Playwright's
+    # sync API keeps one running while a browser is open).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, create()).result()
 
 
 def wait_http(url: str, service: RunningService, timeout: float = 30.0) -> None:

@@ -111,7 +111,12 @@ class Channels:
     the analysis process (AnalysisService)."""
 
     def __init__(self, settings: DashboardSettings) -> None:
+        # Short reconnect backoff: after a service comes back, the pages (and the live stream's
+        # reconnection) work again within a second or two, not after grpc's default of up to 2 min.
         options = [
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.min_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.max_receive_message_length", 64 << 20),
         ]

@@ -35,12 +35,32 @@ def event(name: str, data: str, event_id: str = "") -> str:
 Render = Callable[[apb.ResultSnapshot], Awaitable[str]]
 
 
+def _unreachable_text(error: ServiceError) -> str:
+    if isinstance(error, Unreachable):
+        return f"The {error.service} is unreachable: reconnecting…"
+    if isinstance(error, SignedOut):
+        return "Your key is no longer valid: sign in again."
+    return f"Live results stopped: {error.message}"
+
+
 async def snapshot_events(
-    client: Api, key: str, after_id: int, render: Render, keepalive_s: float = KEEPALIVE_S
+    client: Api,
+    key: str,
+    after_id: int,
+    render: Render,
+    probe: Callable[[], Awaitable[object]],
+    keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[str]:
-    """The event stream of one page: `results` (the tab's new HTML) per snapshot newer than
-    `after_id`, `service` when the analysis service is unreachable."""
+    """The event stream of one page: `live` once `probe` (a unary call to the analysis
+    service) succeeds, then `results` (the tab's new HTML) per snapshot newer than `after_id`;
+    `service` when the analysis service is unreachable, and the stream ends."""
     yield f"retry: {RETRY_MS}\n\n"
+    try:
+        await probe()
+    except ServiceError as error:
+        yield event("service", _unreachable_text(error))
+        return
+    yield event("live", "connected")
     queue: asyncio.Queue[apb.ResultSnapshot | BaseException] = asyncio.Queue(maxsize=16)
 
     async def pump() -> None:
@@ -72,12 +92,8 @@ async def snapshot_events(
                 else:
                     yield event("results", html, str(item.id))
                     continue
-            if isinstance(item, Unreachable):
-                yield event("service", "The analysis service is unreachable: reconnecting…")
-            elif isinstance(item, SignedOut):
-                yield event("service", "Your key is no longer valid: sign in again.")
-            elif isinstance(item, ServiceError):
-                yield event("service", f"Live results stopped: {item.message}")
+            if isinstance(item, ServiceError):
+                yield event("service", _unreachable_text(item))
             elif not isinstance(item, EOFError):
                 log.warning("live results of %s ended: %r", key, item)
                 yield event("service", "Live results stopped: reconnecting…")

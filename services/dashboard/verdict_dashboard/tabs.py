@@ -56,9 +56,22 @@ async def _optional(call: Any) -> Any:
         return None
 
 
+async def _same(snapshot: apb.ResultSnapshot) -> apb.ResultSnapshot | None:
+    return snapshot
+
+
 async def _metrics(client: Api, experiment: epb.Experiment) -> dict[str, epb.Metric]:
     wanted = {m.metric_key for m in experiment.metrics}
     return {m.key: m for m in await client.all_metrics() if m.key in wanted}
+
+
+async def _latest(
+    client: Api, key: str, dimension: str = "", value: str = ""
+) -> apb.ResultSnapshot | None:
+    try:
+        return await client.results(key, dimension, value)
+    except NotFound:
+        return None
 
 
 async def results_context(
@@ -68,20 +81,18 @@ async def results_context(
     latest: apb.ResultSnapshot | None = None,
 ) -> dict[str, Any]:
     dimension, value = choice.segment_pair
-    snapshot: apb.ResultSnapshot | None = latest if not dimension else None
-    segments_call = _optional(client.segments(experiment.key))
-    metrics_call = _metrics(client, experiment)
-    if snapshot is None:
-        try:
-            snapshot, segments, metrics = await asyncio.gather(
-                client.results(experiment.key, dimension, value), segments_call, metrics_call
-            )
-        except NotFound:
-            snapshot = None
-            segments, metrics = await asyncio.gather(segments_call, metrics_call)
-    else:
-        segments, metrics = await asyncio.gather(segments_call, metrics_call)
-    view = results_view(snapshot, experiment, metrics) if snapshot is not None else None
+
+    async def snapshot() -> apb.ResultSnapshot | None:
+        if latest is not None and not dimension:
+            return latest
+        if experiment.status == epb.EXPERIMENT_STATUS_DRAFT:
+            return None
+        return await _latest(client, experiment.key, dimension, value)
+
+    found, segments, metrics = await asyncio.gather(
+        snapshot(), _optional(client.segments(experiment.key)), _metrics(client, experiment)
+    )
+    view = results_view(found, experiment, metrics) if found is not None else None
     return {
         "results": view,
         "segments": [f"{s.dimension}={s.value}" for s in segments or []],
@@ -117,23 +128,22 @@ async def over_time_context(
 async def health_context(
     client: Api, experiment: epb.Experiment, latest: apb.ResultSnapshot | None = None
 ) -> dict[str, Any]:
-    async def snapshot() -> apb.ResultSnapshot | None:
-        if latest is not None:
-            return latest
+    async def timeline() -> apb.GetExposureTimelineResponse | None:
         try:
-            return await client.results(experiment.key)
+            found: apb.GetExposureTimelineResponse | None = await _optional(
+                client.exposure_timeline(experiment.key)
+            )
         except NotFound:
             return None
+        return found
 
-    try:
-        timeline_call = _optional(client.exposure_timeline(experiment.key))
-        found, timeline = await asyncio.gather(snapshot(), timeline_call)
-    except NotFound:
-        found, timeline = None, None
+    found, exposures = await asyncio.gather(
+        _latest(client, experiment.key) if latest is None else _same(latest), timeline()
+    )
     return {
-        "health": health_view(found, experiment, timeline),
+        "health": health_view(found, experiment, exposures),
         "has_snapshot": found is not None,
-        "timeline_note": NOT_AVAILABLE if timeline is None else "",
+        "timeline_note": NOT_AVAILABLE if exposures is None else "",
     }
 
 

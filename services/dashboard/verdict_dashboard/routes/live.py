@@ -40,7 +40,7 @@ async def events(request: Request) -> Response:
         )
 
     return StreamingResponse(
-        snapshot_events(client, key, after_id, render),
+        snapshot_events(client, key, after_id, render, lambda: client.snapshots(key, 1)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -199,7 +199,8 @@
     const status = document.getElementById("live-status");
     const say = function (text, cls) { if (status) { status.textContent = text; status.className = "live-status " + cls; } };
     const source = new EventSource(panel.dataset.liveUrl);
-    source.onopen = function () { say("Live: updates appear by themselves", "live"); };
+    let down = false;  // the server said the service is unreachable: keep saying so
+    source.addEventListener("live", function () { down = false; say("Live: updates appear by themselves", "live"); });
     source.addEventListener("results", function (event) {
       const holder = document.createElement("div");
       holder.innerHTML = event.data;
@@ -212,11 +213,12 @@
         applyScale(target.querySelector("[data-scale-root]"));
       });
       panel.dataset.snapshot = event.lastEventId;
+      down = false;
       say("Live: updated " + new Date().toLocaleTimeString(), "live");
     });
-    source.addEventListener("service", function (event) { say(event.data, "down"); });
+    source.addEventListener("service", function (event) { down = true; say(event.data, "down"); });
     // EventSource reconnects by itself (the server asks for 2 s); say so meanwhile.
-    source.onerror = function () { say("Connection lost: reconnecting…", "down"); };
+    source.onerror = function () { if (!down) { say("Connection lost: reconnecting…", "down"); } };
   }
 
   // ---- dialogs, confirmations, copy --------------------------------------------------------------
