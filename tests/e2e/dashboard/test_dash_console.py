@@ -141,11 +141,14 @@ def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> 
 
     # Traffic through the real services; the Results tab updates by itself.
     page.evaluate("window.__sameDocument = true")
-    per_variant = send_traffic(
-        suite, "console-journey", 400, "purchase", {"control": 0.10, "treatment": 0.30}
-    )
     table = page.locator(".results-table").first
-    expect(table).to_contain_text(f"n {per_variant['treatment']:,}", timeout=WAIT_MS)
+    treated = 0
+    for _ in range(3):  # in waves, so that the over-time chart has several points
+        per_variant = send_traffic(
+            suite, "console-journey", 150, "purchase", {"control": 0.10, "treatment": 0.30}
+        )
+        treated += per_variant["treatment"]
+        expect(table).to_contain_text(f"n {treated:,}", timeout=WAIT_MS)
     assert page.evaluate("window.__sameDocument") is True  # no reload: the stream swapped it in
     expect(page.locator("[data-chart='forest-decision'][data-drawn=true] canvas")).to_be_visible()
     expect(page.locator("#live-status")).to_contain_text("Live")

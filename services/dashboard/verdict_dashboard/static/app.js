@@ -328,6 +328,14 @@
     });
   }
 
+  // A clean review means the errors the last save found are fixed: stop saying otherwise.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target.id === "review" && !event.target.querySelector(".alert-error")) {
+      const banner = document.getElementById("form-errors");
+      if (banner) { banner.hidden = true; }
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts(document);
     document.querySelectorAll("[data-scale-root]").forEach(applyScale);

@@ -104,7 +104,7 @@ def _rows(result: apb.MetricResult, metric: epb.Metric | None, sequential: bool)
             f"{k.replace('_', ' ')}: {v}" for k, v in sorted(comparison.missing_reasons.items())
         ]
         if comparison.degenerate_reason and not notes:
-            notes.append(comparison.degenerate_reason)
+            notes.append(comparison.degenerate_reason.replace("_", " ").lower())
         chance = comparison.chance_to_beat_control
         rows.append(
             ResultRow(
@@ -177,7 +177,8 @@ def results_view(
     ):
         if rows:
             frozen = tuple(rows)
-            sections.append(Section(sid, title, frozen, forest_json(frozen)))
+            drawable = any(math.isfinite(r.relative.estimate) for r in frozen)
+            sections.append(Section(sid, title, frozen, forest_json(frozen) if drawable else ""))
     created = (
         snapshot.create_time.ToDatetime(tzinfo=UTC) if snapshot.HasField("create_time") else None
     )
