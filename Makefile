@@ -8,7 +8,7 @@ FRONTEND := services/dashboard/frontend
 VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
 .PHONY: setup up down status test test-fast check proto bench bench-assign bench-callgrind bench-ingest \
-        bench-stats bench-analysis simulate clean
+        bench-stats bench-analysis bench-dashboard simulate clean
 
 setup: $(STAMP) $(VENDOR)/.installed
 
@@ -81,6 +81,11 @@ bench-stats: setup
 
 bench-analysis: setup
 	$(PY) bench/bench_analysis.py $(ARGS)
+
+bench-dashboard: setup  ## console page time and live-update latency; needs chromium (installed when missing)
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	$(PY) bench/bench_dashboard.py $(ARGS)
 
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py
