@@ -142,6 +142,8 @@ def up(settings: Settings) -> int:
     env["VERDICT_DATABASE_URL"] = settings.require_database_url()
     env["VERDICT_REDIS_URL"] = settings.require_redis_url()
     env.setdefault("VERDICT_SERVICE_API_KEY", key)
+    # The console reads results from the analysis service on the port started here.
+    env.setdefault("VERDICT_ANALYSIS_TARGET", f"127.0.0.1:{settings.analysis_port}")
     env["VERDICT_DATA_DIR"] = str(settings.data_dir.resolve())
     logs = settings.data_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)

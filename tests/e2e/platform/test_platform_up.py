@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -52,6 +53,12 @@ def test_up_and_down_on_the_embedded_default(tmp_path: Path) -> None:
                         health_pb2.HealthCheckRequest(), timeout=5
                     )
                     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+        assert dashboard in first.stdout
+        with urllib.request.urlopen(f"{dashboard}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        status = verdict(data_dir, ports, "status")
+        assert re.search(r"^dashboard\s+running \(pid \d+\)$", status.stdout, re.M), status.stdout
         listed = verdict(data_dir, ports, "keys", "list")
         assert "dev-admin\tadmin" in listed.stdout
 
