@@ -4,6 +4,7 @@ the axe-core check, and data sent through the real services."""
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -144,13 +145,15 @@ def send_traffic(
             unit = f"{key}-{secrets.token_hex(4)}-{i}"
             attributes = struct_pb2.Struct()
             attributes.update({"country": "FR" if i % 2 else "DE"})
-            reply = assign.Assign(
-                assignment_pb2.AssignRequest(
-                    unit_id=unit, attributes=attributes, experiment_keys=[key]
-                ),
-                metadata=bearer(suite.assign_key),
+            request = assignment_pb2.AssignRequest(
+                unit_id=unit, attributes=attributes, experiment_keys=[key]
             )
-            result = reply.assignments[0]
+            result = assign.Assign(request, metadata=bearer(suite.assign_key)).assignments[0]
+            # A new experiment reaches the assignment process's snapshot within a second.
+            deadline = time.monotonic() + 10
+            while i == 0 and not result.in_experiment and time.monotonic() < deadline:
+                time.sleep(0.05)
+                result = assign.Assign(request, metadata=bearer(suite.assign_key)).assignments[0]
             if not result.in_experiment:
                 continue
             seen = per_variant.get(result.variant_key, 0)
@@ -164,6 +167,9 @@ def send_traffic(
                         event_id=str(uuid.uuid4()), unit_id=unit, name=event, timestamp=at
                     )
                 )
+    assert per_variant, f"no unit of {key} was assigned"
+    if not events:
+        return per_variant
     with grpc.insecure_channel(suite.ingest.target) as channel:
         ingest = ingest_pb2_grpc.IngestServiceStub(channel)
         reply = ingest.TrackEvents(

@@ -102,6 +102,7 @@ def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> 
 
     # The sample-size calculator answers through CalculateSampleSize and follows the inputs.
     page.click("[data-goto-step=plan]")
+    page.fill("#f-analysis_plan-segments", "country")
     per_arm = page.locator("[data-calc=per-arm]")
     expect(per_arm).to_have_text(re.compile(r"^[\d,]+$"), timeout=WAIT_MS)
     before = int(per_arm.inner_text().replace(",", ""))
@@ -155,6 +156,15 @@ def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> 
     expect(page.locator(".results-meta")).to_contain_text("Holm")
     expect(page.locator(".results-meta")).to_contain_text("sequential intervals")
     check(page, "experiment-results")
+
+    # The segment selector offers what the analysis broke down (ListSegments); choosing one
+    # shows that segment's results.
+    expect(page.locator("#segment-select option[value='country=FR']")).to_have_count(
+        1, timeout=WAIT_MS
+    )
+    page.select_option("#segment-select", "country=FR")
+    page.wait_for_url(re.compile(r"segment=country%3DFR"))
+    expect(page.locator(".results-meta")).to_contain_text("segment country = FR")
 
     page.goto(f"{suite.url}/experiments/console-journey?tab=over-time")
     expect(page.locator("[data-chart='overtime-data'][data-drawn=true] canvas")).to_be_visible()
@@ -343,3 +353,50 @@ def test_unreachable_analysis_is_said_and_the_live_page_recovers(admin: Page, su
     expect(page.locator("#live-status")).to_contain_text("Live: updated", timeout=WAIT_MS)
     expect(page.locator(".results-table").first).to_be_visible(timeout=WAIT_MS)
     assert page.evaluate("window.__sameDocument") is True
+
+
+def focused(page: Page) -> str:
+    """What has the keyboard focus: its id, else its text."""
+    found: str = page.evaluate(
+        "() => document.activeElement.id || document.activeElement.textContent.trim()"
+    )
+    return found
+
+
+def tab_through(page: Page, presses: int) -> list[str]:
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        seen.append(focused(page))
+    return seen
+
+
+def test_every_control_is_reachable_by_keyboard(admin: Page, suite: Suite) -> None:
+    page = admin
+    draft = create_experiment(suite, "purchase_rate", start=False)
+    page.goto(f"{suite.url}/experiments/{draft}")
+    assert "Start experiment" in tab_through(page, 25)
+    while focused(page) != "Start experiment":
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#start-dialog")).to_be_visible()
+    assert focused(page) == "start-reason"
+    page.keyboard.press("Escape")
+    expect(page.locator("#start-dialog")).to_be_hidden()
+    assert {"Results", "Over time", "Health", "Decisions & history", "Export"} <= set(
+        tab_through(page, 30)
+    )
+
+    # Each step of the form: every visible control is reached with Tab.
+    page.goto(f"{suite.url}/experiments/new")
+    for step in ("overview", "variants", "traffic", "metrics", "plan"):
+        page.click(f"[data-goto-step={step}]")
+        controls = page.locator(
+            # A radio group is one Tab stop (its checked radio); arrows move within it.
+            f"[data-step={step}] :is(input:not([type=radio]), input[type=radio]:checked, "
+            "select, textarea, button):visible"
+        ).evaluate_all("els => els.map(e => e.id || e.textContent.trim())")
+        page.locator("h1").click()  # start from the top of the page
+        reached = set(tab_through(page, len(controls) + 15))
+        missing = [c for c in controls if c not in reached]
+        assert missing == [], (step, missing)
