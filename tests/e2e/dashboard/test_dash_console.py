@@ -74,7 +74,6 @@ def check(page: Page, name: str) -> None:
 
 def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> None:
     page = admin
-    check(page, "experiments-list")
 
     # A metric through the catalog page.
     page.goto(f"{suite.url}/metrics/new")
@@ -194,6 +193,9 @@ def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> 
     expect(log).to_contain_text("treatment converts better in the browser journey")
     expect(log).to_contain_text(suite.admin_name)
     check(page, "experiment-history")
+    page.goto(f"{suite.url}/experiments")
+    expect(page.locator("table.list")).to_contain_text("Console journey")
+    check(page, "experiments-list")
 
 
 # Checks of figures the services do not fill yet. Each pins today's "not available" note; when
@@ -316,9 +318,9 @@ def test_keys_page_shows_a_new_key_once_and_revokes_it(admin: Page, suite: Suite
     page.click("button:has-text('Create key')")
     secret = page.locator("#new-secret").input_value()
     assert secret.startswith("vdk_")
-    check(page, "keys")
     page.goto(f"{suite.url}/keys")
     assert secret not in page.content()
+    check(page, "keys")
     page.on("dialog", lambda dialog: dialog.accept())
     page.click("button[aria-label='Revoke browser-reader']")
     expect(page.locator("tr", has_text="browser-reader")).to_contain_text("revoked")
