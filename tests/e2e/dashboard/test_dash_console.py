@@ -85,6 +85,12 @@ def test_journey_create_start_watch_live_and_stop(admin: Page, suite: Suite) -> 
     page.wait_for_url(f"{suite.url}/metrics")
     expect(page.locator("table")).to_contain_text("thumbs_up_rate")
     check(page, "metrics")
+    page.click("a[aria-label='Edit thumbs_up_rate']")  # UpdateMetric, through the same form
+    page.fill("#f-name", "Thumbs up (any)")
+    page.select_option("#f-direction", "increase")
+    page.click("button:has-text('Save changes')")
+    page.wait_for_url(f"{suite.url}/metrics")
+    expect(page.locator("tr", has_text="thumbs_up_rate")).to_contain_text("Thumbs up (any)")
 
     # The step-by-step form: overview, variants (a JSON mistake caught as you type).
     page.goto(f"{suite.url}/experiments/new")
