@@ -20,15 +20,14 @@ from verdict_analysis.plan_mapping import DEFAULT_TUNING_N, SIDES
 from verdict_analysis.stats.power import Baseline
 from verdict_platform.errors import InvalidArgument
 
-_A = analysis_pb2
 DEFAULT_POWER = 0.8
 MAX_ALPHA = 0.5
 MAX_MAGNITUDE = 1e100
 _MAX = stats.MAX_UNITS
 _KINDS = {
-    _A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
-    _A.SAMPLE_SIZE_METRIC_TYPE_MEAN,
-    _A.SAMPLE_SIZE_METRIC_TYPE_RATIO,
+    analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
+    analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_MEAN,
+    analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_RATIO,
 }
 
 
@@ -45,7 +44,7 @@ def _baseline(request: analysis_pb2.CalculateSampleSizeRequest) -> Baseline:
     sd = _finite(request.standard_deviation, "standard_deviation")
     if sd < 0.0:
         raise InvalidArgument.of("standard_deviation", "must not be negative")
-    if request.metric_type == _A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION:
+    if request.metric_type == analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION:
         if not 0.0 < mean < 1.0:
             raise InvalidArgument.of("baseline_mean", "a rate must be in (0, 1)")
         return stats.ProportionBaseline(mean)
@@ -110,7 +109,7 @@ def calculate(
         raise _no_size(result, request, baseline, mde, relative, alpha, power, sides, sequential)
     base = request.baseline_mean
     relative_mde = mde if relative else mde / base if base != 0.0 else math.nan
-    return _A.CalculateSampleSizeResponse(
+    return analysis_pb2.CalculateSampleSizeResponse(
         units_per_variant=result.per_arm,
         total_units=result.total,
         sequential_inflation=result.sequential_inflation or 1.0,
@@ -123,7 +122,7 @@ def _check_effect(request: analysis_pb2.CalculateSampleSizeRequest, relative: bo
     base, mde = request.baseline_mean, request.minimum_detectable_effect
     if relative and base == 0.0:
         raise InvalidArgument.of("baseline_mean", "a relative MDE needs a non-zero baseline")
-    if request.metric_type == _A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION:
+    if request.metric_type == analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION:
         treated = base * (1.0 + mde) if relative else base + mde
         if not treated < 1.0:
             raise InvalidArgument.of(
@@ -185,7 +184,7 @@ def _mde_mode(
     if result.relative is None:
         field = "baseline_mean" if result.absolute is not None else "units_per_variant"
         raise InvalidArgument.of(field, f"no detectable effect at this sample ({result.reason})")
-    return _A.CalculateSampleSizeResponse(
+    return analysis_pb2.CalculateSampleSizeResponse(
         units_per_variant=n,
         total_units=n * arms,
         sequential_inflation=1.0,

@@ -307,3 +307,83 @@ async def test_each_change_bumps_config_version_and_is_published(
         assert await pool.fetchval("SELECT version FROM config_state WHERE id = 1") == after_group
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_update_metric_changes_the_masked_fields_only_and_is_audited(
+    client: Client,
+) -> None:
+    key = unique("editable")
+    await client.stub.CreateMetric(
+        experiment_pb2.CreateMetricRequest(metric=metric(key)), metadata=client.admin
+    )
+    patch = experiment_pb2.Metric(key=key, name="p95 latency (ms)", quantile=0.5)
+    patch.direction = experiment_pb2.DIRECTION_INCREASE
+    updated = await client.stub.UpdateMetric(
+        experiment_pb2.UpdateMetricRequest(
+            metric=patch, update_mask=FieldMask(paths=["name", "direction"])
+        ),
+        metadata=client.admin,
+    )
+    assert updated.metric.name == "p95 latency (ms)"
+    assert updated.metric.direction == experiment_pb2.DIRECTION_INCREASE
+    assert updated.metric.quantile == 0.95  # not in the mask
+    stored = await client.stub.GetMetric(
+        experiment_pb2.GetMetricRequest(key=key), metadata=client.reader
+    )
+    assert stored.metric == updated.metric
+    (latest,) = (
+        await client.stub.ListAuditEvents(
+            experiment_pb2.ListAuditEventsRequest(page_size=1), metadata=client.reader
+        )
+    ).audit_events
+    changes = json_format.MessageToDict(latest.changes)
+    assert latest.action == "metric.updated" and latest.actor == client.admin_name
+    assert changes["name"] == {"before": "p95 latency", "after": "p95 latency (ms)"}
+    assert changes["key"]["after"] == key and "quantile" not in changes
+
+
+async def test_update_metric_refuses_what_it_cannot_change(client: Client) -> None:
+    key = unique("fixed")
+    await client.stub.CreateMetric(
+        experiment_pb2.CreateMetricRequest(metric=metric(key)), metadata=client.admin
+    )
+    for paths, field in ((["key"], "update_mask"), (["nope"], "update_mask"), ([], "update_mask")):
+        code, violations = await failure(
+            client.stub.UpdateMetric(
+                experiment_pb2.UpdateMetricRequest(
+                    metric=experiment_pb2.Metric(key=key), update_mask=FieldMask(paths=paths)
+                ),
+                metadata=client.admin,
+            )
+        )
+        assert code is Code.INVALID_ARGUMENT and field in violations, paths
+    code, violations = await failure(
+        client.stub.UpdateMetric(
+            experiment_pb2.UpdateMetricRequest(
+                metric=experiment_pb2.Metric(
+                    key=key, source=experiment_pb2.MetricSource(event_name="llm_call")
+                ),
+                update_mask=FieldMask(paths=["source.measure"]),
+            ),
+            metadata=client.admin,
+        )
+    )
+    assert code is Code.INVALID_ARGUMENT and "metric.source.measure" in violations
+    code, _ = await failure(
+        client.stub.UpdateMetric(
+            experiment_pb2.UpdateMetricRequest(
+                metric=experiment_pb2.Metric(key="no-such"), update_mask=FieldMask(paths=["name"])
+            ),
+            metadata=client.admin,
+        )
+    )
+    assert code is Code.NOT_FOUND
+    code, _ = await failure(
+        client.stub.UpdateMetric(
+            experiment_pb2.UpdateMetricRequest(
+                metric=experiment_pb2.Metric(key=key), update_mask=FieldMask(paths=["name"])
+            ),
+            metadata=client.reader,
+        )
+    )
+    assert code is Code.PERMISSION_DENIED

@@ -405,3 +405,41 @@ async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: C
         experiment_pb2.ListExperimentsRequest(page_size=1000), metadata=md
     )
     assert key not in {e.key for e in listed.experiments}  # archived is hidden by default
+
+
+async def test_list_query_matches_key_or_name_ignoring_case_across_pages(client: Client) -> None:
+    tag = unique("q")
+    by_key = [await create(client, experiment(f"{tag}-{i}")) for i in range(3)]
+    named = experiment(unique("other"), name=f"Prompt {tag.upper()} wording")
+    await create(client, named)
+    await create(client, experiment(unique("unrelated")))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await client.stub.ListExperiments(
+            experiment_pb2.ListExperimentsRequest(page_size=2, page_token=token, query=tag.upper()),
+            metadata=client.reader,
+        )
+        seen.extend(e.key for e in page.experiments)
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(seen) == sorted([*(e.key for e in by_key), named.key])
+    # Newest first, as without a query.
+    assert seen[0] == named.key
+    first = await client.stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(page_size=1, query=tag), metadata=client.reader
+    )
+    code, violations = await failure(
+        client.stub.ListExperiments(
+            experiment_pb2.ListExperimentsRequest(
+                page_size=1, page_token=first.next_page_token, query="x"
+            ),
+            metadata=client.reader,
+        )
+    )
+    assert code is Code.INVALID_ARGUMENT and "page_token" in violations
+    percent = await client.stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(query="%"), metadata=client.reader
+    )
+    assert list(percent.experiments) == []  # the text is literal, not a LIKE pattern

@@ -18,13 +18,11 @@ from verdict_analysis import stats
 from verdict_analysis.sizing import calculate
 from verdict_platform.errors import InvalidArgument
 
-_A = analysis_pb2
-
 
 def test_proportion_sample_size_matches_the_engine_and_duration() -> None:
     reply = calculate(
-        _A.CalculateSampleSizeRequest(
-            metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
+        analysis_pb2.CalculateSampleSizeRequest(
+            metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
             baseline_mean=0.1,
             minimum_detectable_effect=0.1,
             daily_units=1_000,
@@ -41,8 +39,8 @@ def test_proportion_sample_size_matches_the_engine_and_duration() -> None:
 
 def test_sequential_design_reports_inflation() -> None:
     reply = calculate(
-        _A.CalculateSampleSizeRequest(
-            metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_MEAN,
+        analysis_pb2.CalculateSampleSizeRequest(
+            metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_MEAN,
             baseline_mean=10,
             standard_deviation=5,
             minimum_detectable_effect=0.5,
@@ -56,8 +54,8 @@ def test_sequential_design_reports_inflation() -> None:
 
 def test_mde_mode() -> None:
     reply = calculate(
-        _A.CalculateSampleSizeRequest(
-            metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_MEAN,
+        analysis_pb2.CalculateSampleSizeRequest(
+            metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_MEAN,
             baseline_mean=10,
             standard_deviation=5,
             units_per_variant=10_000,
@@ -70,22 +68,22 @@ def test_mde_mode() -> None:
 @pytest.mark.parametrize(
     ("request_", "field"),
     [
-        (_A.CalculateSampleSizeRequest(), "metric_type"),
+        (analysis_pb2.CalculateSampleSizeRequest(), "metric_type"),
         (
-            _A.CalculateSampleSizeRequest(
-                metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=1.5
+            analysis_pb2.CalculateSampleSizeRequest(
+                metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=1.5
             ),
             "baseline_mean",
         ),
         (
-            _A.CalculateSampleSizeRequest(
-                metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_MEAN, baseline_mean=1
+            analysis_pb2.CalculateSampleSizeRequest(
+                metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_MEAN, baseline_mean=1
             ),
             "standard_deviation",
         ),
         (
-            _A.CalculateSampleSizeRequest(
-                metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
+            analysis_pb2.CalculateSampleSizeRequest(
+                metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION,
                 baseline_mean=0.1,
                 minimum_detectable_effect=0.1,
                 alpha=0.7,
@@ -93,8 +91,8 @@ def test_mde_mode() -> None:
             "alpha",
         ),
         (
-            _A.CalculateSampleSizeRequest(
-                metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=0.1
+            analysis_pb2.CalculateSampleSizeRequest(
+                metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=0.1
             ),
             "units_per_variant",
         ),
@@ -110,10 +108,10 @@ def test_invalid_requests_name_the_field(
 
 def _mean(**fields: object) -> analysis_pb2.CalculateSampleSizeRequest:
     base: dict[str, object] = {
-        "metric_type": _A.SAMPLE_SIZE_METRIC_TYPE_MEAN, "baseline_mean": 10.0,
+        "metric_type": analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_MEAN, "baseline_mean": 10.0,
         "standard_deviation": 5.0, "minimum_detectable_effect": 0.05,
     }  # fmt: skip
-    return _A.CalculateSampleSizeRequest(**{**base, **fields})  # type: ignore[arg-type]
+    return analysis_pb2.CalculateSampleSizeRequest(**{**base, **fields})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -156,8 +154,8 @@ def test_out_of_range_fields_are_named(fields: dict[str, object], field: str) ->
 
 
 def test_a_proportion_pushed_past_one_names_the_effect() -> None:
-    request = _A.CalculateSampleSizeRequest(
-        metric_type=_A.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=0.6,
+    request = analysis_pb2.CalculateSampleSizeRequest(
+        metric_type=analysis_pb2.SAMPLE_SIZE_METRIC_TYPE_PROPORTION, baseline_mean=0.6,
         minimum_detectable_effect=0.8,
     )  # fmt: skip
     with pytest.raises(InvalidArgument) as error:
@@ -191,7 +189,7 @@ def _mostly(
 
 
 requests = st.builds(
-    _A.CalculateSampleSizeRequest,
+    analysis_pb2.CalculateSampleSizeRequest,
     metric_type=_mostly(st.integers(1, 3), st.integers(-3, 9)),
     baseline_mean=_mostly(st.one_of(st.floats(1e-4, 0.9999), st.floats(-1e6, 1e6)), wild_doubles),
     standard_deviation=_mostly(st.floats(1e-6, 1e6), wild_doubles),
@@ -209,7 +207,7 @@ requests = st.builds(
     coverage=_mostly(st.one_of(st.just(0.0), st.floats(1e-6, 1.0)), wild_doubles),
     units_per_variant=_mostly(st.integers(0, 10**12), wild_int64s),
 )
-_FIELDS = {f.name for f in _A.CalculateSampleSizeRequest.DESCRIPTOR.fields}
+_FIELDS = {f.name for f in analysis_pb2.CalculateSampleSizeRequest.DESCRIPTOR.fields}
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -126,21 +126,27 @@ class ExperimentManager:
             raise NotFound(f"experiment {key!r} not found")
         return experiment
 
-    async def list_page(self, status: int, size: int, token: str) -> tuple[list[Experiment], str]:
-        """One page, newest first, and the next page's token ("" on the last page)."""
+    async def list_page(
+        self, status: int, size: int, token: str, query: str = ""
+    ) -> tuple[list[Experiment], str]:
+        """One page, newest first, of experiments in `status` whose key or name contains `query`
+        (ignoring case), and the next page's token ("" on the last page)."""
         if (
             status not in lifecycle.STATUS_NAMES
             and status != experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED
         ):
             raise InvalidArgument.of("status", "unknown status")
         limit = page_size(size)
-        filter_ = f"status={status}"
+        query = query.strip()
+        if len(query) > 200:
+            raise InvalidArgument.of("query", "must be at most 200 characters")
+        filter_ = f"status={status};query={query}"
         position = decode_token(token, "experiments", filter_, (str, str))
         after = None if position is None else (parse_time_position(position[0]), str(position[1]))
         statuses = (
             NOT_ARCHIVED if status == experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED else (status,)
         )
-        rows = list(await self._store.experiments(statuses, after, limit + 1))
+        rows = list(await self._store.experiments(statuses, after, limit + 1, query))
         page, more = rows[:limit], len(rows) > limit
         next_token = ""
         if more:
