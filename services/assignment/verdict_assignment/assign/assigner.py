@@ -29,11 +29,14 @@ def _segment_value(value: Any) -> str:
 
 
 def check_unit_id(unit_id: str) -> None:
-    """InvalidArgument unless the unit id has 1 to 256 bytes."""
+    """InvalidArgument unless the unit id has 1 to 256 bytes and no NUL character (PostgreSQL
+    text cannot hold one: the unit's exposure would be refused by ingest, the unit lost)."""
     if not unit_id:
         raise InvalidArgument.of("unit_id", "required")
     if len(unit_id) > MAX_UNIT_ID_BYTES // 4 and len(unit_id.encode()) > MAX_UNIT_ID_BYTES:
         raise InvalidArgument.of("unit_id", f"longer than {MAX_UNIT_ID_BYTES} bytes")
+    if "\x00" in unit_id:
+        raise InvalidArgument.of("unit_id", "must not contain NUL characters")
 
 
 class Assigner:
