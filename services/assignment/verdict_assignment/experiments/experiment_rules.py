@@ -13,7 +13,7 @@ from collections.abc import Collection
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from verdict.evaluation import ConditionError, compile_condition
+from verdict.evaluation import validate_condition
 from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.checks import (
     SLUG_RULE,
@@ -114,12 +114,13 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
 
 
 def _targeting(experiment: _Experiment, v: Violations, prefix: str) -> None:
+    """One violation per problem of the condition, at `<prefix>.targeting.<path in it>`: stored
+    as it is, a malformed condition would silently target no one."""
     if not experiment.HasField("targeting"):
         return
-    try:
-        compile_condition(struct_to_dict(experiment.targeting))
-    except ConditionError as exc:
-        v.add(f"{prefix}.targeting", f"is not a valid condition: {exc}")
+    for problem in validate_condition(struct_to_dict(experiment.targeting)):
+        path = f"{prefix}.targeting.{problem.path}" if problem.path else f"{prefix}.targeting"
+        v.add(path, problem.message)
 
 
 def _hashing(experiment: _Experiment, v: Violations, prefix: str) -> None:
