@@ -144,3 +144,13 @@ def test_regex_refuses_a_pattern_that_is_no_string() -> None:
 
 def test_regex_translation_leaves_plain_patterns_alone() -> None:
     assert translate("^(Mobile|Tablet)[0-9]+$") == "^(Mobile|Tablet)[0-9]+$"
+
+
+def test_regex_memo_is_bounded_and_keeps_answers_right() -> None:
+    regex = compile_js_regex("^a")
+    for i in range(3000):  # more texts than the memo holds
+        assert regex.test(f"a{i}") is True
+        assert regex.test(f"b{i}") is False
+    assert 0 < len(regex._memo) <= 1024
+    long = "a" * 1000
+    assert regex.test(long) is True and long not in regex._memo  # long texts are not kept

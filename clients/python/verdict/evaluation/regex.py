@@ -26,7 +26,10 @@ _JS_SPACE = (
     "\\x{205f}\\x{3000}\\x{feff}"
 )
 _ANY_BUT_LINE_TERMINATOR = "[^\\n\\r\\x{2028}\\x{2029}]"
-_UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+UNANCHORED = _re2.RE2.Anchor.UNANCHORED
+"""RE2's anchor for a search anywhere in the text (`RegExp.test`)."""
+_MEMO_ENTRIES = 1024
+_MEMO_MAX_CHARS = 256
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
@@ -125,7 +128,7 @@ def translate(pattern: str) -> str:
 class JsRegex:
     """A JavaScript pattern compiled by RE2; `test(text)` is `RegExp.prototype.test`."""
 
-    __slots__ = ("_match", "engine", "insensitive", "pattern")
+    __slots__ = ("_match", "_memo", "engine", "insensitive", "pattern")
 
     def __init__(self, pattern: str, *, insensitive: bool = False) -> None:
         options = re2.Options()
@@ -142,12 +145,22 @@ class JsRegex:
         self.engine: Any = engine
         """The RE2 object (`re2._re2.RE2`)."""
         self._match = engine.Match
+        # Answers for recent short texts: attribute values repeat (languages, user agents), and
+        # a dict lookup costs a fraction of a call into RE2 (~1 µs). Bounded in entries and size.
+        self._memo: dict[str, bool] = {}
 
     def test(self, text: str) -> bool:
         """Whether the pattern matches anywhere in `text`."""
+        found = self._memo.get(text)
+        if found is not None:
+            return found
         data = text.encode("utf-8", "surrogatepass")
-        start: int = self._match(_UNANCHORED, data, 0, len(data))[0][0]
-        return start >= 0
+        found = self._match(UNANCHORED, data, 0, len(data))[0][0] >= 0
+        if len(text) <= _MEMO_MAX_CHARS:
+            if len(self._memo) >= _MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[text] = found
+        return bool(found)
 
 
 def compile_js_regex(pattern: Any, *, insensitive: bool = False) -> JsRegex:
