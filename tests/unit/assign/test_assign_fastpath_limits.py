@@ -20,8 +20,8 @@ from verdict_platform.errors import InvalidArgument
 
 compiled = pytest.importorskip("verdict_assignment.assign._fastpath")
 
-FUZZ_EXAMPLES = int(os.environ.get("VERDICT_FUZZ_EXAMPLES", "300"))
-"""Examples per fuzz test: a few hundred in `make test`, thousands in `make check-native`."""
+FUZZ_EXAMPLES = int(os.environ.get("VERDICT_FUZZ_EXAMPLES", "100"))
+"""Examples per fuzz test: a hundred in `make test`, thousands in `make check-native`."""
 
 
 def _decoders() -> list[Any]:
