@@ -8,7 +8,7 @@ memo of recent short texts. `re2_uncached_ns` is the call into RE2 itself (what 
 recently costs, and every value over 256 characters). The `re` rows rebuild the closure exactly
 as it was before RE2 (compiled `re` pattern, `search(...) is not None`). One
 adversarial row shows why: `^(a+)+$` against a's and a "!" takes exponential time with `re` (a
-short value here; ~20 s at 25 characters) and linear time with RE2 (100,000 characters).
+short value here, a few more characters double it) and linear time with RE2 (100,000 characters).
 
 Writes bench/results/regex.json. Run: `.venv/bin/python bench/bench_regex.py`.
 """
