@@ -27,7 +27,7 @@ TESTS = [
     "tests/unit/assign/test_assign_fastpath.py",
     "tests/unit/assign/test_assign_fastpath_limits.py",
 ]
-FUZZ_EXAMPLES = "500"
+FUZZ_EXAMPLES = "400"
 
 
 def runtime(name: str) -> str:
