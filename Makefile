@@ -7,8 +7,8 @@ PYTHON ?= python3
 FRONTEND := services/dashboard/frontend
 VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
-.PHONY: setup up down status test check fuzz proto bench bench-assign bench-callgrind bench-ingest \
-        bench-stats bench-analysis bench-dashboard simulate clean
+.PHONY: setup up down status test check check-native fuzz proto bench bench-assign bench-callgrind \
+        bench-ingest bench-stats bench-analysis bench-dashboard simulate clean
 
 setup: $(STAMP) $(VENDOR)/.installed
 
@@ -58,6 +58,11 @@ check: setup         ## format, lint, types, proto lint, generated-code drift
 	  if diff -r -q $$tmp/verdict/v1 clients/python/verdict/v1 -x __pycache__; then \
 	    echo "generated code matches protos"; rm -rf $$tmp; \
 	  else echo "generated code drifted from protos: run make proto" >&2; rm -rf $$tmp; exit 1; fi
+
+check-native: setup  ## the C accelerators under ASan + UBSan (own build), randomised and fuzz tests
+	@command -v gcc >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null; }
+	$(PY) scripts/check_native.py
 
 proto: setup         ## regenerate clients/python/verdict/v1 from protos/
 	VENV=$(VENV) scripts/gen_proto.sh clients/python

@@ -13,7 +13,7 @@ from conftest import MakeKey
 
 from support.processes import RunningService
 from verdict.v1 import analysis_pb2, analysis_pb2_grpc
-from verdict_analysis.snapshots import SnapshotStore
+from verdict_analysis.snapshot_store import SnapshotStore
 from verdict_platform.roles import Role
 
 

@@ -90,7 +90,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "experiment.variants[0].weight",
     ),
     ("coverage above 1", {"coverage": 1.5}, "experiment.coverage"),
-    ("targeting does not parse", {"targeting": {"$and": {"a": 1}}}, "experiment.targeting"),
+    ("targeting does not parse", {"targeting": {"$and": {"a": 1}}}, "experiment.targeting.$and"),
     (
         "payload above 64 KiB",
         {

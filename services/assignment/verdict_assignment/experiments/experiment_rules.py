@@ -7,12 +7,13 @@ argument: this module does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from verdict.evaluation import ConditionError, compile_condition
+from verdict.evaluation import validate_condition
 from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.checks import (
     SLUG_RULE,
@@ -26,6 +27,8 @@ from verdict_assignment.experiments.checks import (
 
 WEIGHT_TOLERANCE = 1e-6
 """How far the sum of the weights may be from 1 (float sums of 1/3 are not exact)."""
+SEGMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}")
+"""A segment is recorded as a key of the exposure's segments, which ingest checks the same way."""
 DEFAULT_HASH_ATTRIBUTE = "id"
 DEFAULT_HASH_VERSION = 2
 HASH_VERSIONS = (1, 2)
@@ -99,12 +102,13 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
 
 
 def _targeting(experiment: _Experiment, v: Violations, prefix: str) -> None:
+    """One violation per problem of the condition, at `<prefix>.targeting.<path in it>`: stored
+    as it is, a malformed condition would silently target no one."""
     if not experiment.HasField("targeting"):
         return
-    try:
-        compile_condition(struct_to_dict(experiment.targeting))
-    except ConditionError as exc:
-        v.add(f"{prefix}.targeting", f"is not a valid condition: {exc}")
+    for problem in validate_condition(struct_to_dict(experiment.targeting)):
+        path = f"{prefix}.targeting.{problem.path}" if problem.path else f"{prefix}.targeting"
+        v.add(path, problem.message)
 
 
 def _hashing(experiment: _Experiment, v: Violations, prefix: str) -> None:
@@ -172,7 +176,11 @@ def _analysis_plan(plan: experiment_pb2.AnalysisPlan, v: Violations, at: str) ->
     )
     segments: set[str] = set()
     for i, segment in enumerate(plan.segments):
-        v.check(bool(segment.strip()), f"{at}.segments[{i}]", "must not be empty")
+        v.check(
+            SEGMENT_NAME.fullmatch(segment) is not None,
+            f"{at}.segments[{i}]",
+            "must be an attribute name: a letter, then up to 127 letters, digits, '_', '.' or '-'",
+        )
         v.check(segment not in segments, f"{at}.segments[{i}]", "listed twice")
         segments.add(segment)
 
