@@ -55,6 +55,9 @@ class FakeWrites:
     async def save_metric(self, metric: experiment_pb2.Metric) -> None:
         self.state.metrics[metric.key] = metric
 
+    async def saved_group_keys(self) -> set[str]:
+        return set(self.state.groups)
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         return self.state.groups.get(key)
 

@@ -172,3 +172,16 @@ async def test_a_saved_group_over_the_snapshot_budget_is_refused() -> None:
     with pytest.raises(FailedPrecondition):
         await catalog.put_saved_group(group, "alice")
     assert "vip" not in store.state.groups
+
+
+async def test_a_condition_naming_an_unknown_saved_group_is_refused() -> None:
+    manager, catalog, _, _ = build()
+    experiment = spec("grouped")
+    experiment.targeting.update({"id": {"$inGroup": "beta-testers"}})
+    with pytest.raises(InvalidArgument) as raised:
+        await manager.create(experiment, "alice")
+    assert raised.value.violations[0].field == "experiment.targeting.id.$inGroup"
+    group = experiment_pb2.SavedGroup(key="beta-testers")
+    group.values.add().string_value = "u1"
+    await catalog.put_saved_group(group, "alice")
+    await manager.create(experiment, "alice")  # now it names something

@@ -55,14 +55,19 @@ def with_defaults(experiment: _Experiment) -> _Experiment:
 
 
 def validate_experiment(
-    experiment: _Experiment, known_metrics: Collection[str], prefix: str = "experiment"
+    experiment: _Experiment,
+    known_metrics: Collection[str],
+    prefix: str = "experiment",
+    known_groups: Collection[str] | None = None,
 ) -> Violations:
-    """Every violation of the experiment's configuration (output-only fields are not checked)."""
+    """Every violation of the experiment's configuration (output-only fields are not checked).
+    With `known_groups`, a condition naming a saved group that does not exist is refused (it
+    would target no one, or everyone)."""
     v = Violations()
     v.check(is_slug(experiment.key), f"{prefix}.key", SLUG_RULE)
     _variants(experiment, v, prefix)
     v.check(in_closed(experiment.coverage, 0.0, 1.0), f"{prefix}.coverage", "must be in [0, 1]")
-    _targeting(experiment, v, prefix)
+    _targeting(experiment, v, prefix, known_groups)
     _hashing(experiment, v, prefix)
     _metrics(experiment, known_metrics, v, prefix)
     _analysis_plan(experiment.analysis_plan, v, f"{prefix}.analysis_plan")
@@ -101,12 +106,15 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
         )
 
 
-def _targeting(experiment: _Experiment, v: Violations, prefix: str) -> None:
+def _targeting(
+    experiment: _Experiment, v: Violations, prefix: str, known_groups: Collection[str] | None
+) -> None:
     """One violation per problem of the condition, at `<prefix>.targeting.<path in it>`: stored
     as it is, a malformed condition would silently target no one."""
     if not experiment.HasField("targeting"):
         return
-    for problem in validate_condition(struct_to_dict(experiment.targeting)):
+    condition = struct_to_dict(experiment.targeting)
+    for problem in validate_condition(condition, known_groups=known_groups):
         path = f"{prefix}.targeting.{problem.path}" if problem.path else f"{prefix}.targeting"
         v.add(path, problem.message)
 

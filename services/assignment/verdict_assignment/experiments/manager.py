@@ -108,7 +108,8 @@ class ExperimentManager:
         experiment = lifecycle.new_experiment(requested, now)
         async with self._store.writes() as writes:
             known = await self._known_metrics(writes, experiment)
-            validate_experiment(experiment, known).raise_if_any()
+            groups = await writes.saved_group_keys()
+            validate_experiment(experiment, known, known_groups=groups).raise_if_any()
             if not await writes.insert_experiment(experiment, actor):
                 raise AlreadyExists(f"experiment {experiment.key!r} exists already")
             changes = diff(None, as_json(experiment))
@@ -258,7 +259,8 @@ class ExperimentManager:
             updated = change(stored)
             if validate:
                 known = await self._known_metrics(writes, updated)
-                validate_experiment(updated, known).raise_if_any()
+                groups = await writes.saved_group_keys()
+                validate_experiment(updated, known, known_groups=groups).raise_if_any()
             await writes.save_experiment(updated, actor)
             changes = {**diff(as_json(stored), as_json(updated)), **(extra or {})}
             at = updated.update_time.ToDatetime(tzinfo=UTC)

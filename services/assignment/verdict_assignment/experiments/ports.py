@@ -70,6 +70,10 @@ class ConfigWrites(Protocol):
         """Replaces a stored metric."""
         ...
 
+    async def saved_group_keys(self) -> set[str]:
+        """The keys of every saved group (conditions may only name these)."""
+        ...
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         """The stored saved group, locked until commit; None when unknown."""
         ...

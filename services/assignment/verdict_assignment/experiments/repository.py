@@ -146,6 +146,9 @@ class PostgresWrites:
             "UPDATE metrics SET spec = $2::jsonb WHERE key = $1", metric.key, metric_spec(metric)
         )
 
+    async def saved_group_keys(self) -> set[str]:
+        return {row["key"] for row in await self._conn.fetch("SELECT key FROM saved_groups")}
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         row = await self._conn.fetchrow(
             f"SELECT {SAVED_GROUP_COLUMNS} FROM saved_groups WHERE key = $1 FOR UPDATE", key
