@@ -34,6 +34,9 @@ from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
+"""A snapshot may be up to the server's VERDICT_MAX_SNAPSHOT_BYTES (8 MiB by default), over
+gRPC's 4 MiB default for received messages."""
 RECONNECT_BACKOFF = Backoff(initial_s=0.1, max_s=5.0)
 """Waits between attempts to reopen a broken configuration stream."""
 
@@ -151,7 +154,7 @@ class LocalEvaluator:
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         self._own_channel = channel is None
-        self._channel = channel or aio_channel(target, security)
+        self._channel = channel or aio_channel(target, security, SNAPSHOT_CHANNEL_OPTIONS)
         self._stub = assignment_pb2_grpc.AssignmentServiceStub(self._channel)
         self._metadata = bearer(api_key)
         self._backoff = backoff

@@ -1,7 +1,7 @@
 """AnalysisService over gRPC: decode the request, call one use case, encode the answer.
 
 Domain errors (InvalidArgument, NotFound, FailedPrecondition, Aborted, Unavailable) become status
-codes in the platform's Guard interceptor.
+codes in the platform's guard (which wraps every handler at registration).
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
             request.experiment_key, request.page_size, request.page_token
         )
         return analysis_pb2.ListResultSnapshotsResponse(snapshots=snapshots, next_page_token=token)
+
+    async def ListSegments(
+        self, request: analysis_pb2.ListSegmentsRequest, context: Any
+    ) -> analysis_pb2.ListSegmentsResponse:
+        segments, token = await self._results.segments(
+            request.experiment_key, request.page_size, request.page_token
+        )
+        return analysis_pb2.ListSegmentsResponse(segments=segments, next_page_token=token)
 
     async def WatchResults(
         self, request: analysis_pb2.WatchResultsRequest, context: Any

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
+from verdict.limits import MAX_UNIT_ID_BYTES
 from verdict_ingest.validation import (
     KEY_PATTERN,
     KEYS_PATTERN,
     MAX_MEASURES,
-    MAX_UNIT_ID_BYTES,
     NAME_PATTERN,
     EventLike,
     Rejection,
@@ -189,6 +189,7 @@ class EventEncoder:
                 and 0 < len(unit_id) <= MAX_UNIT_ID_BYTES // 4
                 and "\x00" not in unit_id
                 and lo <= seconds <= hi
+                and 0 <= ts.nanos < 1_000_000_000
                 and isfinite(sum(m_values))
                 and len(props) <= 256
                 and props_match(props) is not None

@@ -11,7 +11,7 @@ duplicates (the rest: the same variant was stored already, by this batch or an e
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import asyncpg
 
@@ -59,6 +59,16 @@ class ExposureStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    async def variants_of(self, experiment_keys: Collection[str]) -> dict[str, frozenset[str]]:
+        """The variant keys of each started (not draft) experiment among `experiment_keys`."""
+        async with unavailable_on_disconnect():
+            rows = await self._pool.fetch(
+                """SELECT key, jsonb_path_query_array(spec, '$.variants[*].key')::text AS variants
+                   FROM experiments WHERE key = ANY($1::text[]) AND status <> 'draft'""",
+                list(experiment_keys),
+            )
+        return {row["key"]: frozenset(json.loads(row["variants"])) for row in rows}
 
     async def record(self, rows: Sequence[ExposureRow]) -> ExposureCounts:
         """Stores a batch in one transaction and counts its outcome."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -23,6 +23,7 @@ from verdict_ingest.validation import (
     TimeWindow,
     check_batch,
     check_exposures,
+    known_exposures,
 )
 from verdict_platform.errors import ResourceExhausted
 
@@ -119,6 +120,10 @@ class ExposureRecorder(Protocol):
 
     async def record(self, rows: Sequence[ExposureRow]) -> ExposureCounts: ...
 
+    async def variants_of(self, experiment_keys: Collection[str]) -> dict[str, frozenset[str]]:
+        """The variant keys of each started (not draft) experiment among `experiment_keys`."""
+        ...
+
 
 class ExposureIntake:
     """Validates exposure batches and stores them, a bounded number at a time."""
@@ -150,7 +155,10 @@ class ExposureIntake:
             raise ResourceExhausted("too many exposure batches in flight; retry later")
         self._running += 1
         try:
-            counts = await self._store.record(checked.rows)
+            variants = await self._store.variants_of({r.experiment_key for r in checked.rows})
+            rows, unknown = known_exposures(checked.rows, variants)
+            counts = await self._store.record(rows) if rows else ExposureCounts(0, 0, 0)
         finally:
             self._running -= 1
-        return ExposureOutcome(counts, checked.rejections)
+        rejections = sorted([*checked.rejections, *unknown], key=lambda r: r.index)
+        return ExposureOutcome(counts, rejections)

@@ -1,7 +1,7 @@
 """IngestService over gRPC: decodes requests, calls the intake, encodes answers.
 
 Domain errors raised here (InvalidArgument, ResourceExhausted, Unavailable) become gRPC statuses
-in the platform's Guard interceptor.
+in the platform's guard (which wraps every handler at registration).
 """
 
 from __future__ import annotations

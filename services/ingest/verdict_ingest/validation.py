@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from verdict.limits import unit_id_problem
 from verdict_platform.errors import FieldViolation, InvalidArgument
 
-MAX_UNIT_ID_BYTES = 256
 MAX_MEASURES = 64
 MAX_PROPERTIES = 64
 MAX_PROPERTY_VALUE_BYTES = 1024
@@ -111,6 +111,8 @@ class Rejection:
 class ExposureRow:
     """A valid exposure, ready to store."""
 
+    index: int
+    """Its position in the batch."""
     experiment_key: str
     unit_id: str
     variant_key: str
@@ -135,14 +137,7 @@ class TimeWindow:
     future_s: int = 300
 
 
-def _unit_problem(unit_id: str) -> str | None:
-    if not unit_id:
-        return "must not be empty"
-    if len(unit_id) > MAX_UNIT_ID_BYTES // 4 and len(unit_id.encode()) > MAX_UNIT_ID_BYTES:
-        return f"must be at most {MAX_UNIT_ID_BYTES} bytes"
-    if "\x00" in unit_id:
-        return "must not contain NUL characters"
-    return None
+_unit_problem = unit_id_problem
 
 
 def _value_too_long(value: str) -> bool:
@@ -170,6 +165,8 @@ def _window_problem(ts: TimestampLike, now_s: float, window: TimeWindow) -> str 
     seconds = ts.seconds
     if seconds == 0 and ts.nanos == 0:
         return "must be set"
+    if not 0 <= ts.nanos < 1_000_000_000:
+        return "nanos must be in [0, 999999999]"
     if seconds < now_s - window.past_s:
         return f"is more than {window.past_s} s in the past"
     if seconds > now_s + window.future_s:
@@ -222,6 +219,7 @@ def check_exposures(
         ts = e.timestamp
         rows.append(
             ExposureRow(
+                index=index,
                 experiment_key=e.experiment_key,
                 unit_id=e.unit_id,
                 variant_key=e.variant_key,
@@ -250,6 +248,34 @@ def _exposure_problem(e: ExposureLike, now_s: float, window: TimeWindow) -> tupl
     return _map_problem("segments", list(segments.keys()), list(segments.values()), MAX_PROPERTIES)
 
 
+def known_exposures(
+    rows: Sequence[ExposureRow], variants: Mapping[str, frozenset[str]]
+) -> tuple[list[ExposureRow], list[Rejection]]:
+    """The rows whose experiment exists (not a draft) and has their variant; a rejection for
+    each other one (an exposure to nothing would be counted by no analysis, silently)."""
+    kept: list[ExposureRow] = []
+    rejected: list[Rejection] = []
+    for row in rows:
+        known = variants.get(row.experiment_key)
+        if known is None:
+            rejected.append(
+                Rejection(
+                    row.index, "experiment_key", f"no started experiment {row.experiment_key!r}"
+                )
+            )
+        elif row.variant_key not in known:
+            rejected.append(
+                Rejection(
+                    row.index,
+                    "variant_key",
+                    f"{row.variant_key!r} is not a variant of {row.experiment_key!r}",
+                )
+            )
+        else:
+            kept.append(row)
+    return kept, rejected
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     """Limits of one request message (`IngestSettings`)."""
@@ -267,6 +293,8 @@ def check_batch(
         violations.append(FieldViolation(id_field, "is required"))
     elif len(batch_id) > 128:
         violations.append(FieldViolation(id_field, "must be at most 128 characters"))
+    elif "\x00" in batch_id:
+        violations.append(FieldViolation(id_field, "must not contain NUL characters"))
     if count == 0:
         violations.append(FieldViolation(items_field, "must not be empty"))
     elif count > limits.max_items:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -64,13 +65,26 @@ def _run_dir(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "run"
 
 
-def _alive(pid_file: Path) -> int | None:
+def _pids(pid_file: Path) -> list[int]:
+    """The live processes among those a pid file lists (one per worker, a line each)."""
     try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
+        listed = [int(line) for line in pid_file.read_text().split()]
     except (OSError, ValueError):
-        return None
-    return pid
+        return []
+    alive = []
+    for pid in listed:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            continue
+        alive.append(pid)
+    return alive
+
+
+def _alive(pid_file: Path) -> int | None:
+    """The first live process a pid file lists, or None."""
+    pids = _pids(pid_file)
+    return pids[0] if pids else None
 
 
 async def _prepare(settings: Settings) -> dict[str, str]:
@@ -134,6 +148,19 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _http_healthy(port: int, deadline: float) -> bool:
+    """True once GET /healthz answers 200 (services served over HTTP: the console)."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def up(settings: Settings) -> int:
     """Starts everything; prints endpoints and the development admin key. Exit status 1, with
     the reason, when a port is taken or a service does not report SERVING."""
@@ -151,6 +178,8 @@ def up(settings: Settings) -> int:
     env = dict(os.environ)
     env["VERDICT_DATABASE_URL"] = settings.require_database_url()
     env["VERDICT_REDIS_URL"] = settings.require_redis_url()
+    # The console reads results from the analysis service on the port started here.
+    env.setdefault("VERDICT_ANALYSIS_TARGET", f"127.0.0.1:{settings.analysis_port}")
     env["VERDICT_DATA_DIR"] = str(settings.data_dir.resolve())
     logs = settings.data_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -160,21 +189,30 @@ def up(settings: Settings) -> int:
         service_env = dict(env)
         if svc.name in keys:
             service_env.setdefault("VERDICT_SERVICE_API_KEY", keys[svc.name])
+        # VERDICT_WORKERS processes per gRPC service share its port (SO_REUSEPORT).
+        procs = []
         with open(logs / f"{svc.name}.log", "ab") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", svc.module],
-                env=service_env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        (run_dir / f"{svc.name}.pid").write_text(str(proc.pid))
-        started[svc.name] = proc
+            for _ in range(settings.workers if svc.grpc else 1):
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", svc.module],
+                        env=service_env,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        (run_dir / f"{svc.name}.pid").write_text("".join(f"{p.pid}\n" for p in procs))
+        started[svc.name] = procs[0]
     deadline = time.monotonic() + 60
     failed = [
         svc
         for svc in installed
-        if svc.grpc and not _healthy(svc.port(settings), deadline, started[svc.name])
+        if not (
+            _healthy(svc.port(settings), deadline, started[svc.name])
+            if svc.grpc
+            else _http_healthy(svc.port(settings), deadline)
+        )
     ]
     if failed:
         for svc in failed:
@@ -203,11 +241,12 @@ def down(settings: Settings) -> int:
     """Stops the services `up` started, then the embedded servers."""
     for svc in SERVICES:
         pid_file = _run_dir(settings) / f"{svc.name}.pid"
-        pid = _alive(pid_file)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+        pids = _pids(pid_file)
+        if pids:
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + settings.grace_period_s + 5
-            while _alive(pid_file) is not None and time.monotonic() < deadline:
+            while _pids(pid_file) and time.monotonic() < deadline:
                 time.sleep(0.1)
             print(f"stopped {svc.name}")
         pid_file.unlink(missing_ok=True)
@@ -223,14 +262,15 @@ def status(settings: Settings) -> int:
     for svc in SERVICES:
         if not svc.installed():
             continue
-        pid = _alive(_run_dir(settings) / f"{svc.name}.pid")
+        pids = _pids(_run_dir(settings) / f"{svc.name}.pid")
         port = svc.port(settings)
-        if pid is None:
+        listed = ", ".join(str(p) for p in pids)
+        if not pids:
             state = "stopped"
-        elif svc.grpc and not _healthy(port, time.monotonic() + 1.0):
-            state = f"running (pid {pid}), NOT serving on port {port}"
+        elif not (_healthy if svc.grpc else _http_healthy)(port, time.monotonic() + 1.0):
+            state = f"running (pid {listed}), NOT serving on port {port}"
         else:
-            state = f"running (pid {pid}) on port {port}"
+            state = f"running (pid {listed}) on port {port}"
         print(f"{svc.name:<11} {state}")
     return 0
 

@@ -111,10 +111,12 @@ def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
 
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
-    """Channel options: message limits, keepalive, and SO_REUSEPORT only when workers share."""
+    """Channel options: message limits, keepalive, and SO_REUSEPORT only when workers share.
+    A response may carry the whole configuration snapshot (bounded by max_snapshot_bytes)."""
+    largest = max(MAX_MESSAGE_BYTES, 2 * settings.max_snapshot_bytes)
     return [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", largest),
         ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -157,7 +159,9 @@ async def serve(
     resources.keyring.start()
     service = await factory(resources)
 
-    server = guarded_server(resources.keyring, options=server_options(settings))
+    server = guarded_server(
+        resources.keyring, settings.request_limits(), options=server_options(settings)
+    )
     service.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

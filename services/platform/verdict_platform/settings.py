@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from verdict.channels import PLAINTEXT, ChannelSecurity
+from verdict.limits import FieldLimit, RequestLimits
 
 T = TypeVar("T")
 
@@ -58,6 +59,8 @@ class Settings:
     """VERDICT_INGEST_TARGET: where the assignment service sends exposures."""
     assignment_target: str = "127.0.0.1:50051"
     """VERDICT_ASSIGNMENT_TARGET: where analysis stops experiments (ExperimentService)."""
+    analysis_target: str = "127.0.0.1:50053"
+    """VERDICT_ANALYSIS_TARGET: where the console reads results (AnalysisService)."""
     service_api_key: str | None = field(default=None, repr=False)
     """VERDICT_SERVICE_API_KEY: key one service uses to call another (never logged)."""
     log_level: str = "INFO"
@@ -89,6 +92,19 @@ class Settings:
     are addresses that do not (e.g. 127.0.0.1); the certificate is always checked."""
     trace_exporter: str = "none"
     """VERDICT_TRACE_EXPORTER: none, or console (OpenTelemetry spans to stderr)."""
+    max_payload_bytes: int = 64 * 1024
+    """VERDICT_MAX_PAYLOAD_BYTES: largest variant payload (serialised); the other request
+    limits are fixed (`verdict.limits`)."""
+    max_snapshot_bytes: int = 8 * 1024 * 1024
+    """VERDICT_MAX_SNAPSHOT_BYTES: largest configuration snapshot (running and stopped
+    experiments, saved groups) that local evaluators receive; a change that would exceed it is
+    refused (FAILED_PRECONDITION)."""
+
+    def request_limits(self) -> RequestLimits:
+        """The request limits in force at the door of every service."""
+        return RequestLimits().with_field(
+            "verdict.v1.Variant.payload", FieldLimit(max_bytes=self.max_payload_bytes)
+        )
 
     @property
     def tls(self) -> bool:
@@ -229,6 +245,7 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         dashboard_port=r.port("VERDICT_DASHBOARD_PORT", 8080),
         ingest_target=r.text("VERDICT_INGEST_TARGET") or "127.0.0.1:50052",
         assignment_target=r.text("VERDICT_ASSIGNMENT_TARGET") or "127.0.0.1:50051",
+        analysis_target=r.text("VERDICT_ANALYSIS_TARGET") or "127.0.0.1:50053",
         service_api_key=r.text("VERDICT_SERVICE_API_KEY"),
         log_level=r.choice("VERDICT_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         log_format=r.choice("VERDICT_LOG_FORMAT", "json", LOG_FORMATS),
@@ -243,6 +260,8 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         tls_ca_file=r.file("VERDICT_TLS_CA_FILE"),
         tls_server_name=r.text("VERDICT_TLS_SERVER_NAME"),
         trace_exporter=r.choice("VERDICT_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+        max_payload_bytes=r.integer("VERDICT_MAX_PAYLOAD_BYTES", 64 * 1024, 1024),
+        max_snapshot_bytes=r.integer("VERDICT_MAX_SNAPSHOT_BYTES", 8 * 1024 * 1024, 64 * 1024),
     )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("VERDICT_DB_POOL_MIN", "must not exceed VERDICT_DB_POOL_MAX")

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -62,6 +63,14 @@ def test_up_and_down_on_the_embedded_default(tmp_path: Path) -> None:
                         health_pb2.HealthCheckRequest(), timeout=5
                     )
                     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+        assert dashboard in first.stdout
+        with urllib.request.urlopen(f"{dashboard}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        status = verdict(data_dir, ports, "status")
+        assert re.search(
+            rf"^dashboard\s+running \(pid \d+\) on port {ports['dashboard']}$", status.stdout, re.M
+        ), status.stdout
         listed = verdict(data_dir, ports, "keys", "list")
         assert "dev-admin\tadmin" in listed.stdout
         # each service calls the others under its own identity, with the least role it needs
@@ -138,3 +147,29 @@ def test_up_with_configured_servers_creates_its_data_folder_and_reruns_cleanly(
         assert key.group(1) not in third.stdout
     finally:
         verdict(data_dir, ports, "down", **servers)
+
+
+def test_workers_processes_share_each_grpc_port(tmp_path: Path, settings: Settings) -> None:
+    data_dir = tmp_path / "data"
+    ports = {svc.name: free_port() for svc in SERVICES}
+    servers = {
+        "VERDICT_DATABASE_URL": settings.require_database_url(),
+        "VERDICT_REDIS_URL": settings.require_redis_url(),
+        "VERDICT_REDIS_NAMESPACE": settings.redis_namespace + "-workers",
+        "VERDICT_WORKERS": "2",
+    }
+    try:
+        up = verdict(data_dir, ports, "up", **servers)
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = verdict(data_dir, ports, "status", **servers)
+        for svc in SERVICES:
+            if svc.installed() and svc.grpc:
+                line = next(ln for ln in status.stdout.splitlines() if ln.startswith(svc.name))
+                pids = re.search(r"pid ([\d, ]+)\)", line)
+                assert pids is not None and len(pids.group(1).split(", ")) == 2, line
+                assert f"on port {ports[svc.name]}" in line
+    finally:
+        down = verdict(data_dir, ports, "down", **servers)
+    assert down.returncode == 0
+    after = verdict(data_dir, ports, "status", **servers)
+    assert "running" not in after.stdout

@@ -412,3 +412,76 @@ async def test_a_refused_change_commits_and_announces_nothing(
     # The next announcement is that of the next accepted change: none came in between.
     await _create(client, unique("accepted"))
     assert await _next_announcement(announcements) == str(created + 1).encode()
+
+
+def _metric_update(
+    client: Client, patch: experiment_pb2.Metric, *paths: str, metadata: Any = None
+) -> Any:
+    """The UpdateMetric call (await it for the reply, or give it to `failure`)."""
+    return client.stub.UpdateMetric(
+        experiment_pb2.UpdateMetricRequest(metric=patch, update_mask=FieldMask(paths=list(paths))),
+        metadata=metadata or client.admin,
+    )
+
+
+async def test_update_metric_changes_the_masked_fields_only(client: Client) -> None:
+    key = unique("editable")
+    await _created_metric(client, key)
+    patch = experiment_pb2.Metric(key=key, name="p95 latency (ms)", quantile=0.5)
+    patch.direction = experiment_pb2.DIRECTION_INCREASE
+    updated = await _metric_update(client, patch, "name", "direction")
+    assert updated.metric.name == "p95 latency (ms)"
+    assert updated.metric.direction == experiment_pb2.DIRECTION_INCREASE
+    assert updated.metric.quantile == 0.95  # not in the mask
+    stored = await client.stub.GetMetric(
+        experiment_pb2.GetMetricRequest(key=key), metadata=client.reader
+    )
+    assert stored.metric == updated.metric
+
+
+async def test_a_metric_update_is_audited_field_by_field(client: Client) -> None:
+    key = unique("audited-edit")
+    await _created_metric(client, key)
+    await _metric_update(client, experiment_pb2.Metric(key=key, name="p95 latency (ms)"), "name")
+    (latest,) = (
+        await client.stub.ListAuditEvents(
+            experiment_pb2.ListAuditEventsRequest(page_size=1), metadata=client.reader
+        )
+    ).audit_events
+    changes = json_format.MessageToDict(latest.changes)
+    assert latest.action == "metric.updated" and latest.actor == client.admin_name
+    assert changes["name"] == {"before": "p95 latency", "after": "p95 latency (ms)"}
+    assert changes["key"]["after"] == key and "quantile" not in changes
+
+
+@pytest.mark.parametrize(
+    "paths", [["key"], ["nope"], []], ids=["the key", "no such field", "empty mask"]
+)
+async def test_a_metric_update_mask_naming_what_cannot_change_is_invalid_argument(
+    client: Client, paths: list[str]
+) -> None:
+    key = unique("fixed")
+    await _created_metric(client, key)
+    code, violations = await failure(_metric_update(client, experiment_pb2.Metric(key=key), *paths))
+    assert code is Code.INVALID_ARGUMENT and "update_mask" in violations
+
+
+async def test_an_invalid_metric_update_names_the_field(client: Client) -> None:
+    key = unique("fixed")
+    await _created_metric(client, key)
+    patch = experiment_pb2.Metric(key=key, source=experiment_pb2.MetricSource(event_name="x"))
+    code, violations = await failure(_metric_update(client, patch, "source.measure"))
+    assert code is Code.INVALID_ARGUMENT and "metric.source.measure" in violations
+
+
+async def test_updating_an_unknown_metric_is_not_found(client: Client) -> None:
+    code, _ = await failure(_metric_update(client, experiment_pb2.Metric(key="no-such"), "name"))
+    assert code is Code.NOT_FOUND
+
+
+async def test_a_read_key_cannot_update_a_metric(client: Client) -> None:
+    key = unique("fixed")
+    await _created_metric(client, key)
+    patch = experiment_pb2.Metric(key=key, name="renamed")
+    code, _ = await failure(_metric_update(client, patch, "name", metadata=client.reader))
+    assert code is Code.PERMISSION_DENIED

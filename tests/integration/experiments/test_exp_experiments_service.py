@@ -90,7 +90,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
         "experiment.variants[0].weight",
     ),
     ("coverage above 1", {"coverage": 1.5}, "experiment.coverage"),
-    ("targeting does not parse", {"targeting": {"$and": {"a": 1}}}, "experiment.targeting"),
+    ("targeting does not parse", {"targeting": {"$and": {"a": 1}}}, "experiment.targeting.$and"),
     (
         "payload above 64 KiB",
         {
@@ -521,3 +521,49 @@ async def test_archived_experiments_are_hidden_from_the_default_listing(client: 
         experiment_pb2.ListExperimentsRequest(page_size=1000), metadata=client.admin
     )
     assert key not in {e.key for e in listed.experiments}
+
+
+async def test_list_query_matches_key_or_name_ignoring_case_newest_first(client: Client) -> None:
+    tag = unique("q")
+    by_key = [await create(client, experiment(f"{tag}-{i}")) for i in range(3)]
+    named = experiment(unique("other"), name=f"Prompt {tag.upper()} wording")
+    await create(client, named)
+    await create(client, experiment(unique("unrelated")))
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await client.stub.ListExperiments(
+            experiment_pb2.ListExperimentsRequest(page_size=2, page_token=token, query=tag.upper()),
+            metadata=client.reader,
+        )
+        seen.extend(e.key for e in page.experiments)
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(seen) == sorted([*(e.key for e in by_key), named.key])
+    assert seen[0] == named.key  # newest first, as without a query
+
+
+async def test_a_page_token_is_refused_under_another_query(client: Client) -> None:
+    tag = unique("q")
+    for i in range(2):
+        await create(client, experiment(f"{tag}-{i}"))
+    first = await client.stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(page_size=1, query=tag), metadata=client.reader
+    )
+    code, violations = await failure(
+        client.stub.ListExperiments(
+            experiment_pb2.ListExperimentsRequest(
+                page_size=1, page_token=first.next_page_token, query="x"
+            ),
+            metadata=client.reader,
+        )
+    )
+    assert code is Code.INVALID_ARGUMENT and "page_token" in violations
+
+
+async def test_the_list_query_is_literal_text_not_a_pattern(client: Client) -> None:
+    percent = await client.stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(query="%"), metadata=client.reader
+    )
+    assert list(percent.experiments) == []

@@ -14,7 +14,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from support.eventually import eventually_async
 from support.processes import RunningService, start_service_process
-from verdict.v1 import ingest_pb2, ingest_pb2_grpc
+from verdict.v1 import experiment_pb2, ingest_pb2, ingest_pb2_grpc
+from verdict_platform import config_codec
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
 
@@ -198,6 +199,25 @@ async def test_stream_ends_with_invalid_argument_after_earlier_acks(stub) -> Non
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def started_experiment(pool: asyncpg.Pool, key: str) -> None:
+    """A running experiment with variants control and treatment, stored as ExperimentService
+    stores it (exposures to unknown experiments or variants are rejected)."""
+    experiment = experiment_pb2.Experiment(
+        key=key,
+        status=experiment_pb2.EXPERIMENT_STATUS_RUNNING,
+        variants=[
+            experiment_pb2.Variant(key="control", weight=0.5, is_control=True),
+            experiment_pb2.Variant(key="treatment", weight=0.5),
+        ],
+    )
+    await pool.execute(
+        """INSERT INTO experiments (key, status, spec) VALUES ($1, 'running', $2::jsonb)
+           ON CONFLICT (key) DO NOTHING""",
+        key,
+        config_codec.experiment_spec(experiment),
+    )
+
+
 def exposure(exp: str, unit: str, variant: str, at: float | None = None) -> ingest_pb2.Exposure:
     return ingest_pb2.Exposure(
         experiment_key=exp,
@@ -212,6 +232,8 @@ def exposure(exp: str, unit: str, variant: str, at: float | None = None) -> inge
 async def test_exposures_keep_the_first_variant_and_record_conflicts(
     stub, pool: asyncpg.Pool
 ) -> None:
+    await started_experiment(pool, "exp-a")
+
     async def send(*exposures: ingest_pb2.Exposure) -> ingest_pb2.TrackExposuresResponse:
         return await stub.TrackExposures(
             ingest_pb2.TrackExposuresRequest(request_id=str(uuid.uuid4()), exposures=exposures),
@@ -243,6 +265,7 @@ async def test_exposures_keep_the_first_variant_and_record_conflicts(
 
 
 async def test_within_a_batch_the_earliest_exposure_wins(stub, pool: asyncpg.Pool) -> None:
+    await started_experiment(pool, "exp-b")
     now = time.time()
     reply = await stub.TrackExposures(
         ingest_pb2.TrackExposuresRequest(
@@ -274,3 +297,31 @@ async def test_partitions_exist_ahead_and_behind_the_window(stub, pool: asyncpg.
     for offset in range(-8, 8):
         day = today.fromordinal(today.toordinal() + offset)
         assert f"events_{day:%Y%m%d}" in names
+
+
+async def test_exposures_to_unknown_experiments_or_variants_are_counted_as_rejected(
+    stub, pool: asyncpg.Pool
+) -> None:
+    await started_experiment(pool, "exp-c")
+    reply = await stub.TrackExposures(
+        ingest_pb2.TrackExposuresRequest(
+            request_id=str(uuid.uuid4()),
+            exposures=[
+                exposure("no-such-experiment", "u1", "control"),
+                exposure("exp-c", "u1", "no-such-variant"),
+                exposure("exp-c", "u2", "treatment"),
+            ],
+        ),
+        metadata=stub.metadata,
+        timeout=10,
+    )
+    assert (reply.accepted, reply.rejected) == (1, 2)
+    assert [(r.index, r.field) for r in reply.rejections] == [
+        (0, "experiment_key"),
+        (1, "variant_key"),
+    ]
+    stored = await pool.fetch(
+        "SELECT experiment_key, unit_id FROM exposures WHERE unit_id IN ('u1', 'u2')"
+        " AND experiment_key IN ('exp-c', 'no-such-experiment')"
+    )
+    assert [(r["experiment_key"], r["unit_id"]) for r in stored] == [("exp-c", "u2")]

@@ -84,10 +84,6 @@ def _weight_out_of_range(e: experiment_pb2.Experiment) -> None:
     e.variants[1].weight = -0.5
 
 
-def _huge_payload(e: experiment_pb2.Experiment) -> None:
-    e.variants[1].payload.update({"prompt": "x" * (64 * 1024)})
-
-
 def _bad_targeting(e: experiment_pb2.Experiment) -> None:
     e.targeting.Clear()
     e.targeting.update({"$or": "not a list"})
@@ -123,10 +119,9 @@ CASES: list[tuple[str, Callable[[experiment_pb2.Experiment], None], str]] = [
     ("weights sum to 0.9", _weights_not_one, "experiment.variants"),
     ("weight above 1", _weight_out_of_range, "experiment.variants[0].weight"),
     ("weight below 0", _weight_out_of_range, "experiment.variants[1].weight"),
-    ("payload over 64 KiB", _huge_payload, "experiment.variants[1].payload"),
     ("coverage above 1", _set("coverage", 1.01), "experiment.coverage"),
     ("coverage NaN", _set("coverage", float("nan")), "experiment.coverage"),
-    ("targeting does not parse", _bad_targeting, "experiment.targeting"),
+    ("targeting does not parse", _bad_targeting, "experiment.targeting.$or"),
     ("unknown metric key", _unknown_metric, "experiment.metrics[1].metric_key"),
     ("metric without role", _no_role, "experiment.metrics[1].role"),
     ("hash version 3", _set("hash_version", 3), "experiment.hash_version"),

@@ -148,3 +148,40 @@ async def test_publish_failure_is_logged_not_raised(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING):
         await publisher.publish(7)
     assert "could not publish config version 7" in caplog.text
+
+
+async def test_a_start_that_would_overflow_the_snapshot_budget_is_refused_and_rolled_back() -> None:
+    store, publisher, clock = FakeStore(), FakePublisher(), TickingClock()
+    manager = ExperimentManager(store, publisher, clock, max_snapshot_bytes=2_000)
+    big = spec("big")
+    big.description = "d" * 3_000  # stored JSON counts, descriptions included
+    await manager.create(big, "alice")
+    await manager.create(spec("small"), "alice")
+    await manager.start(StartCommand("small"), "alice")
+    with pytest.raises(FailedPrecondition, match="VERDICT_MAX_SNAPSHOT_BYTES"):
+        await manager.start(StartCommand("big"), "alice")
+    assert store.state.experiments["big"].status == experiment_pb2.EXPERIMENT_STATUS_DRAFT
+    assert publisher.published[-1] == 4  # the refused start published nothing
+
+
+async def test_a_saved_group_over_the_snapshot_budget_is_refused() -> None:
+    store, publisher, clock = FakeStore(), FakePublisher(), TickingClock()
+    catalog = Catalog(store, publisher, clock, max_snapshot_bytes=1_000)
+    group = experiment_pb2.SavedGroup(key="vip")
+    group.values.add().string_value = "u" * 2_000
+    with pytest.raises(FailedPrecondition):
+        await catalog.put_saved_group(group, "alice")
+    assert "vip" not in store.state.groups
+
+
+async def test_a_condition_naming_an_unknown_saved_group_is_refused() -> None:
+    manager, catalog, _, _ = build()
+    experiment = spec("grouped")
+    experiment.targeting.update({"id": {"$inGroup": "beta-testers"}})
+    with pytest.raises(InvalidArgument) as raised:
+        await manager.create(experiment, "alice")
+    assert raised.value.violations[0].field == "experiment.targeting.id.$inGroup"
+    group = experiment_pb2.SavedGroup(key="beta-testers")
+    group.values.add().string_value = "u1"
+    await catalog.put_saved_group(group, "alice")
+    await manager.create(experiment, "alice")  # now it names something

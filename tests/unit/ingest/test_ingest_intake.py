@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import pytest
 from test_ingest_validation import NOW, Ev, Ex
@@ -100,8 +100,12 @@ async def test_malformed_batch_is_invalid_argument() -> None:
 
 
 class FakeExposureStore:
-    def __init__(self) -> None:
+    def __init__(self, variants: dict[str, frozenset[str]] | None = None) -> None:
         self.stored: dict[tuple[str, str], str] = {}
+        self.variants = variants if variants is not None else {}
+
+    async def variants_of(self, experiment_keys: Collection[str]) -> dict[str, frozenset[str]]:
+        return {k: v for k, v in self.variants.items() if k in experiment_keys}
 
     async def record(self, rows: Sequence[ExposureRow]) -> ExposureCounts:
         accepted = duplicates = conflicts = 0
@@ -117,8 +121,25 @@ class FakeExposureStore:
 
 
 async def test_exposure_intake_stores_valid_ones_and_reports_rejections() -> None:
-    store = FakeExposureStore()
+    store = FakeExposureStore({"new-prompt": frozenset({"control", "v1"})})
     exposures = ExposureIntake(store, TimeWindow(), LIMITS, clock=lambda: NOW)
     outcome = await exposures.track("r", [Ex(), Ex(experiment_key="Bad")], 100)
     assert outcome.counts == ExposureCounts(1, 0, 0)
     assert [r.index for r in outcome.rejections] == [1]
+
+
+async def test_exposures_to_unknown_experiments_or_variants_are_rejected_not_stored() -> None:
+    store = FakeExposureStore({"new-prompt": frozenset({"control", "v1"})})
+    exposures = ExposureIntake(store, TimeWindow(), LIMITS, clock=lambda: NOW)
+    batch = [
+        Ex(experiment_key="ghost"),
+        Ex(variant_key="v9"),
+        Ex(unit_id="u-ok"),
+    ]
+    outcome = await exposures.track("r", batch, 100)
+    assert outcome.counts == ExposureCounts(1, 0, 0)
+    assert [(r.index, r.field) for r in outcome.rejections] == [
+        (0, "experiment_key"),
+        (1, "variant_key"),
+    ]
+    assert list(store.stored) == [("new-prompt", "u-ok")]

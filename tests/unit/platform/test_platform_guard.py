@@ -13,7 +13,7 @@ import pytest_asyncio
 from grpc_status import rpc_status
 from redis import exceptions as redis_errors
 
-from verdict.v1 import experiment_pb2, experiment_pb2_grpc
+from verdict.v1 import experiment_pb2, experiment_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from verdict_platform.guard import (
     Guard,
@@ -264,3 +264,63 @@ async def test_guard_registers_a_service_added_only_as_registered_methods(
     assert inner.registered == [] and len(inner.generic) == 1
     assert inner.generic[0].service(Details("/test.Echo/Echo")) is not None
     assert inner.generic[0].service(Details("/test.Other/Echo")) is None
+
+
+async def test_a_request_over_the_limits_is_refused_at_the_door(stub: Any) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="k" * 300), metadata=bearer("read-key")
+    )
+    code, _, violations = await error_of(call)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    assert list(violations) == ["key"] and "300 bytes" in violations["key"]
+
+
+async def test_a_nul_is_refused_before_the_handler_runs(stub: Any) -> None:
+    call = stub.GetExperiment(
+        experiment_pb2.GetExperimentRequest(key="bug\x00"), metadata=bearer("read-key")
+    )
+    code, _, violations = await error_of(call)  # "bug" would be INTERNAL had it run
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and list(violations) == ["key"]
+
+
+MALFORMED = b"\x0a\xff\xff\xff\xff\x0f"  # field 1, length-delimited, length beyond the bytes
+
+
+class EchoIngest(ingest_pb2_grpc.IngestServiceServicer):
+    async def StreamEvents(self, requests: Any, context: Any) -> AsyncIterator[Any]:
+        async for request in requests:
+            yield ingest_pb2.StreamEventsResponse(batch_id=request.batch_id)
+
+
+async def test_malformed_bytes_are_invalid_argument_not_unknown() -> None:
+    keyring = KeyRing(FakeDirectory(), refresh_s=60)
+    await keyring.load()
+    server = guarded_server(keyring)
+    experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(ScriptedExperiments(), server)
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(EchoIngest(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            raw = channel.unary_unary(
+                "/verdict.v1.ExperimentService/GetExperiment",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+            code, _, violations = await error_of(raw(MALFORMED, metadata=bearer("read-key")))
+            assert code is grpc.StatusCode.INVALID_ARGUMENT and list(violations) == ["request"]
+
+            stream = channel.stream_stream(
+                "/verdict.v1.IngestService/StreamEvents",
+                request_serializer=lambda b: b,
+                response_deserializer=ingest_pb2.StreamEventsResponse.FromString,
+            )
+            good = ingest_pb2.StreamEventsRequest(batch_id="b1").SerializeToString()
+            call = stream(iter([good, MALFORMED]), metadata=bearer("admin-key"))
+            first = await call.read()
+            assert first.batch_id == "b1"  # the batch before the bad bytes is answered
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call.read()
+            assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await server.stop(None)

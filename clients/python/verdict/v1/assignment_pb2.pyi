@@ -194,7 +194,13 @@ class ConfigSnapshot(_message.Message):
     """Increases with every configuration change."""
     @_builtins.property
     def experiments(self) -> _containers.RepeatedCompositeFieldContainer[_experiment_pb2.Experiment]:
-        """Running experiments (and stopped ones, which answer NOT_RUNNING)."""
+        """Running experiments (and stopped ones, which answer NOT_RUNNING), with the fields assignment
+        needs: variants and payloads, targeting, layer, hashing, schedule, forced variations, status,
+        versions and the analysis plan's segments (descriptions, metrics, the rest of the plan,
+        stopping rules and decisions are left out: read them from ExperimentService). The whole
+        snapshot is at most VERDICT_MAX_SNAPSHOT_BYTES (8 MiB by default; changes that would exceed
+        it are refused).
+        """
 
     @_builtins.property
     def saved_groups(self) -> _containers.RepeatedCompositeFieldContainer[_experiment_pb2.SavedGroup]:

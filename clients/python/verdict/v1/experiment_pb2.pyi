@@ -330,7 +330,7 @@ class RuleOverride(_message.Message):
     mode: Global___RuleOverrideMode.ValueType
     """How it is silenced."""
     reason: _builtins.str
-    """Why; recorded in the audit log."""
+    """Why; recorded in the audit log. At most 4 KiB."""
     actor: _builtins.str
     """Who: the API key's name; output only."""
     @_builtins.property
@@ -387,11 +387,11 @@ class Variant(_message.Message):
     is_control: _builtins.bool
     """True for exactly one variant: the baseline every other variant is compared with."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 4 KiB."""
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """The configuration callers apply, e.g. {"model": "gpt-4o", "prompt_version": "v7",
-        "temperature": 0.2}. At most 64 KiB once serialised as JSON.
+        "temperature": 0.2}. At most 64 KiB serialised (VERDICT_MAX_PAYLOAD_BYTES), 10 levels deep.
         """
 
     def __init__(
@@ -503,7 +503,9 @@ class AnalysisPlan(_message.Message):
 
     @_builtins.property
     def segments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Property names recorded with exposures to break results down by (e.g. "country", "plan")."""
+        """Property names recorded with exposures to break results down by (e.g. "country", "plan").
+        At most 10 entries.
+        """
 
     def __init__(
         self,
@@ -622,7 +624,7 @@ class StopDecision(_message.Message):
     decision: _common_pb2.Decision.ValueType
     """The decision."""
     reason: _builtins.str
-    """Why, in words (an operator's reason or a stopping rule's figures)."""
+    """Why, in words (an operator's reason or a stopping rule's figures). At most 4 KiB."""
     ship_variant_key: _builtins.str
     """The variant to ship when decision is DECISION_SHIP."""
     stopped_by: _builtins.str
@@ -711,11 +713,11 @@ class Experiment(_message.Message):
     key: _builtins.str
     """Unique key; a slug (lowercase letters, digits, '-' and '_'), 1 to 64 characters."""
     name: _builtins.str
-    """Human-readable name."""
+    """Human-readable name. At most 256 bytes."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 16 KiB."""
     hypothesis: _builtins.str
-    """The hypothesis being tested."""
+    """The hypothesis being tested. At most 4 KiB."""
     status: Global___ExperimentStatus.ValueType
     """Lifecycle status; output only (changed by Start, Stop, Archive)."""
     coverage: _builtins.float
@@ -732,12 +734,12 @@ class Experiment(_message.Message):
     """Bumped on every change; pass it back as expected_version to avoid lost updates. Output only."""
     @_builtins.property
     def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variant]:
-        """At least two variants, exactly one control."""
+        """At least two variants, exactly one control. At most 20 entries."""
 
     @_builtins.property
     def targeting(self) -> _struct_pb2.Struct:
         """Targeting condition in GrowthBook's MongoDB-style language over the unit's attributes, e.g.
-        {"country": {"$in": ["FR", "DE"]}}. Empty: everyone.
+        {"country": {"$in": ["FR", "DE"]}}. Empty: everyone. At most 16 KiB serialised, 10 levels deep.
         """
 
     @_builtins.property
@@ -746,7 +748,7 @@ class Experiment(_message.Message):
 
     @_builtins.property
     def metrics(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExperimentMetric]:
-        """Metrics by role."""
+        """Metrics by role. At most 50 entries."""
 
     @_builtins.property
     def analysis_plan(self) -> Global___AnalysisPlan:
@@ -762,7 +764,7 @@ class Experiment(_message.Message):
 
     @_builtins.property
     def forced_variations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """QA allow-list: unit id (or hash attribute value) to forced variant key."""
+        """QA allow-list: unit id (or hash attribute value) to forced variant key. At most 1,000 entries."""
 
     @_builtins.property
     def decision(self) -> Global___StopDecision:
@@ -783,7 +785,7 @@ class Experiment(_message.Message):
     @_builtins.property
     def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
         """Operators' overrides of stopping rules in force for the current run; output only (set
-        through StartExperiment). Cleared when the experiment stops.
+        through StartExperiment). Cleared when the experiment stops. At most 10 entries.
         """
 
     def __init__(
@@ -872,7 +874,7 @@ class Metric(_message.Message):
     name: _builtins.str
     """Human-readable name."""
     description: _builtins.str
-    """Free-form description."""
+    """Free-form description. At most 4 KiB."""
     type: Global___MetricType.ValueType
     """How a unit's events become its value."""
     quantile: _builtins.float
@@ -939,7 +941,7 @@ class SavedGroup(_message.Message):
     """Unique key; a slug."""
     @_builtins.property
     def values(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.Value]:
-        """The values (strings or numbers)."""
+        """The values (strings or numbers). At most 100,000 entries. Each at most 256 bytes."""
 
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
@@ -1119,22 +1121,26 @@ class ListExperimentsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     status: Global___ExperimentStatus.ValueType
     """Only experiments in this status; unspecified: all but archived."""
+    query: _builtins.str
+    """Only experiments whose key or name contains this text, ignoring case; empty: all."""
     def __init__(
         self,
         *,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         status: Global___ExperimentStatus.ValueType = ...,
+        query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "query", b"query", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1238,11 +1244,13 @@ class StartExperimentRequest(_message.Message):
     key: _builtins.str
     """The experiment's key."""
     reason: _builtins.str
-    """Why; required when restarting an experiment that a stopping rule stopped (an override)."""
+    """Why; required when restarting an experiment that a stopping rule stopped (an override).
+    At most 4 KiB.
+    """
     @_builtins.property
     def rule_overrides(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOverride]:
         """Rules to snooze, disable or override for this run, each with its own reason (or this
-        request's).
+        request's). At most 10 entries.
         """
 
     def __init__(
@@ -1299,7 +1307,7 @@ class StopExperimentRequest(_message.Message):
     key: _builtins.str
     """The experiment's key."""
     reason: _builtins.str
-    """Why it stops; required."""
+    """Why it stops; required. At most 4 KiB."""
     decision: _common_pb2.Decision.ValueType
     """The decision; unspecified means DECISION_INCONCLUSIVE."""
     ship_variant_key: _builtins.str
@@ -1505,7 +1513,7 @@ class ListMetricsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -1547,6 +1555,60 @@ class ListMetricsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListMetricsResponse: _TypeAlias = ListMetricsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateMetricRequest(_message.Message):
+    """Request of UpdateMetric."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metric(self) -> Global___Metric:
+        """The metric with the new values; `key` names which one."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Fields to change, e.g. "name", "direction", "non_inferiority_margin", "window"."""
+
+    def __init__(
+        self,
+        *,
+        metric: Global___Metric | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMetricRequest: _TypeAlias = UpdateMetricRequest  # noqa: Y015
+
+@_typing.final
+class UpdateMetricResponse(_message.Message):
+    """Response of UpdateMetric."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def metric(self) -> Global___Metric:
+        """The updated metric."""
+
+    def __init__(
+        self,
+        *,
+        metric: Global___Metric | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["metric", b"metric"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateMetricResponse: _TypeAlias = UpdateMetricResponse  # noqa: Y015
 
 @_typing.final
 class PutSavedGroupRequest(_message.Message):
@@ -1607,7 +1669,7 @@ class ListSavedGroupsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,
@@ -1664,7 +1726,7 @@ class ListAuditEventsRequest(_message.Message):
     page_size: _builtins.int
     """Maximum results per page, 1 to 1000; 0 means 100."""
     page_token: _builtins.str
-    """Token from a previous response; empty for the first page."""
+    """Token from a previous response; empty for the first page. At most 1 KiB."""
     def __init__(
         self,
         *,

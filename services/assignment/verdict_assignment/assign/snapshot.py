@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -75,6 +76,8 @@ class Snapshot:
     """Experiment key -> variant key -> index, for sticky results."""
     segments: Mapping[str, tuple[str, ...]]
     """Experiment key -> attribute names recorded with its exposures."""
+    segment_names: tuple[str, ...] = ()
+    """Every attribute name some running experiment records with its exposures."""
 
     @property
     def experiments(self) -> Mapping[str, ExperimentConfig]:
@@ -170,7 +173,36 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         sticky_keys=frozenset(c.key for c in configs if c.running and c.allocation_version > 1),
         variant_index={c.key: {v.key: i for i, v in enumerate(c.variants)} for c in configs},
         segments={e.key: tuple(e.analysis_plan.segments) for e in kept},
+        segment_names=tuple(sorted({s for e in kept for s in e.analysis_plan.segments})),
     )
+
+
+_NOT_FOR_EVALUATION: tuple[Any, ...] = (
+    "description",
+    "hypothesis",
+    "metrics",
+    "stopping_rules",
+    "decision",
+    "rule_overrides",
+    "create_time",
+    "update_time",
+)
+
+
+def evaluation_view(experiment: experiment_pb2.Experiment) -> experiment_pb2.Experiment:
+    """The experiment as the snapshot carries it: what assignment needs (variants and payloads,
+    targeting, layer, hashing, schedule, forced variations, status, versions, the analysis plan's
+    segments for exposures); descriptions, metrics, the rest of the analysis plan, stopping
+    rules and decisions are read from ExperimentService."""
+    view = experiment_pb2.Experiment()
+    view.CopyFrom(experiment)
+    for name in _NOT_FOR_EVALUATION:
+        view.ClearField(name)
+    segments = list(experiment.analysis_plan.segments)
+    view.ClearField("analysis_plan")
+    if segments:
+        view.analysis_plan.segments.extend(segments)
+    return view
 
 
 def snapshot_proto(
@@ -180,7 +212,7 @@ def snapshot_proto(
 ) -> assignment_pb2.ConfigSnapshot:
     """A `ConfigSnapshot` stamped with the current time."""
     proto = assignment_pb2.ConfigSnapshot(version=version)
-    proto.experiments.extend(experiments)
+    proto.experiments.extend(evaluation_view(e) for e in experiments)
     proto.saved_groups.extend(saved_groups)
     now = timestamp_pb2.Timestamp()
     now.FromNanoseconds(time.time_ns())

@@ -1,8 +1,8 @@
 """The gRPC face of ExperimentService: decode, call one use case, encode.
 
-Errors are domain exceptions; the platform's Guard interceptor maps them to status codes (with
-google.rpc.BadRequest details for INVALID_ARGUMENT) and authenticates the caller, whose key name
-is the audit log's actor.
+Errors are domain exceptions; the platform's guard (which wraps every handler at registration)
+maps them to status codes (with google.rpc.BadRequest details for INVALID_ARGUMENT) and
+authenticates the caller, whose key name is the audit log's actor.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
         self, request: experiment_pb2.ListExperimentsRequest, context: Any
     ) -> experiment_pb2.ListExperimentsResponse:
         page, token = await self._experiments.list_page(
-            request.status, request.page_size, request.page_token
+            request.status, request.page_size, request.page_token, request.query
         )
         return experiment_pb2.ListExperimentsResponse(experiments=page, next_page_token=token)
 
@@ -128,6 +128,12 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
         page, token = await self._catalog.metrics(request.page_size, request.page_token)
         return experiment_pb2.ListMetricsResponse(metrics=page, next_page_token=token)
 
+    async def UpdateMetric(
+        self, request: experiment_pb2.UpdateMetricRequest, context: Any
+    ) -> experiment_pb2.UpdateMetricResponse:
+        metric = await self._catalog.update_metric(request.metric, request.update_mask, _actor())
+        return experiment_pb2.UpdateMetricResponse(metric=metric)
+
     async def PutSavedGroup(
         self, request: experiment_pb2.PutSavedGroupRequest, context: Any
     ) -> experiment_pb2.PutSavedGroupResponse:
@@ -160,13 +166,15 @@ def build_experiment_servicer(resources: Resources, clock: Clock = utc_now) -> E
     """The ExperimentService servicer on the platform's pool and Redis client.
 
     Register it with `experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(servicer,
-    server)` on a server whose interceptors include the platform's `Guard`.
+    server)` on a server made by the platform's `guarded_server`.
     """
     store = PostgresConfigStore(resources.pool)
     channel = redis_conn.name(resources.settings, redis_conn.CONFIG_CHANNEL)
     publisher = RedisConfigPublisher(resources.redis, channel)
+    budget = resources.settings.max_snapshot_bytes
     return ExperimentServicer(
-        ExperimentManager(store, publisher, clock), Catalog(store, publisher, clock)
+        ExperimentManager(store, publisher, clock, budget),
+        Catalog(store, publisher, clock, budget),
     )
 
 
