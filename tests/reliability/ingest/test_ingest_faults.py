@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -143,14 +145,19 @@ def test_sigkill_while_streaming_stores_exactly_the_events_sent(
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[tuple[object, str]]:
+def own_postgres() -> Iterator[tuple[object, str]]:
     import pgserver
 
-    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    # Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as its own user and opens
+    # the folders above the data to it, but any pytest session starting meanwhile on the machine
+    # closes /tmp/pytest-of-root again (0700), and pg_ctl then fails mid-test.
+    data = Path(tempfile.mkdtemp(prefix="verdict-faults-pg-"))
+    server = pgserver.get_server(data / "pg", cleanup_mode="stop")
     try:
         yield server, server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 async def _prepare(url: str) -> str:
