@@ -28,6 +28,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from support.eventually import eventually
 from support.processes import RunningService, start_service_process
@@ -49,6 +50,7 @@ SERVICES = {  # proto module, service, process
     "AssignmentService": (assignment_pb2, "assignment"),
     "IngestService": (ingest_pb2, "ingest"),
     "AnalysisService": (analysis_pb2, "analysis"),
+    "TraceService": (trace_service_pb2, "ingest"),  # OTLP/gRPC spans, served by ingest
 }
 METHODS = [
     (process, method)
