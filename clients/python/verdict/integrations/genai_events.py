@@ -58,7 +58,6 @@ MAX_PROPERTY_BYTES = 1024
 """Ingest's limit on a property value (`verdict_ingest.validation`)."""
 
 _SPAN_NAMESPACE = uuid.UUID("6f1d3c1e-4b7a-5b8e-9a53-2f0d6c0e7a11")
-_FEEDBACK_NAMESPACE = uuid.UUID("0b9e3a52-8d4f-5c1b-a7e6-41f2c9d8b305")
 
 
 @dataclass(frozen=True)
@@ -152,9 +151,3 @@ def span_event_id(trace_id: bytes, span_id: bytes) -> str:
     """The event id of a span: the same span exported twice is the same event (a UUID derived
     from the 24 bytes of trace id and span id)."""
     return str(uuid.uuid5(_SPAN_NAMESPACE, (trace_id + span_id).hex()))
-
-
-def feedback_event_id(response_id: str, name: str) -> str:
-    """The event id of a feedback event tied to a response: a retried report, or the same
-    button pressed twice, counts once."""
-    return str(uuid.uuid5(_FEEDBACK_NAMESPACE, f"{name}\x1f{response_id}"))
