@@ -12,12 +12,10 @@ Proxy: `VerdictProxyHook.from_env()` in the proxy's `litellm_settings: callbacks
 Needs the `litellm` extra (`pip install verdict[litellm]`).
 """
 
-from verdict.integrations.feedback import Feedback
-from verdict.integrations.litellm.gateway import VerdictConfig, VerdictLiteLLM
-from verdict.integrations.litellm.payloads import Routed, apply_variants
-from verdict.integrations.litellm.proxy import VerdictProxyHook
-from verdict.integrations.litellm.recording import VerdictCallback
-from verdict.integrations.litellm.routing import Router
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "Feedback",
@@ -29,3 +27,22 @@ __all__ = [
     "VerdictProxyHook",
     "apply_variants",
 ]
+
+# Loaded on first use: the pure parts (payloads, standard_logging) import without LiteLLM.
+_HOMES = {
+    "Feedback": "verdict.integrations.feedback",
+    "Routed": "verdict.integrations.litellm.payloads",
+    "apply_variants": "verdict.integrations.litellm.payloads",
+    "Router": "verdict.integrations.litellm.routing",
+    "VerdictCallback": "verdict.integrations.litellm.recording",
+    "VerdictConfig": "verdict.integrations.litellm.gateway",
+    "VerdictLiteLLM": "verdict.integrations.litellm.gateway",
+    "VerdictProxyHook": "verdict.integrations.litellm.proxy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
