@@ -25,24 +25,27 @@ class GatewaySuite:
     ingest: RunningService
     analysis: RunningService | None
     keys: dict[Role, str]
+    names: dict[Role, str]
+    """The keys' names (the actor in the audit log)."""
 
     def auth(self, role: Role) -> tuple[tuple[str, str], ...]:
         """Call metadata with the key of `role`."""
         return (("authorization", f"Bearer {self.keys[role]}"),)
 
 
-def create_keys(settings: Settings, roles: list[Role]) -> dict[Role, str]:
-    """One new key per role (announced, though the processes started after load them anyway)."""
+def create_keys(settings: Settings, roles: list[Role]) -> dict[Role, tuple[str, str]]:
+    """One new key per role, as (name, key) (announced, though the processes started after load
+    them anyway)."""
 
-    async def create() -> dict[Role, str]:
+    async def create() -> dict[Role, tuple[str, str]]:
         pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=1)
         client = redis_conn.connect_redis(settings)
         try:
             store = KeyStore(pool)
-            keys = {
-                role: await store.create(f"gw-{role.value}-{secrets.token_hex(4)}", role)
-                for role in roles
-            }
+            keys = {}
+            for role in roles:
+                name = f"gw-{role.value}-{secrets.token_hex(4)}"
+                keys[role] = (name, await store.create(name, role))
             await client.publish(redis_conn.name(settings, redis_conn.KEYS_CHANNEL), b"new")
             return keys
         finally:
@@ -57,7 +60,8 @@ def gateway_suite(
     settings: Settings, analysis_interval_s: float | None = None
 ) -> Iterator[GatewaySuite]:
     """Starts the services (analysis too when an interval is given); stops them after."""
-    keys = create_keys(settings, [Role.ADMIN, Role.ASSIGN, Role.INGEST, Role.ANALYSIS, Role.READ])
+    named = create_keys(settings, [Role.ADMIN, Role.ASSIGN, Role.INGEST, Role.ANALYSIS, Role.READ])
+    keys = {role: key for role, (_, key) in named.items()}
     started: list[RunningService] = []
     try:
         ingest = start_service_process(settings, "verdict_ingest", "VERDICT_INGEST_PORT")
@@ -82,7 +86,9 @@ def gateway_suite(
                 },
             )
             started.append(analysis)
-        yield GatewaySuite(assignment, ingest, analysis, keys)
+        yield GatewaySuite(
+            assignment, ingest, analysis, keys, {role: name for role, (name, _) in named.items()}
+        )
     finally:
         for service in reversed(started):
             service.stop()
