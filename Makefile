@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 PYTHON ?= python3
 
 .PHONY: setup up down status test check fuzz proto bench bench-assign bench-callgrind bench-ingest \
-        bench-stats bench-analysis simulate clean
+        bench-stats bench-analysis bench-gateway demo simulate clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ down: setup          ## stop what `make up` started (data persists)
 status: setup
 	$(VENV)/bin/verdict status
 
+demo: setup          ## an LLM prompt experiment decided by itself (< 3 min); leaves the suite up
+	$(PY) scripts/demo.py
+
 test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -49,7 +52,7 @@ proto: setup         ## regenerate clients/python/verdict/v1 from protos/
 	VENV=$(VENV) scripts/gen_proto.sh clients/python
 
 bench: setup
-	@for t in bench-assign bench-ingest bench-stats bench-analysis; do \
+	@for t in bench-assign bench-ingest bench-stats bench-analysis bench-gateway; do \
 	  $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench-assign: setup   ## needs h2load (Debian nghttp2-client): installed here when missing
@@ -70,6 +73,9 @@ bench-stats: setup
 
 bench-analysis: setup
 	$(PY) bench/bench_analysis.py $(ARGS)
+
+bench-gateway: setup  ## LiteLLM callback overhead; OTLP intake spans/s vs TrackEvents events/s
+	$(PY) bench/bench_gateway.py $(ARGS)
 
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py
