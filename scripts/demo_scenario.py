@@ -87,7 +87,8 @@ class Outcome:
     relative_effect: float | None = None
     absolute_effect: float | None = None
     interval: tuple[float, float] | None = None
-    """The relative sequential (anytime-valid) interval."""
+    """The interval the decision rests on (sequential, anytime-valid), on `scale`."""
+    scale: str = ""
     variant_values: dict[str, float] = field(default_factory=dict)
     metric: str = ""
     users_at_decision: int = 0
@@ -221,22 +222,21 @@ def _outcome(
     ) / 1e9
     if snapshot is not None:
         out.users_at_decision = sum(snapshot.units.values())
-        wanted = lm.THUMBS_UP_RATE if d.rule == experiment_pb2.STOPPING_RULE_EFFICACY else None
+        # The metric the rule fired on: the primary (efficacy) or the harmed guardrail.
+        fired = lm.THUMBS_UP_RATE
+        if d.rule == experiment_pb2.STOPPING_RULE_GUARDRAIL_HARM:
+            fired = next((k for k in GUARDRAILS if f"guardrail {k}:" in d.reason), "")
         for metric in snapshot.metrics:
-            if wanted is not None and metric.metric_key != wanted:
+            if metric.metric_key != fired:
                 continue
+            out.metric = fired
+            out.variant_values = {v.variant_key: v.mean for v in metric.variants}
             for c in metric.comparisons:
-                if wanted is None and c.verdict != analysis_pb2.METRIC_VERDICT_LOSS:
-                    continue
-                out.metric = metric.metric_key
                 out.relative_effect = c.relative_effect
-                out.absolute_effect = c.absolute_effect
-                seq = c.relative.sequential_interval
-                out.interval = (seq.lower, seq.upper)
-                out.variant_values = {v.variant_key: v.mean for v in metric.variants}
-                break
-            if out.metric:
-                break
+                # With a sequential plan the relative interval is the anytime-valid one.
+                interval = c.relative_interval
+                out.interval = (interval.lower, interval.upper)
+                out.scale = analysis_pb2.EffectScale.Name(analysis_pb2.EFFECT_SCALE_RELATIVE)
     return out
 
 
