@@ -9,6 +9,7 @@ did after a response and carry the response's id (`gen_ai.response.id`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Sequence
@@ -60,7 +61,7 @@ MAX_PROPERTY_BYTES = 1024
 _SPAN_NAMESPACE = uuid.UUID("6f1d3c1e-4b7a-5b8e-9a53-2f0d6c0e7a11")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LlmCall:
     """What is known about one LLM call, whichever gateway saw it."""
 
@@ -147,7 +148,17 @@ def truncated(value: str, most: int = MAX_PROPERTY_BYTES) -> str:
     return value if len(data) <= most else data[:most].decode(errors="ignore")
 
 
+_SPAN_NAMESPACE_BYTES = _SPAN_NAMESPACE.bytes
+
+
 def span_event_id(trace_id: bytes, span_id: bytes) -> str:
-    """The event id of a span: the same span exported twice is the same event (a UUID derived
-    from the 24 bytes of trace id and span id)."""
-    return str(uuid.uuid5(_SPAN_NAMESPACE, (trace_id + span_id).hex()))
+    """The event id of a span: the same span exported twice is the same event. It is
+    `uuid.uuid5(namespace, hex of the 24 bytes of trace id and span id)`, computed without the
+    `UUID` object (ingest derives one per span)."""
+    digest = bytearray(
+        hashlib.sha1(_SPAN_NAMESPACE_BYTES + (trace_id + span_id).hex().encode()).digest()[:16]
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
