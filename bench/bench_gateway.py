@@ -90,13 +90,16 @@ def bench_callback(ingest_target: str, key: str) -> dict[str, Any]:
         litellm.completion(**CALL)
     for block in range(2 * CALLS // BLOCK):
         mode = "with" if block % 2 else "without"
-        litellm.callbacks = [callback] if mode == "with" else []
+        if mode == "with":
+            callback.install()
+        else:
+            callback.uninstall()
         samples = timings[mode]
         for _ in range(BLOCK):
             t0 = time.perf_counter()
             litellm.completion(**CALL)
             samples.append(time.perf_counter() - t0)
-    litellm.callbacks = []
+    callback.uninstall()
     deadline = time.monotonic() + 30
     while len(record_s) < CALLS and time.monotonic() < deadline:
         time.sleep(0.05)  # the last callbacks run on LiteLLM's worker thread

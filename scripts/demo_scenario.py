@@ -272,9 +272,7 @@ async def run_scenario(
         )
         verdict = await asyncio.to_thread(VerdictLiteLLM, config)
         sim = Simulation(verdict, scenario, seed)
-        import litellm
-
-        callbacks, litellm.callbacks = litellm.callbacks, [verdict.callback]  # records each call
+        verdict.callback.install()  # records each call
         try:
             await asyncio.to_thread(verdict.router.wait_ready)
             probe = {"user": "demo-probe", "model": "m", "messages": []}
@@ -317,7 +315,7 @@ async def run_scenario(
                     metadata=admin,
                 )
         finally:
-            litellm.callbacks = callbacks
+            verdict.callback.uninstall()
             await asyncio.to_thread(verdict.close, 5.0)
         got = await experiments.GetExperiment(
             experiment_pb2.GetExperimentRequest(key=key), metadata=admin

@@ -90,10 +90,9 @@ def verdict(suite: GatewaySuite, experiment: str) -> Iterator[VerdictLiteLLM]:
     # The first snapshot may predate the start; wait until the router routes by the experiment.
     probe = {"user": "probe", "metadata": {"verdict_attributes": {"plan": "pro"}}}
     eventually(lambda: gateway.route(probe)["metadata"]["verdict"]["experiment"] == experiment)
-    previous = litellm.callbacks
-    litellm.callbacks = [gateway.callback]
+    gateway.callback.install()
     yield gateway
-    litellm.callbacks = previous
+    gateway.callback.uninstall()
     gateway.close()
 
 
@@ -230,8 +229,8 @@ async def test_proxy_hook_routes_the_request_and_records_async_calls(
 ) -> None:
     hook = VerdictProxyHook(verdict)
     units = _units(verdict, experiment)
-    previous = litellm.callbacks
-    litellm.callbacks = [hook]
+    verdict.callback.uninstall()  # the proxy's hook records instead
+    hook.install()
     try:
         for variant, unit in units.items():
             # As the proxy does: the hook edits the request, then LiteLLM runs it.
@@ -248,7 +247,8 @@ async def test_proxy_hook_routes_the_request_and_records_async_calls(
             with pytest.raises(litellm.InternalServerError):
                 await litellm.acompletion(**{**data, "mock_response": Exception("boom")})
     finally:
-        litellm.callbacks = previous
+        hook.uninstall()
+        verdict.callback.install()
     verdict.flush()
     for variant, unit in units.items():
         rows = [r for r in await _events(pool, unit, 3)]
@@ -288,15 +288,14 @@ async def test_an_unreachable_verdict_leaves_calls_unchanged_and_warns_once(
     config = VerdictConfig(assignment_target=nowhere, ingest_target=nowhere, local=False)
     gateway = VerdictLiteLLM(config)
     try:
-        previous = litellm.callbacks
-        litellm.callbacks = [gateway.callback]
+        gateway.callback.install()
         try:
             with caplog.at_level("WARNING", logger="verdict.integrations"):
                 for _ in range(5):
                     response = gateway.completion(**_chat("someone"))
                     assert response.model == "gpt-3.5-turbo"
         finally:
-            litellm.callbacks = previous
+            gateway.callback.uninstall()
         warnings = [r for r in caplog.records if "Assign failed" in r.getMessage()]
         assert len(warnings) == 1
         assert gateway.router._log.suppressed == 4

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import litellm
 from litellm.integrations.custom_logger import CustomLogger
 
 from verdict.integrations import genai_events as ge
@@ -21,6 +22,15 @@ from verdict.integrations.throttled_log import ThrottledLog
 from verdict.tracking import AsyncTracker, Tracker
 
 log = logging.getLogger(__name__)
+
+_CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
 
 
 class VerdictCallback(CustomLogger):
@@ -34,6 +44,19 @@ class VerdictCallback(CustomLogger):
         """Events offered to the tracker."""
         self.unattributed = 0
         """Calls without a unit (no `user`, no `metadata["verdict_unit_id"]`): not recorded."""
+
+    def install(self) -> None:
+        """Registers with LiteLLM (`litellm.callbacks`), once."""
+        if not any(c is self for c in litellm.callbacks):
+            litellm.callbacks.append(self)
+
+    def uninstall(self) -> None:
+        """Unregisters from LiteLLM: from `litellm.callbacks` and from the success and failure
+        lists LiteLLM copies its callbacks into on first use (else it keeps calling it)."""
+        for name in _CALLBACK_LISTS:
+            listed = getattr(litellm, name, None)
+            if isinstance(listed, list):
+                listed[:] = [c for c in listed if c is not self]
 
     def record(self, kwargs: dict[str, Any], failed: bool) -> None:
         """Turns one logged call into its event and offers it; never raises."""
