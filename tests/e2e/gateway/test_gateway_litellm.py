@@ -294,13 +294,13 @@ async def test_an_unreachable_verdict_leaves_calls_unchanged_and_warns_once(
                 for _ in range(5):
                     response = gateway.completion(**_chat("someone"))
                     assert response.model == "gpt-3.5-turbo"
+            # Offered (LiteLLM runs sync callbacks in a worker thread); the tracker retries.
+            assert eventually(lambda: gateway.callback.recorded == 5)
         finally:
             gateway.callback.uninstall()
         warnings = [r for r in caplog.records if "Assign failed" in r.getMessage()]
         assert len(warnings) == 1
         assert gateway.router._log.suppressed == 4
-        # Offered (LiteLLM runs sync callbacks in a worker thread); the tracker keeps retrying.
-        assert eventually(lambda: gateway.callback.recorded == 5)
     finally:
         gateway.close(timeout_s=0.5)
     assert isinstance(gateway.tracker, Tracker) and gateway.tracker.stats().dropped == 5
