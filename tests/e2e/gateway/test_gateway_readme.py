@@ -27,8 +27,6 @@ from support.eventually import eventually_async
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "docs" / "examples"
 README = (ROOT / "README.md").read_text()
@@ -85,6 +83,7 @@ def test_the_readme_shows_each_example_verbatim(name: str) -> None:
     assert f"```{fence}\n{(EXAMPLES / name).read_text()}```" in README
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_the_sdk_example_routes_records_and_sends_feedback(
     suite: GatewaySuite, pool: asyncpg.Pool
 ) -> None:
@@ -95,6 +94,7 @@ async def test_the_sdk_example_routes_records_and_sends_feedback(
     assert await _names(pool, user, 2) == ["feedback.thumbs_up", "llm.call"]
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_the_otel_example_lands_as_an_llm_call(
     suite: GatewaySuite, pool: asyncpg.Pool
 ) -> None:
@@ -106,6 +106,7 @@ async def test_the_otel_example_lands_as_an_llm_call(
     assert json.loads(props)["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
 
 
+@pytest.mark.asyncio(loop_scope="session")
 async def test_the_proxy_config_names_the_hook_and_the_hook_routes_and_records(
     suite: GatewaySuite, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
