@@ -102,16 +102,16 @@ def _report(scenario: Scenario, outcome: Outcome) -> None:
     else:
         slower = scenario.v2.delay_s / scenario.v1.delay_s - 1
         print(
-            f"  true effect       latency {slower:+.0%} (typical {scenario.v1.delay_s * 1000:.0f}"
-            f" ms -> {scenario.v2.delay_s * 1000:.0f} ms); thumbs-up unchanged"
+            f"  true effect       the model answers {slower:+.0%} slower (typical "
+            f"{scenario.v1.delay_s * 1000:.0f} -> {scenario.v2.delay_s * 1000:.0f} ms, before the "
+            "gateway's own time); thumbs-up unchanged"
         )
     if outcome.relative_effect is not None and outcome.interval is not None:
         low, high = outcome.interval
-        on = "relative" if outcome.scale.endswith("RELATIVE") else "absolute"
-        fmt = "{:+.1%}" if on == "relative" else "{:+.4g}"
+        values = ", ".join(f"{k} {v:.4g}" for k, v in sorted(outcome.variant_values.items()))
         print(
             f"  estimated         {outcome.metric}: {outcome.relative_effect:+.1%} relative; "
-            f"{on} sequential interval [{fmt.format(low)}, {fmt.format(high)}]"
+            f"sequential interval [{low:+.1%}, {high:+.1%}]; per variant: {values}"
         )
     print(f"  time to decision  {outcome.seconds_to_decision:.1f} s after the start")
     print(
