@@ -269,6 +269,7 @@ async def run_scenario(
             assign_api_key=endpoints.admin_key,
             ingest_api_key=endpoints.admin_key,
             prompts=PROMPTS,
+            experiments=(key,),  # this scenario's experiment only
         )
         verdict = await asyncio.to_thread(VerdictLiteLLM, config)
         sim = Simulation(verdict, scenario, seed)

@@ -84,16 +84,19 @@ def verdict(suite: GatewaySuite, experiment: str) -> Iterator[VerdictLiteLLM]:
         assign_api_key=suite.keys[Role.ASSIGN],
         ingest_api_key=suite.keys[Role.INGEST],
         prompts=PROMPTS,
+        experiments=(experiment,),  # the session's database holds other tests' experiments
     )
     gateway = VerdictLiteLLM(config)
-    assert gateway.router.wait_ready()
-    # The first snapshot may predate the start; wait until the router routes by the experiment.
-    probe = {"user": "probe", "metadata": {"verdict_attributes": {"plan": "pro"}}}
-    eventually(lambda: gateway.route(probe)["metadata"]["verdict"]["experiment"] == experiment)
-    gateway.callback.install()
-    yield gateway
-    gateway.callback.uninstall()
-    gateway.close()
+    try:
+        assert gateway.router.wait_ready()
+        # The first snapshot may predate the start; wait until the router routes by it.
+        probe = {"user": "probe", "metadata": {"verdict_attributes": {"plan": "pro"}}}
+        eventually(lambda: gateway.route(probe)["metadata"]["verdict"]["experiment"] == experiment)
+        gateway.callback.install()
+        yield gateway
+    finally:
+        gateway.callback.uninstall()
+        gateway.close(timeout_s=5)
 
 
 def _units(verdict: VerdictLiteLLM, experiment: str) -> dict[str, str]:

@@ -44,6 +44,8 @@ class VerdictConfig:
     message."""
     security: ChannelSecurity = PLAINTEXT
     """TLS / mTLS of the channels (`verdict.channels`)."""
+    experiments: tuple[str, ...] | None = None
+    """Route by these experiments only (by key); None: every running experiment."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> VerdictConfig:
@@ -90,6 +92,7 @@ class VerdictLiteLLM:
             local=config.local,
             prompts=config.prompts,
             security=config.security,
+            experiments=config.experiments,
         )
         self.callback = VerdictCallback(self.tracker)
         """Register with LiteLLM: `litellm.callbacks = [verdict.callback]`."""

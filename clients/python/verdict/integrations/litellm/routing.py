@@ -19,7 +19,7 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -50,8 +50,10 @@ class Router:
         prompts: Mapping[str, str] | None = None,
         assign_timeout_s: float = 0.25,
         security: ChannelSecurity = PLAINTEXT,
+        experiments: Sequence[str] | None = None,
     ) -> None:
         self._log = ThrottledLog(log)
+        self._keys = list(experiments) if experiments else None
         self._prompts = dict(prompts or {})
         self._timeout_s = assign_timeout_s
         self._metadata = bearer(api_key)
@@ -139,7 +141,7 @@ class Router:
         self, local: LocalEvaluator, unit: str, attributes: dict[str, Any]
     ) -> list[Routed]:
         routed = []
-        for a in local.assign(unit, attributes or None):
+        for a in local.assign(unit, attributes or None, self._keys):
             if not a.in_experiment or a.variant_key is None or a.payload_json is None:
                 continue
             if self._exposures is not None and a.reason is Reason.ASSIGNED:
@@ -150,7 +152,7 @@ class Router:
         return routed
 
     def _assign_remotely(self, unit: str, attributes: dict[str, Any]) -> list[Routed]:
-        request = assignment_pb2.AssignRequest(unit_id=unit)
+        request = assignment_pb2.AssignRequest(unit_id=unit, experiment_keys=self._keys or [])
         if attributes:
             request.attributes.update(attributes)
         try:
