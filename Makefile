@@ -8,7 +8,7 @@ FRONTEND := services/dashboard/frontend
 VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
 .PHONY: setup up down status test check check-native fuzz proto bench bench-assign bench-callgrind \
-        bench-ingest bench-stats bench-analysis bench-dashboard simulate clean
+        bench-ingest bench-stats bench-analysis bench-dashboard bench-gateway demo simulate clean
 
 setup: $(STAMP) $(VENDOR)/.installed
 
@@ -43,6 +43,9 @@ down: setup          ## stop what `make up` started (data persists)
 status: setup
 	$(VENV)/bin/verdict status
 
+demo: setup          ## an LLM prompt experiment decided by itself (< 3 min); leaves the suite up
+	$(PY) scripts/demo.py
+
 test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -68,7 +71,7 @@ proto: setup         ## regenerate clients/python/verdict/v1 from protos/
 	VENV=$(VENV) scripts/gen_proto.sh clients/python
 
 bench: setup
-	@for t in bench-assign bench-ingest bench-stats bench-analysis; do \
+	@for t in bench-assign bench-ingest bench-stats bench-analysis bench-gateway; do \
 	  $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench-assign: setup   ## needs h2load (Debian nghttp2-client): installed here when missing
@@ -94,6 +97,9 @@ bench-dashboard: setup  ## console page time and live-update latency; needs chro
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	$(PY) bench/bench_dashboard.py $(ARGS)
+
+bench-gateway: setup  ## LiteLLM callback overhead; OTLP intake spans/s vs TrackEvents events/s
+	$(PY) bench/bench_gateway.py $(ARGS)
 
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py

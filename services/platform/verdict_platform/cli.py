@@ -5,6 +5,7 @@ verdict keys create --role ROLE --name NAME    (prints the key once)
 verdict keys list
 verdict keys revoke NAME
 verdict up | down | status                     (what `make up` / `make down` call)
+verdict metrics init-llm [--target HOST:PORT] [--api-key KEY]   (the LLM metric catalog)
 """
 
 from __future__ import annotations
@@ -94,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="start the embedded servers (if needed) and every service")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs")
+    metrics = sub.add_parser("metrics", help="the metric catalog")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    init_llm = metrics_sub.add_parser(
+        "init-llm", help="create the LLM metrics (over gRPC, admin key); existing ones are kept"
+    )
+    init_llm.add_argument(
+        "--target", help="ExperimentService host:port (VERDICT_ASSIGNMENT_TARGET)"
+    )
+    init_llm.add_argument("--api-key", help="admin key (else VERDICT_API_KEY, else the dev key)")
     return parser
 
 
@@ -106,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from verdict_platform import launcher
 
             return launcher.run(args.command, settings)
+        if args.command == "metrics":
+            from verdict_platform.metrics_cli import init_llm
+
+            return init_llm(settings, args.target, args.api_key)
         missing = _missing_data(settings)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)
