@@ -57,7 +57,7 @@ def check_grpc(target: str, settings: Settings, timeout_s: float) -> str | None:
                 health_pb2.HealthCheckRequest(), timeout=timeout_s
             )
         except grpc.RpcError as error:
-            return f"{target}: {error.code().name} {error.details()}"  # type: ignore[attr-defined]
+            return f"{target}: {error.code().name} {error.details()}"
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         return f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
     return None
