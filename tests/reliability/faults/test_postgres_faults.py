@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -32,12 +34,17 @@ FAST_ENV = {"VERDICT_GRACE_PERIOD_S": "1"}
 
 
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
-    server = OwnPostgres(tmp_path / "pg")
+def own_postgres() -> Iterator[OwnPostgres]:
+    # Not under pytest's tmp_path: pgserver opens the path's folders to its own system user,
+    # and any other pytest session starting on the machine closes pytest-of-<user> again (mode
+    # 0700), after which PostgreSQL cannot start there (seen while other suites ran).
+    folder = Path(tempfile.mkdtemp(prefix="verdict-faults-pg-"))
+    server = OwnPostgres(folder / "pg")
     try:
         yield server
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def tracker_options(target: str, key: str) -> TrackerOptions:
