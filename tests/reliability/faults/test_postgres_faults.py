@@ -15,17 +15,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
-from fault_kit import FaultRow, OwnPostgres, prepare_database, size
+from fault_kit import (
+    FaultRow,
+    OwnPostgres,
+    prepare_database,
+    size,
+    stored_event_ids,
+    tracker_options,
+)
 from fault_rows import figures, stored_snapshots, write_experiment
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from support.eventually import eventually, eventually_async
 from support.processes import start_service_process
-from verdict.retry import Backoff
-from verdict.tracking import Tracker, TrackerOptions
+from verdict.tracking import Tracker
 from verdict.v1 import analysis_pb2, analysis_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from verdict_platform.roles import Role
 from verdict_platform.settings import Settings
@@ -45,30 +50,6 @@ def own_postgres() -> Iterator[OwnPostgres]:
     finally:
         server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def tracker_options(target: str, key: str) -> TrackerOptions:
-    return TrackerOptions(
-        target=target,
-        api_key=key,
-        batch_size=500,
-        flush_interval_s=0.05,
-        buffer_size=100_000,
-        deadline_s=5.0,
-        backoff=Backoff(initial_s=0.05, max_s=0.5, jitter=True),
-        close_timeout_s=120.0,
-    )
-
-
-async def stored_event_ids(url: str, prefix: str) -> list[str]:
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT event_id::text AS id FROM events WHERE unit_id LIKE $1", prefix + "%"
-        )
-    finally:
-        await conn.close()
-    return [r["id"] for r in rows]
 
 
 def probe(target: str, key: str, unit: str) -> str | None:

@@ -26,10 +26,11 @@ from fault_kit import (
     reference_answers,
     serves,
     size,
+    stored_event_ids,
     stored_exposures,
+    tracker_options,
 )
 from fault_rows import figures, stored_snapshots, write_experiment
-from test_postgres_faults import stored_event_ids, tracker_options
 
 from support.eventually import eventually, eventually_async
 from support.processes import RunningService, start_service_process
