@@ -4,11 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 PYTHON ?= python3
+FRONTEND := services/dashboard/frontend
+VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
-.PHONY: setup up down status test check fuzz faults manifests proto bench bench-assign bench-callgrind \
-        bench-ingest bench-stats bench-analysis bench-scaling simulate clean
+.PHONY: setup up down status test check check-native fuzz faults manifests proto bench bench-assign \
+        bench-callgrind bench-ingest bench-stats bench-analysis bench-dashboard bench-scaling simulate clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENDOR)/.installed
 
 NATIVE := clients/python/verdict/evaluation/_native.c \
           services/assignment/verdict_assignment/assign/_fastpath.c
@@ -19,6 +21,18 @@ $(STAMP): requirements.lock scripts/dev_paths.py scripts/build_native.py $(NATIV
 	$(PY) scripts/dev_paths.py
 	$(PY) scripts/build_native.py
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# The console's browser libraries (htmx, ECharts; axe-core for the browser tests), pinned by the
+# lockfile, served by the console itself: nothing loads from a CDN.
+$(VENDOR)/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@command -v npm >/dev/null || { echo "make setup: npm is missing. The web console's browser \
+	libraries come from the npm registry: install Node.js 20 and npm (Debian: apt-get install \
+	nodejs npm) and run make setup again." >&2; exit 1; }
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp $(FRONTEND)/node_modules/htmx.org/dist/htmx.min.js \
+	   $(FRONTEND)/node_modules/echarts/dist/echarts.min.js $(VENDOR)/
+	touch $@
 
 up: setup            ## run the platform (embedded PostgreSQL/Redis unless URLs are set)
 	$(VENV)/bin/verdict up
@@ -60,6 +74,11 @@ check: setup         ## format, lint, types, proto lint, generated-code drift, c
 manifests: setup     ## render the Helm chart into deploy/kubernetes (plain manifests)
 	$(PY) scripts/render_chart.py $(CHART) -f deploy/helm/examples/plain-manifests.yaml --out deploy/kubernetes
 
+check-native: setup  ## the C accelerators under ASan + UBSan (own build), randomised and fuzz tests
+	@command -v gcc >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >/dev/null; }
+	$(PY) scripts/check_native.py
+
 proto: setup         ## regenerate clients/python/verdict/v1 from protos/
 	VENV=$(VENV) scripts/gen_proto.sh clients/python
 
@@ -89,8 +108,13 @@ bench-stats: setup
 bench-analysis: setup
 	$(PY) bench/bench_analysis.py $(ARGS)
 
+bench-dashboard: setup  ## console page time and live-update latency; needs chromium (installed when missing)
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	$(PY) bench/bench_dashboard.py $(ARGS)
+
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache $(VENDOR) $(FRONTEND)/node_modules

@@ -36,12 +36,24 @@ def _sample(y: np.ndarray) -> vs.SampleStats:
     return vs.SampleStats(int(y.size), float(y.sum()), float(y @ y))
 
 
+def _one_sided_hits(
+    c: vs.SampleStats, t: vs.SampleStats, design: vs.SequentialDesign
+) -> tuple[bool, bool]:
+    """(one-sided boundary rejects "greater", two-sided boundary read one-sidedly rejects)."""
+    one = vs.welch_t_test(c, t, alpha=ALPHA, sides=vs.Sides.GREATER, sequential=design).absolute
+    two = vs.welch_t_test(c, t, alpha=ALPHA, sequential=design).absolute
+    assert one is not None and one.sequential_p_value is not None
+    assert two is not None and two.sequential_p_value is not None
+    return one.sequential_p_value <= ALPHA, two.sequential_p_value <= ALPHA and two.estimate > 0
+
+
 def sequential_aa(reps: int, looks: int, per_look: int, seed: int) -> dict[str, Any]:
     """A/A tests analysed at ``looks`` equally spaced looks: any-look rejection rates."""
     rng = np.random.default_rng(seed)
     design = vs.SequentialDesign(tuning_sample_size=5000)
     n = looks * per_look
-    rejected = {"naive": 0, "sequential": 0, "sequential_cuped": 0}
+    rejected = {"naive": 0, "sequential": 0, "sequential_cuped": 0, "one_sided": 0,
+                "one_sided_old": 0}  # fmt: skip
     for _ in range(reps):
         x = rng.gamma(2.0, 2.0, (2, n))  # pre-exposure covariate
         y = 1.0 + 0.7 * x + rng.exponential(2.0, (2, n))  # skewed outcome, no effect
@@ -58,11 +70,44 @@ def sequential_aa(reps: int, looks: int, per_look: int, seed: int) -> dict[str, 
             cuped = vs.cuped_test(cc, ct, alpha=ALPHA, sequential=design).absolute
             assert cuped is not None and cuped.sequential_p_value is not None
             hit["sequential_cuped"] |= cuped.sequential_p_value <= ALPHA
+            one, old = _one_sided_hits(c, t, design)
+            hit["one_sided"] |= one
+            hit["one_sided_old"] |= old
         for key, value in hit.items():
             rejected[key] += int(value)
     rates = {key: value / reps for key, value in rejected.items()}
     return {"replications": reps, "looks": looks, "units_per_arm": n, "alpha": ALPHA,
             "rates": rates, "mc_error_at_alpha": mc_error(ALPHA, reps)}  # fmt: skip
+
+
+def one_sided_power(reps: int, looks: int, per_look: int, seed: int) -> dict[str, Any]:
+    """Any-look rejection rate of "treatment greater" under a true effect: one-sided boundary
+    against the two-sided boundary read one-sidedly (the engine's former behaviour)."""
+    rng = np.random.default_rng(seed)
+    design = vs.SequentialDesign(tuning_sample_size=5000)
+    n = looks * per_look
+    hits = {"one_sided": 0, "one_sided_old": 0}
+    for _ in range(reps):
+        y = rng.normal(0.0, 1.0, (2, n)) + np.array([[0.0], [0.08]])
+        one = old = False
+        for k in range(per_look, n + 1, per_look):
+            a, b = _one_sided_hits(_sample(y[0, :k]), _sample(y[1, :k]), design)
+            one, old = one or a, old or b
+        hits["one_sided"] += one
+        hits["one_sided_old"] += old
+    return {"replications": reps, "looks": looks, "units_per_arm": n, "effect_sd": 0.08,
+            "rates": {k: v / reps for k, v in hits.items()}}  # fmt: skip
+
+
+def boundary_widths(alpha: float = ALPHA, n_star: int = 5000) -> list[dict[str, float]]:
+    """One-sided over two-sided mixture boundary (each tuned at its own optimum) by ``n``."""
+    rows = []
+    for n in (500, 2000, 5000, 20_000, 100_000):
+        one = vs.mixture_boundary(alpha, n, vs.mixture_rho(alpha, n_star, one_sided=True),
+                                  one_sided=True)  # fmt: skip
+        two = vs.mixture_boundary(alpha, n, vs.mixture_rho(alpha, n_star))
+        rows.append({"n": n, "two_sided": two, "one_sided": one, "ratio": one / two})
+    return rows
 
 
 def _covers(result: vs.TestResult, truth: float) -> bool:
@@ -74,7 +119,8 @@ def _covers(result: vs.TestResult, truth: float) -> bool:
 def coverage(reps: int, quantile_reps: int, seed: int) -> dict[str, Any]:
     """Share of 95% intervals of the absolute effect that contain the true effect."""
     rng = np.random.default_rng(seed)
-    hits = dict.fromkeys(["mean", "proportion", "ratio", "cuped_mean", "cuped_ratio"], 0)
+    hits = dict.fromkeys(["mean", "proportion", "proportion_pooled", "ratio", "cuped_mean",
+                          "cuped_ratio", "wilson_n20", "wald_n20"], 0)  # fmt: skip
     n = 1000
     for _ in range(reps):
         # Means: skewed (exponential) outcome, true difference 0.2.
@@ -86,6 +132,17 @@ def coverage(reps: int, quantile_reps: int, seed: int) -> dict[str, Any]:
             vs.ProportionStats(n, int(succ[0])), vs.ProportionStats(n, int(succ[1]))
         )
         hits["proportion"] += _covers(res, 0.01)
+        pooled = vs.two_proportion_z_test(
+            vs.ProportionStats(n, int(succ[0])), vs.ProportionStats(n, int(succ[1])),
+            test=vs.ProportionTest.POOLED,
+        )  # fmt: skip
+        hits["proportion_pooled"] += _covers(pooled, 0.01)
+        # One small arm (n = 20, rate 0.1): Wilson against the Wald interval it replaced.
+        small = vs.ProportionStats(20, int(rng.binomial(20, 0.1)))
+        wilson = vs.wilson_interval(small)
+        hits["wilson_n20"] += wilson.lower <= 0.1 <= wilson.upper
+        half = 1.959963984540054 * math.sqrt(small.variance / 20)
+        hits["wald_n20"] += abs(small.mean - 0.1) <= half
         # Ratio: thumbs-up per response, clustered responses; unit propensity p_u ~ Beta(3, 7)
         # drives both periods; the treatment multiplies it by 1.05 after exposure only.
         ratio_stats, cuped_ratio = [], []
@@ -186,6 +243,10 @@ def run(sizes: dict[str, int], seed: int = 20240601) -> dict[str, Any]:
             sizes["coverage_replications"], sizes["quantile_replications"], seed + 1
         ),
         "power": power(sizes["power_replications"], seed + 2),
+        "one_sided_power": one_sided_power(
+            sizes["aa_replications"] // 2, sizes["looks"], 100, seed + 3
+        ),
+        "boundary_widths": boundary_widths(),
     }
     result["seconds"] = time.perf_counter() - start
     return result
@@ -193,6 +254,7 @@ def run(sizes: dict[str, int], seed: int = 20240601) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     aa, cov, pw = result["sequential_aa"], result["coverage"], result["power"]
+    op = result["one_sided_power"]
     lines = [
         f"A/A, {aa['replications']:,} replications x {aa['looks']} looks "
         f"({aa['units_per_arm']:,} units per arm at the last look), alpha = {aa['alpha']}, "
@@ -203,6 +265,24 @@ def markdown(result: dict[str, Any]) -> str:
         f"| Naive fixed-horizon t-test at every look | {aa['rates']['naive']:.4f} |",
         f"| Normal-mixture confidence sequence (N* = 5,000) | {aa['rates']['sequential']:.4f} |",
         f"| Same, CUPED-adjusted | {aa['rates']['sequential_cuped']:.4f} |",
+        f"| One-sided (greater), one-sided mixture boundary | {aa['rates']['one_sided']:.4f} |",
+        f"| One-sided (greater), two-sided boundary (former) | "
+        f"{aa['rates']['one_sided_old']:.4f} |",
+        "",
+        "Mixture boundary (critical z), alpha = 0.05, N* = 5,000:",
+        "",
+        "| n (both arms) | Two-sided | One-sided | Ratio |",
+        "|---|---|---|---|",
+        *(
+            f"| {w['n']:,} | {w['two_sided']:.4f} | {w['one_sided']:.4f} | {w['ratio']:.4f} |"
+            for w in result["boundary_widths"]
+        ),
+        "",
+        f"One-sided sequential power (greater), effect {op['effect_sd']} sd, "
+        f"{op['replications']:,} replications x {op['looks']} looks, "
+        f"{op['units_per_arm']:,} units per arm at the last look: one-sided boundary "
+        f"{op['rates']['one_sided']:.4f}, two-sided boundary read one-sidedly "
+        f"{op['rates']['one_sided_old']:.4f}.",
         "",
         f"95% interval coverage of the true effect, {cov['replications']:,} replications "
         f"(quantile: {cov['quantile_replications']:,}); "
@@ -212,8 +292,11 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|",
     ]
     names = {"mean": "Mean (Welch, exponential data)", "proportion": "Proportion (z, unpooled)",
+             "proportion_pooled": "Proportion (pooled score, Farrington-Manning)",
              "ratio": "Ratio, clustered (delta method)", "cuped_mean": "CUPED mean",
-             "cuped_ratio": "CUPED ratio", "quantile_p95": "p95, clustered (outer CI)"}  # fmt: skip
+             "cuped_ratio": "CUPED ratio", "quantile_p95": "p95, clustered (outer CI)",
+             "wilson_n20": "One rate, n = 20, p = 0.1: Wilson",
+             "wald_n20": "One rate, n = 20, p = 0.1: Wald (replaced)"}  # fmt: skip
     lines += [f"| {label} | {cov[key]:.4f} |" for key, label in names.items()]
     lines += [
         "",

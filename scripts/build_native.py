@@ -3,7 +3,8 @@ and the Assign hot path's (`verdict_assignment/assign/_fastpath.c`).
 
 Run by `make setup`. Without a C compiler the build is skipped with a warning and the code runs
 its pure-Python reference (same answers, slower); `make test` then fails its native-path tests,
-so CI always exercises both.
+so CI always exercises both. `scripts/check_native.py` uses `build` for its sanitizer builds,
+which go to a directory of their own and never replace these.
 """
 
 from __future__ import annotations
@@ -23,16 +24,29 @@ MODULES = [  # (package root, dotted module name)
 FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 
-def build(package_root: Path, module: str) -> None:
+def build(
+    package_root: Path,
+    module: str,
+    flags: list[str] = FLAGS,
+    link_flags: tuple[str, ...] = (),
+    out: Path | None = None,
+) -> Path:
+    """Compiles `module`, in place beside its source or, with `out`, under `out` (as
+    `out/<package path>/<name>.so`); returns the built file."""
     os.chdir(package_root)
     source = module.replace(".", "/") + ".c"
-    extension = Extension(module, [source], extra_compile_args=FLAGS)
+    extension = Extension(
+        module, [source], extra_compile_args=flags, extra_link_args=list(link_flags)
+    )
     dist = Distribution({"name": module, "ext_modules": [extension]})
     command = dist.get_command_obj("build_ext")
-    command.inplace = True
-    command.build_temp = str(ROOT / ".venv" / "build-native")
-    command.build_lib = str(ROOT / ".venv" / "build-native" / "lib")
+    command.inplace = out is None
+    work = ROOT / ".venv" / ("build-native" if out is None else "build-native-" + out.name)
+    command.build_temp = str(work)
+    command.build_lib = str(work / "lib" if out is None else out)
+    command.force = out is not None  # the object files of another build's flags are no use
     dist.run_command("build_ext")
+    return Path(command.get_ext_fullpath(module)).resolve()
 
 
 def main() -> int:

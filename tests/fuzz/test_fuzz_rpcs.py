@@ -94,8 +94,6 @@ class Database:
         self.run(self._conn.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        # A loop left open is closed by the garbage collector later, in whichever test runs
-        # then, as a ResourceWarning (its self-pipe sockets) that filterwarnings=error fails.
         self._loop.close()
 
 

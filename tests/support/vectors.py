@@ -1,31 +1,33 @@
-"""GrowthBook's SDK test vectors (../shared/vectors/bucketing-cases.json) as pytest params.
+"""GrowthBook's SDK test vectors (tests/vectors/bucketing-cases.json, MIT) as pytest params.
 
-The file is read where it lies (beside the checkout, or at $VERDICT_VECTORS); where it is absent
-the cases skip with a message saying so.
+Every case becomes its own test. The file is part of the repository: when it is missing, or a
+section is empty, collecting the tests fails (never a skip), since a run without the cases would
+prove nothing about conformance.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_VECTORS = _REPO_ROOT.parent / "shared" / "vectors" / "bucketing-cases.json"
-VECTORS = Path(os.environ.get("VERDICT_VECTORS", str(_DEFAULT_VECTORS)))
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "bucketing-cases.json"
 
 
-def cases(section: str) -> list[Any]:
-    """The section's cases as pytest params, or one skipped param when the file is absent."""
-    if not VECTORS.is_file():
-        reason = f"GrowthBook spec vectors not found at {VECTORS} (set VERDICT_VECTORS)"
-        return [pytest.param(None, id=f"{section}-vectors-missing", marks=pytest.mark.skip(reason))]
-    cases = json.loads(VECTORS.read_text(encoding="utf-8"))[section]
-    assert cases, f"section {section} of {VECTORS} is empty"
-    return [pytest.param(case, id=_case_id(section, i, case)) for i, case in enumerate(cases)]
+class VectorsMissing(RuntimeError):
+    """The committed vectors are absent or empty."""
+
+
+def cases(section: str, path: Path = VECTORS) -> list[Any]:
+    """The section's cases as pytest params, one per case; VectorsMissing when there are none."""
+    if not path.is_file():
+        raise VectorsMissing(f"GrowthBook's vectors are missing: {path} is part of the repository")
+    found = json.loads(path.read_text(encoding="utf-8")).get(section)
+    if not found:
+        raise VectorsMissing(f"section {section!r} of {path} is missing or empty")
+    return [pytest.param(case, id=_case_id(section, i, case)) for i, case in enumerate(found)]
 
 
 def _case_id(section: str, index: int, case: list[Any]) -> str:

@@ -45,6 +45,12 @@ class SnapshotRepository(Protocol):
 
     async def latest_time(self, experiment_key: str) -> datetime | None: ...
 
+    async def segments(
+        self, experiment_key: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """(dimension, value) pairs with a stored snapshot, in order, after `after`."""
+        ...
+
 
 class ResultsPublisher(Protocol):
     """Announces that a new snapshot of an experiment is stored."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -38,6 +41,28 @@ def _before_id(token: str) -> int | None:
     if value <= 0:
         raise InvalidArgument.of("page_token", "not a token from a previous response")
     return value
+
+
+def _segment_token(after: tuple[str, str]) -> str:
+    raw = json.dumps(["segments", *after], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _segment_position(token: str) -> tuple[str, str] | None:
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        value = None
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or value[0] != "segments"
+        or not all(isinstance(v, str) for v in value[1:])
+    ):
+        raise InvalidArgument.of("page_token", "not a token from a previous response")
+    return value[1], value[2]
 
 
 def require_key(key: str) -> str:
@@ -132,6 +157,17 @@ class Results:
         if len(rows) > limit:
             return rows[:limit], str(rows[limit - 1].id)
         return rows, ""
+
+    async def segments(
+        self, key: str, size: int, token: str
+    ) -> tuple[list[analysis_pb2.Segment], str]:
+        """One page of the segments with a stored snapshot, and the next page's token."""
+        limit = page_size(size)
+        after = _segment_position(token)
+        await self._known(key)
+        rows = await self._snapshots.segments(key, after, limit + 1)
+        page = [analysis_pb2.Segment(dimension=d, value=v) for d, v in rows[:limit]]
+        return page, _segment_token(rows[limit - 1]) if len(rows) > limit else ""
 
     async def watch(self, key: str) -> AsyncIterator[analysis_pb2.ResultSnapshot]:
         """The latest snapshot at once (if any), then each new one as it is stored."""

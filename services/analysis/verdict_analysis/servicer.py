@@ -83,6 +83,14 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
         )
         return analysis_pb2.ListResultSnapshotsResponse(snapshots=snapshots, next_page_token=token)
 
+    async def ListSegments(
+        self, request: analysis_pb2.ListSegmentsRequest, context: Any
+    ) -> analysis_pb2.ListSegmentsResponse:
+        segments, token = await self._results.segments(
+            request.experiment_key, request.page_size, request.page_token
+        )
+        return analysis_pb2.ListSegmentsResponse(segments=segments, next_page_token=token)
+
     async def WatchResults(
         self, request: analysis_pb2.WatchResultsRequest, context: Any
     ) -> AsyncIterator[analysis_pb2.WatchResultsResponse]:

@@ -98,6 +98,24 @@ class SnapshotStore:
             )
         return [_snapshot(row) for row in rows]
 
+    async def segments(
+        self, experiment_key: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """(dimension, value) pairs with a stored snapshot, by dimension then value."""
+        dimension, value = after if after is not None else ("", "")
+        async with unavailable_on_disconnect():
+            rows = await self._pool.fetch(
+                """SELECT DISTINCT segment_dimension, segment_value FROM analysis_snapshots
+                   WHERE experiment_key = $1 AND segment_dimension <> ''
+                     AND (segment_dimension, segment_value) > ($2, $3)
+                   ORDER BY segment_dimension, segment_value LIMIT $4""",
+                experiment_key,
+                dimension,
+                value,
+                limit,
+            )
+        return [(row[0], row[1]) for row in rows]
+
     async def latest_time(self, experiment_key: str) -> datetime | None:
         """When the newest whole-population snapshot was stored, or None."""
         async with unavailable_on_disconnect():

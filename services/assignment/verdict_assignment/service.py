@@ -1,4 +1,5 @@
-"""The assignment process: ExperimentService (configuration) and AssignmentService (hot path).
+"""The assignment process: ExperimentService (configuration), ApiKeyService and AssignmentService
+(hot path).
 
 Background work: the config watcher (Redis pub/sub plus a database poll) and the exposure
 flusher. On a graceful stop the server has already refused new RPCs and finished in-flight ones;
@@ -12,7 +13,8 @@ from collections.abc import Sequence
 
 import grpc
 
-from verdict.v1 import assignment_pb2, experiment_pb2, experiment_pb2_grpc
+from verdict.v1 import assignment_pb2, experiment_pb2, experiment_pb2_grpc, keys_pb2, keys_pb2_grpc
+from verdict_assignment import api_keys
 from verdict_assignment.assign import servicer as assign_servicer
 from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.exposures import ExposureSink
@@ -53,18 +55,21 @@ class AssignmentProcess:
             Assigner(self.holder, self.sticky, self.sink), self.holder
         )
         self.experiments = build_experiment_servicer(resources)
+        self.api_keys = api_keys.build_api_key_servicer(resources)
 
     @property
     def service_names(self) -> Sequence[str]:
         return (
             grpc_service_name(experiment_pb2, "ExperimentService"),
             grpc_service_name(assignment_pb2, "AssignmentService"),
+            grpc_service_name(keys_pb2, "ApiKeyService"),
         )
 
     def register(self, server: grpc.aio.Server) -> None:
         # The hot path first: grpc asks generic handlers in registration order.
         assign_servicer.register(self.assign, server)
         experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(self.experiments, server)
+        keys_pb2_grpc.add_ApiKeyServiceServicer_to_server(self.api_keys, server)
 
     async def start(self) -> None:
         await self.watcher.start()

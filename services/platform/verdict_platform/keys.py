@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +43,8 @@ class ApiKey:
     role: Role
     created_at: datetime
     revoked_at: datetime | None
+    id: int = 0
+    """Row identifier: orders keys of the same name (pages)."""
 
     @property
     def active(self) -> bool:
@@ -66,19 +69,25 @@ class KeyStore:
 
     async def create(self, name: str, role: Role) -> str:
         """Stores a new key and returns it in clear: the only time it is visible."""
+        _, key = await self.issue(name, role)
+        return key
+
+    async def issue(self, name: str, role: Role) -> tuple[ApiKey, str]:
+        """Stores a new key; returns it as stored and in clear (the only time it is visible)."""
         if not name or len(name) > 128:
             raise InvalidArgument.of("name", "must be 1 to 128 characters")
         key = generate_key()
         try:
-            await self._pool.execute(
-                "INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3)",
+            row = await self._pool.fetchrow(
+                f"""INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3)
+                    RETURNING {_COLUMNS}""",
                 name,
                 role.value,
                 hash_key(key),
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(f"an API key named {name!r} exists") from None
-        return key
+        return _api_key(row), key
 
     async def put(self, name: str, role: Role, key: str) -> str:
         """Makes `key` the active key of `name` with `role`, for deployments that keep their
@@ -125,18 +134,31 @@ class KeyStore:
 
     async def list(self) -> list[ApiKey]:
         """Every key, active or revoked, by name."""
+        rows = await self._pool.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY name, id")
+        return [_api_key(r) for r in rows]
+
+    async def page(self, after: tuple[str, int] | None, limit: int) -> Sequence[ApiKey]:
+        """Up to `limit` keys by (name, id) after the position `after` (None: from the start)."""
+        name, id_ = after if after is not None else ("", 0)
         rows = await self._pool.fetch(
-            "SELECT name, role, created_at, revoked_at FROM api_keys ORDER BY name"
+            f"""SELECT {_COLUMNS} FROM api_keys WHERE (name, id) > ($1, $2)
+                ORDER BY name, id LIMIT $3""",
+            name,
+            id_,
+            limit,
         )
         return [_api_key(r) for r in rows]
 
-    async def revoke(self, name: str) -> None:
-        """Revokes the key named `name`; NotFound when there is no active one."""
-        done = await self._pool.execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
+    async def revoke(self, name: str) -> ApiKey:
+        """Revokes the key named `name` and returns it; NotFound when there is no active one."""
+        row = await self._pool.fetchrow(
+            f"""UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL
+                RETURNING {_COLUMNS}""",
+            name,
         )
-        if done.endswith(" 0"):
+        if row is None:
             raise NotFound(f"no active API key named {name!r}")
+        return _api_key(row)
 
     async def revoke_if_active(self, name: str) -> bool:
         """Revokes the active key named `name` if there is one; True when one was revoked."""
@@ -153,10 +175,14 @@ class KeyStore:
         return {bytes(r["key_hash"]): (r["name"], Role(r["role"])) for r in rows}
 
 
+_COLUMNS = "id, name, role, created_at, revoked_at"
+
+
 def _api_key(row: Any) -> ApiKey:
     return ApiKey(
         name=row["name"],
         role=Role(row["role"]),
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        id=row["id"],
     )

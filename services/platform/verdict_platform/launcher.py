@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -147,6 +148,19 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _http_healthy(port: int, deadline: float) -> bool:
+    """True once GET /healthz answers 200 (services served over HTTP: the console)."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def up(settings: Settings) -> int:
     """Starts everything; prints endpoints and the development admin key. Exit status 1, with
     the reason, when a port is taken or a service does not report SERVING."""
@@ -164,6 +178,8 @@ def up(settings: Settings) -> int:
     env = dict(os.environ)
     env["VERDICT_DATABASE_URL"] = settings.require_database_url()
     env["VERDICT_REDIS_URL"] = settings.require_redis_url()
+    # The console reads results from the analysis service on the port started here.
+    env.setdefault("VERDICT_ANALYSIS_TARGET", f"127.0.0.1:{settings.analysis_port}")
     env["VERDICT_DATA_DIR"] = str(settings.data_dir.resolve())
     logs = settings.data_dir.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -192,7 +208,11 @@ def up(settings: Settings) -> int:
     failed = [
         svc
         for svc in installed
-        if svc.grpc and not _healthy(svc.port(settings), deadline, started[svc.name])
+        if not (
+            _healthy(svc.port(settings), deadline, started[svc.name])
+            if svc.grpc
+            else _http_healthy(svc.port(settings), deadline)
+        )
     ]
     if failed:
         for svc in failed:
@@ -247,7 +267,7 @@ def status(settings: Settings) -> int:
         listed = ", ".join(str(p) for p in pids)
         if not pids:
             state = "stopped"
-        elif svc.grpc and not _healthy(port, time.monotonic() + 1.0):
+        elif not (_healthy if svc.grpc else _http_healthy)(port, time.monotonic() + 1.0):
             state = f"running (pid {listed}), NOT serving on port {port}"
         else:
             state = f"running (pid {listed}) on port {port}"

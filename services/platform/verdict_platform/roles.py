@@ -29,9 +29,11 @@ _EXP = "/verdict.v1.ExperimentService/"
 _ASG = "/verdict.v1.AssignmentService/"
 _ING = "/verdict.v1.IngestService/"
 _ANA = "/verdict.v1.AnalysisService/"
+_KEY = "/verdict.v1.ApiKeyService/"
 
 _READ_ONLY = frozenset({Role.READ})
 _ASSIGNERS = frozenset({Role.ASSIGN})
+_ANY_KEY = frozenset(Role)
 
 # Roles besides ADMIN allowed per method.
 POLICY: dict[str, frozenset[Role]] = {
@@ -45,6 +47,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _EXP + "CreateMetric": frozenset(),
     _EXP + "GetMetric": _READ_ONLY,
     _EXP + "ListMetrics": _READ_ONLY,
+    _EXP + "UpdateMetric": frozenset(),
     _EXP + "PutSavedGroup": frozenset(),
     _EXP + "ListSavedGroups": _READ_ONLY,
     _EXP + "ListAuditEvents": _READ_ONLY,
@@ -61,6 +64,11 @@ POLICY: dict[str, frozenset[Role]] = {
     _ANA + "CalculateSampleSize": _READ_ONLY,
     _ANA + "GetExposureTimeline": _READ_ONLY,
     _ANA + "ListAlerts": _READ_ONLY,
+    _ANA + "ListSegments": _READ_ONLY,
+    _KEY + "GetCaller": _ANY_KEY,
+    _KEY + "ListApiKeys": frozenset(),
+    _KEY + "CreateApiKey": frozenset(),
+    _KEY + "RevokeApiKey": frozenset(),
 }
 
 # Methods that need no key at all: health checking and server reflection.

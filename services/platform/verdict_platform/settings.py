@@ -59,6 +59,8 @@ class Settings:
     """VERDICT_INGEST_TARGET: where the assignment service sends exposures."""
     assignment_target: str = "127.0.0.1:50051"
     """VERDICT_ASSIGNMENT_TARGET: where analysis stops experiments (ExperimentService)."""
+    analysis_target: str = "127.0.0.1:50053"
+    """VERDICT_ANALYSIS_TARGET: where the console reads results (AnalysisService)."""
     service_api_key: str | None = field(default=None, repr=False)
     """VERDICT_SERVICE_API_KEY: key one service uses to call another (never logged)."""
     log_level: str = "INFO"
@@ -243,6 +245,7 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         dashboard_port=r.port("VERDICT_DASHBOARD_PORT", 8080),
         ingest_target=r.text("VERDICT_INGEST_TARGET") or "127.0.0.1:50052",
         assignment_target=r.text("VERDICT_ASSIGNMENT_TARGET") or "127.0.0.1:50051",
+        analysis_target=r.text("VERDICT_ANALYSIS_TARGET") or "127.0.0.1:50053",
         service_api_key=r.text("VERDICT_SERVICE_API_KEY"),
         log_level=r.choice("VERDICT_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         log_format=r.choice("VERDICT_LOG_FORMAT", "json", LOG_FORMATS),

@@ -64,6 +64,10 @@ def status_code_of(error: BaseException) -> grpc.StatusCode:
             return code
     if isinstance(error, _UNREACHABLE):
         return grpc.StatusCode.UNAVAILABLE
+    if isinstance(error, NotImplementedError):
+        # A contract's RPC this server does not implement yet (the generated base servicer
+        # raises this): callers can tell "not offered" from a failure.
+        return grpc.StatusCode.UNIMPLEMENTED
     return grpc.StatusCode.INTERNAL
 
 
@@ -73,6 +77,8 @@ def to_failure(error: BaseException) -> RpcFailure:
     if code is grpc.StatusCode.INTERNAL:
         log.error("unexpected error", exc_info=error)
         message = "internal error"
+    elif code is grpc.StatusCode.UNIMPLEMENTED:
+        message = "not implemented by this server"
     elif not isinstance(error, errors.VerdictError):
         log.warning("dependency unreachable: %r", error)
         message = "a dependency is unavailable; retry with backoff"

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -62,6 +63,14 @@ def test_up_and_down_on_the_embedded_default(tmp_path: Path) -> None:
                         health_pb2.HealthCheckRequest(), timeout=5
                     )
                     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        dashboard = f"http://127.0.0.1:{ports['dashboard']}"
+        assert dashboard in first.stdout
+        with urllib.request.urlopen(f"{dashboard}/healthz", timeout=5) as reply:
+            assert reply.status == 200
+        status = verdict(data_dir, ports, "status")
+        assert re.search(
+            rf"^dashboard\s+running \(pid \d+\) on port {ports['dashboard']}$", status.stdout, re.M
+        ), status.stdout
         listed = verdict(data_dir, ports, "keys", "list")
         assert "dev-admin\tadmin" in listed.stdout
         # each service calls the others under its own identity, with the least role it needs

@@ -69,7 +69,7 @@ async def test_moments_plus_corrections_equal_full_and_reference(
     assert_close(got, full)
     assert_close(got, reference(world, UNCAPPED, True))
     counts = got.metrics[0].variants["control"]
-    assert isinstance(counts, stats.ProportionStats) and type(counts.n) is int
+    assert isinstance(counts, stats.ProportionStats) and type(counts.n_units) is int
 
 
 async def test_folds_rebuild_the_moments_and_new_conflicts_are_subtracted(

@@ -114,10 +114,7 @@ async def test_unreachable_database_fails_writes_as_unavailable() -> None:
     writer = EventWriter(queue, refuse)
     task = asyncio.create_task(writer.run())
     try:
-        for _ in range(100):
-            if not queue.available:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: not queue.available, describe=lambda: "still available")
         with pytest.raises(Unavailable):
             queue.offer(batch(ev(datetime.now(UTC), "w2")))
     finally:
@@ -157,10 +154,7 @@ async def test_a_connection_left_broken_is_replaced_and_its_writes_fail_as_unava
     try:
         with pytest.raises(Unavailable):
             await asyncio.wait_for(first, 10)
-        for _ in range(200):  # the writer reconnects, then takes writes again
-            if queue.available:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: queue.available)  # the writer has reconnected
         retried = await asyncio.wait_for(queue.offer(batch(ev(now, "w3"))), 10)
     finally:
         task.cancel()

@@ -116,6 +116,18 @@ class FakeSnapshots:
     async def newer(self, experiment_key: str, after_id: int) -> list[analysis_pb2.ResultSnapshot]:
         return [s for s in self._whole(experiment_key) if s.id > after_id]
 
+    async def segments(
+        self, experiment_key: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        pairs = sorted(
+            {
+                (s.segment.dimension, s.segment.value)
+                for s in self.rows
+                if s.experiment_key == experiment_key and s.HasField("segment")
+            }
+        )
+        return [p for p in pairs if after is None or p > after][:limit]
+
     async def latest_time(self, experiment_key: str) -> datetime | None:
         rows = self._whole(experiment_key)
         return (

@@ -107,3 +107,14 @@ async def test_bad_unit_ids_and_missing_configuration_are_refused() -> None:
             await assigner.assign(unit, {}, [])
     with pytest.raises(Unavailable):
         await Assigner(SnapshotHolder(), None, None).assign("u", {}, [])
+
+
+async def test_segment_attributes_that_ingest_could_not_store_are_refused() -> None:
+    from verdict_assignment.assign.assigner import check_segments
+    from verdict_platform.errors import InvalidArgument
+
+    check_segments({"country": "FR", "plan": 3}, ("country", "plan"))  # fine
+    for bad in ("x" * 1025, "F\x00R"):
+        with pytest.raises(InvalidArgument) as raised:
+            check_segments({"country": bad}, ("country",))
+        assert raised.value.violations[0].field == "attributes.country"

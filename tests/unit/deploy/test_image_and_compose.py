@@ -39,7 +39,7 @@ def stages() -> list[list[tuple[str, str]]]:
 
 
 def test_image_is_multi_stage_and_the_runtime_has_no_compiler() -> None:
-    build, runtime = stages()
+    _, build, runtime = stages()
     assert build[0][1].endswith("AS build") and runtime[0][1].endswith("AS runtime")
     assert any("gcc" in args for word, args in build if word == "RUN")
     assert not any("gcc" in args or "apt-get" in args for word, args in runtime if word == "RUN")
@@ -59,7 +59,7 @@ def test_runtime_runs_as_a_non_root_user() -> None:
 
 
 def test_c_accelerators_are_built_and_their_presence_is_checked() -> None:
-    build = stages()[0]
+    build = stages()[1]
     runs = " ".join(args for word, args in build if word == "RUN")
     assert "scripts/build_native.py" in runs
     # build_native.py only warns without a compiler: the image build must fail instead.
@@ -92,19 +92,38 @@ def test_image_installs_the_runtime_packages_at_the_locked_versions() -> None:
     names = {w.split("==")[0].lower() for w in wanted}
     assert {"grpcio", "asyncpg", "redis", "numpy", "scipy"} <= names
     assert not names & {"pytest", "mypy", "ruff", "grpcio-tools", "kubernetes-validate"}
-    runs = " ".join(args for word, args in stages()[0] if word == "RUN")
+    runs = " ".join(args for word, args in stages()[1] if word == "RUN")
     assert "runtime_requirements.py" in runs and "-c requirements.lock" in runs
+
+
+def test_console_libraries_come_from_the_npm_lockfile_into_its_static_folder() -> None:
+    frontend, build, _ = stages()
+    assert frontend[0][1].endswith("AS frontend")
+    runs = " ".join(args for word, args in frontend if word == "RUN")
+    assert "npm ci" in runs  # the lockfile's versions, as make setup installs them
+    for library in ("htmx.min.js", "echarts.min.js"):
+        assert library in runs
+    copies = [args for word, args in build if word == "COPY" and args.startswith("--from=frontend")]
+    assert copies == ["--from=frontend /vendor services/dashboard/verdict_dashboard/static/vendor"]
+    served = (ROOT / "services/dashboard/verdict_dashboard/templates").rglob("*.html")
+    assert any("vendor/htmx.min.js" in page.read_text() for page in served)
 
 
 def test_build_context_lets_in_what_the_dockerfile_copies() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     allowed = [line[1:] for line in ignore if line.startswith("!")]
+
+    def let_in(source: str) -> bool:
+        source = source.rstrip("/")
+        return any(
+            source == a or (a.endswith("/**") and (source + "/").startswith(a[:-2]))
+            for a in allowed
+        )
+
     for word, args in dockerfile():
         if word == "COPY" and not args.startswith("--from"):
             for source in shlex.split(args)[:-1]:
-                assert any(
-                    source.rstrip("/") == a.removesuffix("/**") or source == a for a in allowed
-                ), source
+                assert let_in(source), source
 
 
 @pytest.fixture(scope="module")

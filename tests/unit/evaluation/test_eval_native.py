@@ -170,7 +170,7 @@ def test_eval_native_refuses_when_not_built(monkeypatch: pytest.MonkeyPatch) -> 
     assert Evaluator([]).native is False
 
 
-# A few of GrowthBook's hash vectors (../shared/vectors; all of them run through `hash` in
+# A few of GrowthBook's hash vectors (tests/vectors; all of them run through `hash` in
 # test_eval_spec_vectors.py), and random ASCII text against the Python reference.
 HASH_CASES = [
     ("", "a", 1, 0.22),

@@ -1,15 +1,15 @@
-"""Every case of GrowthBook's SDK test vectors (../shared/vectors/bucketing-cases.json).
-
-The file is read where it lies (beside the checkout, or at $VERDICT_VECTORS); where it is absent
-the cases skip with a message saying so.
-"""
+"""Every case of GrowthBook's SDK test vectors (tests/vectors/bucketing-cases.json), one test
+each; a missing or empty file fails the run."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.vectors import VECTORS, VectorsMissing
 from support.vectors import cases as _cases
 from verdict.evaluation import (
     choose_variation,
@@ -64,3 +64,29 @@ def test_eval_condition_matches_spec(case: list[Any]) -> None:
     _name, condition, attributes, expected, *rest = case
     saved_groups = rest[0] if rest else None
     assert evaluate_condition(condition, attributes, saved_groups) is expected
+
+
+# The committed file is the one in use, complete: a lost or truncated copy fails here.
+SECTION_SIZES = {
+    "hash": 15,
+    "getBucketRange": 13,
+    "chooseVariation": 13,
+    "inNamespace": 16,
+    "getEqualWeights": 6,
+    "evalCondition": 166,
+}
+
+
+@pytest.mark.parametrize(("section", "size"), SECTION_SIZES.items())
+def test_eval_vectors_are_committed_whole(section: str, size: int) -> None:
+    assert VECTORS.is_relative_to(Path(__file__).resolve().parents[2])
+    assert len(_cases(section)) == size
+
+
+def test_eval_missing_vectors_fail_instead_of_skipping(tmp_path: Path) -> None:
+    with pytest.raises(VectorsMissing, match="missing"):
+        _cases("hash", tmp_path / "absent.json")
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"hash": []}), encoding="utf-8")
+    with pytest.raises(VectorsMissing, match="empty"):
+        _cases("hash", empty)

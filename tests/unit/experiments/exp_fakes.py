@@ -49,6 +49,15 @@ class FakeWrites:
         self.state.metrics[metric.key] = metric
         return True
 
+    async def metric_for_update(self, key: str) -> experiment_pb2.Metric | None:
+        return self.state.metrics.get(key)
+
+    async def save_metric(self, metric: experiment_pb2.Metric) -> None:
+        self.state.metrics[metric.key] = metric
+
+    async def saved_group_keys(self) -> set[str]:
+        return set(self.state.groups)
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         return self.state.groups.get(key)
 
@@ -92,13 +101,21 @@ class FakeStore:
         return self.state.experiments.get(key)
 
     async def experiments(
-        self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
+        self,
+        statuses: Collection[int],
+        after: tuple[datetime, str] | None,
+        limit: int,
+        query: str = "",
     ) -> Sequence[experiment_pb2.Experiment]:
         def position(e: experiment_pb2.Experiment) -> tuple[datetime, str]:
             return (e.create_time.ToDatetime(tzinfo=UTC), e.key)
 
         rows = sorted(
-            (e for e in self.state.experiments.values() if e.status in statuses),
+            (
+                e
+                for e in self.state.experiments.values()
+                if e.status in statuses and query.lower() in f"{e.key} {e.name}".lower()
+            ),
             key=position,
             reverse=True,
         )

@@ -121,7 +121,7 @@ CASES: list[tuple[str, Callable[[experiment_pb2.Experiment], None], str]] = [
     ("weight below 0", _weight_out_of_range, "experiment.variants[1].weight"),
     ("coverage above 1", _set("coverage", 1.01), "experiment.coverage"),
     ("coverage NaN", _set("coverage", float("nan")), "experiment.coverage"),
-    ("targeting does not parse", _bad_targeting, "experiment.targeting"),
+    ("targeting does not parse", _bad_targeting, "experiment.targeting.$or"),
     ("unknown metric key", _unknown_metric, "experiment.metrics[1].metric_key"),
     ("metric without role", _no_role, "experiment.metrics[1].role"),
     ("hash version 3", _set("hash_version", 3), "experiment.hash_version"),

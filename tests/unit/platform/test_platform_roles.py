@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from verdict.v1 import analysis_pb2, assignment_pb2, experiment_pb2, ingest_pb2
+from verdict.v1 import analysis_pb2, assignment_pb2, experiment_pb2, ingest_pb2, keys_pb2
 from verdict_platform.roles import POLICY, Role, allows, is_public
 
 ALL_METHODS = sorted(
     f"/{service.full_name}/{method.name}"
-    for module in (experiment_pb2, assignment_pb2, ingest_pb2, analysis_pb2)
+    for module in (experiment_pb2, assignment_pb2, ingest_pb2, analysis_pb2, keys_pb2)
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 )
@@ -29,11 +29,13 @@ EXPECTED = {
         "/verdict.v1.AssignmentService/Assign",
         "/verdict.v1.AssignmentService/GetConfigSnapshot",
         "/verdict.v1.AssignmentService/WatchConfig",
+        "/verdict.v1.ApiKeyService/GetCaller",
     },
     Role.INGEST: {
         "/verdict.v1.IngestService/TrackEvents",
         "/verdict.v1.IngestService/StreamEvents",
         "/verdict.v1.IngestService/TrackExposures",
+        "/verdict.v1.ApiKeyService/GetCaller",
     },
     Role.READ: {
         "/verdict.v1.ExperimentService/GetExperiment",
@@ -50,11 +52,16 @@ EXPECTED = {
         "/verdict.v1.AnalysisService/CalculateSampleSize",
         "/verdict.v1.AnalysisService/GetExposureTimeline",
         "/verdict.v1.AnalysisService/ListAlerts",
+        "/verdict.v1.AnalysisService/ListSegments",
+        "/verdict.v1.ApiKeyService/GetCaller",
     },
 }
 
 
-EXPECTED[Role.ANALYSIS] = {"/verdict.v1.ExperimentService/StopExperiment"}
+EXPECTED[Role.ANALYSIS] = {
+    "/verdict.v1.ExperimentService/StopExperiment",
+    "/verdict.v1.ApiKeyService/GetCaller",
+}
 
 
 @pytest.mark.parametrize("role", [Role.ASSIGN, Role.INGEST, Role.READ, Role.ANALYSIS])
@@ -65,7 +72,9 @@ def test_role_matrix(role: Role) -> None:
 
 def test_configuration_changes_need_admin() -> None:
     for method in ALL_METHODS:
-        if method.rsplit("/", 1)[1].startswith(("Create", "Update", "Start", "Stop", "Put")):
+        if method.rsplit("/", 1)[1].startswith(
+            ("Create", "Update", "Start", "Stop", "Put", "Revoke")
+        ):
             assert not any(allows(r, method) for r in (Role.ASSIGN, Role.INGEST, Role.READ))
             if not method.endswith("/StopExperiment"):
                 assert not allows(Role.ANALYSIS, method)

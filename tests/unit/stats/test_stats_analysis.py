@@ -13,6 +13,7 @@ from verdict_analysis.stats import (
     CupedStats,
     Direction,
     EffectScale,
+    Method,
     MetricInput,
     MetricType,
     ProportionStats,
@@ -20,6 +21,7 @@ from verdict_analysis.stats import (
     Reason,
     SampleStats,
     SequentialDesign,
+    Verdict,
     analyze_experiment,
     holm,
     quantile_stats_from_events,
@@ -166,8 +168,12 @@ def test_degenerate_metrics_carry_reasons() -> None:
     assert m_flat.comparisons[0].reason is Reason.ZERO_VARIANCE
     assert m_missing.reason is Reason.MISSING_CONTROL
     assert m_wrong.reason is Reason.INVALID_INPUT
-    assert m_zero.comparisons[0].reason is Reason.CONTROL_MEAN_ZERO
-    assert m_zero.comparisons[0].absolute is not None
+    # Only the relative effect (the decision scale here) is missing, and its reason says why.
+    zero_comp = m_zero.comparisons[0]
+    assert zero_comp.reason is None and zero_comp.absolute is not None
+    assert zero_comp.relative_reason is Reason.CONTROL_MEAN_ZERO
+    assert zero_comp.decision_reason is Reason.CONTROL_MEAN_ZERO
+    assert zero_comp.decision_interval is None and not zero_comp.significant
     assert result.n_tests == 0
     assert not any(math.isnan(f) for f in _walk_floats(result))
 
@@ -180,3 +186,88 @@ def test_srm_uses_planned_weights() -> None:
     assert bad.srm is not None and bad.srm.mismatch
     mismatched_names = analyze_experiment([], plan, assignment_counts={"control": 1, "z": 1})
     assert mismatched_names.srm is not None and mismatched_names.srm.reason is Reason.INVALID_INPUT
+
+
+def test_issue_example_each_scale_carries_its_own_test_and_the_decision_names_its_scale() -> None:
+    # Control 0.100 vs treatment 0.1085, 10,000 per arm, relative plan: the absolute interval
+    # [0.00003, 0.01697] excludes 0, and now says so with its own p-value (< 0.05), while
+    # the decision is on the relative interval, whose p-value is 0.059.
+    metric = MetricInput(
+        "conv", MetricType.PROPORTION, "control",
+        {"control": ProportionStats(10_000, 1000), "t": ProportionStats(10_000, 1085)},
+    )  # fmt: skip
+    plan = AnalysisPlan(effect_scale=EffectScale.RELATIVE)
+    comp = analyze_experiment([metric], plan).metrics[0].comparisons[0]
+    assert comp.absolute is not None and comp.relative is not None
+    assert comp.absolute.method is Method.Z_UNPOOLED
+    assert comp.absolute.ci_lower == pytest.approx(0.00003, abs=1e-5)
+    assert comp.absolute.ci_upper == pytest.approx(0.01697, abs=1e-5)
+    assert comp.absolute.p_value == pytest.approx(0.0492, abs=1e-4)
+    assert comp.relative.method is Method.DELTA_METHOD
+    assert comp.relative.p_value == pytest.approx(0.059, abs=1e-3)
+    assert comp.relative.ci_lower < 0.0
+    assert comp.decision_scale is EffectScale.RELATIVE
+    assert not comp.decision_sequential and comp.decision_adjusted
+    assert comp.decision_interval == comp.relative.interval
+    assert comp.decision_p_value == comp.p_value == comp.relative.p_value
+    assert not comp.significant and comp.verdict is Verdict.INCONCLUSIVE
+    absolute_plan = AnalysisPlan(effect_scale=EffectScale.ABSOLUTE)
+    on_absolute = analyze_experiment([metric], absolute_plan).metrics[0].comparisons[0]
+    assert on_absolute.significant and on_absolute.verdict is Verdict.WIN
+    assert on_absolute.decision_interval == on_absolute.absolute.interval  # type: ignore[union-attr]
+
+
+def test_sequential_headline_figures_are_labelled() -> None:
+    plan = AnalysisPlan(sequential=SequentialDesign(), effect_scale=EffectScale.RELATIVE)
+    for comp in (c for m in analyze_experiment(_metrics(), plan).metrics for c in m.comparisons):
+        assert comp.decision_sequential
+        assert comp.relative is not None and comp.absolute is not None
+        assert comp.p_value == comp.relative.sequential_p_value
+        assert comp.absolute.sequential_method is Method.MIXTURE_TWO_SIDED
+        assert comp.chance_to_beat_control is not None
+        assert comp.chance_to_beat_control_is_fixed_horizon
+
+
+def test_effect_size_has_a_value_or_a_reason_for_every_metric_type() -> None:
+    result = analyze_experiment(_metrics())
+    by_key = {m.key: m.comparisons[0] for m in result.metrics}
+    assert by_key["revenue"].effect_size_method is Method.COHENS_D
+    assert by_key["tokens"].effect_size_method is Method.COHENS_D  # CUPED: on the outcome
+    assert by_key["converted"].effect_size_method is Method.COHENS_H
+    for key in ("thumbs_per_response", "p95_latency"):
+        assert by_key[key].effect_size is None and by_key[key].effect_size_method is None
+        assert by_key[key].effect_size_reason is Reason.NOT_DEFINED_FOR_METRIC_TYPE
+    flat = MetricInput(
+        "flat", MetricType.MEAN, "control",
+        {"control": SampleStats(5, 10.0, 20.0), "a": SampleStats(5, 10.0, 20.0)},
+    )  # fmt: skip
+    assert analyze_experiment([flat]).metrics[0].comparisons[0].effect_size_reason is (
+        Reason.ZERO_VARIANCE
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ProportionStats(10, 11),
+        ProportionStats(-1, 0),
+        SampleStats(10, math.inf, 1.0),
+        SampleStats(10, math.nan, 1.0),
+    ],
+)
+def test_invalid_statistics_are_refused_with_a_reason(bad: object) -> None:
+    kind = MetricType.PROPORTION if isinstance(bad, ProportionStats) else MetricType.MEAN
+    good = ProportionStats(10, 3) if isinstance(bad, ProportionStats) else SampleStats(3, 3, 5)
+    metric = MetricInput("x", kind, "control", {"control": good, "a": bad})  # type: ignore[dict-item]
+    result = analyze_experiment([metric])
+    assert result.metrics[0].reason is Reason.INVALID_INPUT and result.n_tests == 0
+
+
+def test_overflowing_ratio_is_out_of_range_not_nan() -> None:
+    tiny = RatioStats(40, 30.0, 40.0, 1e-320, 0.0, 1e-320)
+    normal = RatioStats(40, 30.0, 40.0, 80.0, 200.0, 70.0)
+    metric = MetricInput("r", MetricType.RATIO, "control", {"control": normal, "a": tiny})
+    result = analyze_experiment([metric])
+    assert result.metrics[0].variants[1].reason is Reason.OUT_OF_RANGE
+    assert result.metrics[0].comparisons[0].reason is Reason.OUT_OF_RANGE
+    assert not any(math.isnan(f) for f in _walk_floats(result))

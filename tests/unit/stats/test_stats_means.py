@@ -16,8 +16,8 @@ from verdict_analysis.stats import (
     welch_t_test,
 )
 
-CONTROL = SampleStats(n=3407, sum=1396.87, sum_sq=52377.9767)
-TREATMENT = SampleStats(n=3461, sum=2422.7, sum_sq=134698.29)
+CONTROL = SampleStats(n_units=3407, sum=1396.87, sum_sq=52377.9767)
+TREATMENT = SampleStats(n_units=3461, sum=2422.7, sum_sq=134698.29)
 
 
 def test_published_relative_lift_matches_gbstats_golden_values() -> None:
@@ -60,7 +60,7 @@ def test_stats_add_like_concatenated_shards() -> None:
     x = rng.exponential(2.0, 500)
     merged = SampleStats.from_values(x[:200]) + SampleStats.from_values(x[200:])
     whole = SampleStats.from_values(x)
-    assert merged.n == whole.n
+    assert merged.n_units == whole.n_units
     assert merged.sum == pytest.approx(whole.sum)
     assert merged.variance == pytest.approx(np.var(x, ddof=1))
 

@@ -7,6 +7,7 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import power_proportions_2indep
 
 from verdict_analysis.stats import (
+    MAX_UNITS,
     MeanBaseline,
     ProportionBaseline,
     RatioBaseline,
@@ -19,6 +20,7 @@ from verdict_analysis.stats import (
     mde,
     sample_size,
 )
+from verdict_analysis.stats.power import SMALL_SAMPLE_UNITS
 
 
 def test_published_two_proportion_sample_size() -> None:
@@ -121,3 +123,48 @@ def test_degenerate_ratio_and_zero_baselines_return_reasons() -> None:
     zero_mean = mde(MeanBaseline(0.0, 1.0), 100)
     assert zero_mean.absolute is not None and zero_mean.relative is None
     assert zero_mean.reason is Reason.CONTROL_MEAN_ZERO
+
+
+def test_sizes_beyond_the_documented_maximum_are_out_of_range_not_an_overflow() -> None:
+    tiny = sample_size(MeanBaseline(10.0, 5.0), 1e-12, relative=True)
+    assert tiny.per_arm is None and tiny.reason is Reason.OUT_OF_RANGE
+    huge_sd = sample_size(MeanBaseline(10.0, 1e200), 0.1)
+    assert huge_sd.reason is Reason.OUT_OF_RANGE
+    assert sample_size(MeanBaseline(10.0, 1e300), 0.1).reason is Reason.OUT_OF_RANGE
+    just_below = sample_size(MeanBaseline(0.0, 1.0), 6e-6)
+    assert just_below.total is not None and 10**11 < just_below.total <= MAX_UNITS
+    many_arms = sample_size(MeanBaseline(0.0, 1.0), 6e-6, n_arms=10)
+    assert many_arms.total is None and many_arms.reason is Reason.OUT_OF_RANGE
+    seq = sample_size(MeanBaseline(0.0, 1.0), 3e-6, sequential=SequentialDesign())
+    assert seq.per_arm is None and seq.reason is Reason.OUT_OF_RANGE
+
+
+def test_power_at_or_below_alpha_is_invalid() -> None:
+    assert sample_size(MeanBaseline(1.0, 1.0), 0.1, power=0.05).reason is Reason.INVALID_INPUT
+    assert sample_size(MeanBaseline(1.0, 1.0), 0.1, power=0.04).reason is Reason.INVALID_INPUT
+    assert mde(MeanBaseline(1.0, 1.0), 100, power=0.01).reason is Reason.INVALID_INPUT
+
+
+def test_small_designs_are_flagged_and_never_below_one_unit() -> None:
+    big_effect = sample_size(MeanBaseline(10.0, 1.0), 5.0)
+    assert big_effect.per_arm is not None and 1 <= big_effect.per_arm < SMALL_SAMPLE_UNITS
+    assert big_effect.warnings == (Reason.SMALL_SAMPLE,)
+    assert sample_size(MeanBaseline(10.0, 1.0), 0.1).warnings == ()
+
+
+def test_mde_outside_its_range_has_a_reason() -> None:
+    assert mde(MeanBaseline(1.0, 1e300), 10).reason is Reason.OUT_OF_RANGE
+    assert mde(MeanBaseline(1.0, 1.0), MAX_UNITS + 1).reason is Reason.INVALID_INPUT
+    assert mde(MeanBaseline(1e-320, 1.0), 100).reason is Reason.OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("sides", [Sides.GREATER, Sides.LESS])
+def test_one_sided_sequential_design_uses_the_one_sided_boundary(sides: Sides) -> None:
+    base = MeanBaseline(0.0, 1.0)
+    two = sample_size(base, 0.05, sequential=SequentialDesign())
+    one = sample_size(base, 0.05, sides=sides, sequential=SequentialDesign())
+    fixed_one = sample_size(base, 0.05, sides=sides)
+    assert two.per_arm is not None and one.per_arm is not None and fixed_one.per_arm is not None
+    assert fixed_one.per_arm < one.per_arm < two.per_arm
+    back = mde(base, one.per_arm, sides=sides, sequential=SequentialDesign())
+    assert back.absolute == pytest.approx(0.05, rel=1e-3)

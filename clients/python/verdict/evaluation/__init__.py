@@ -7,6 +7,9 @@ Bucketing and targeting (GrowthBook's SDK specification):
     hash, get_equal_weights, get_bucket_ranges, choose_variation, in_namespace,
     compile_condition, evaluate_condition, ConditionError
 
+Validation of conditions being written (strict, unlike evaluation):
+    validate_condition, ConditionProblem, MAX_CONDITION_DEPTH
+
 Assignment engine:
     VariantConfig, LayerConfig, ExperimentConfig, Evaluator, Assignment, Reason
 """
@@ -21,10 +24,17 @@ from verdict.evaluation.conditions import ConditionError, compile_condition, eva
 from verdict.evaluation.config import ExperimentConfig, LayerConfig, VariantConfig
 from verdict.evaluation.engine import Assignment, Evaluator, Reason
 from verdict.evaluation.hashing import hash
+from verdict.evaluation.validation import (
+    MAX_CONDITION_DEPTH,
+    ConditionProblem,
+    validate_condition,
+)
 
 __all__ = [
+    "MAX_CONDITION_DEPTH",
     "Assignment",
     "ConditionError",
+    "ConditionProblem",
     "Evaluator",
     "ExperimentConfig",
     "LayerConfig",
@@ -37,4 +47,5 @@ __all__ = [
     "get_equal_weights",
     "hash",
     "in_namespace",
+    "validate_condition",
 ]

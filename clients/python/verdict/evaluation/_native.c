@@ -13,6 +13,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FNV_OFFSET 0x811C9DC5u
 #define FNV_PRIME 0x01000193u
@@ -164,7 +165,7 @@ static int parse_node(PyObject *t, Node *node, int on_value, int depth) {
     case V_STR: case V_REGEX:
         NEED(3); CALLABLE(2);
         if (op == V_STR ? !PyUnicode_CheckExact(ITEM(1)) : !PyCallable_Check(ITEM(1)))
-            return bad_node("V_STR needs a str, V_REGEX a search function");
+            return bad_node("V_STR needs a str, V_REGEX a test function");
         node->value = ITEM(1);
         node->fallback = ITEM(2);
         return 0;
@@ -292,7 +293,10 @@ static int eval_obj(Node *node, PyObject *obj) {
             if (PyErr_Occurred()) return -1;
             v = Py_None;
         }
-        return eval_value(node->children, v);
+        Py_INCREF(v); /* a fallback is Python code: it may change the dict under us */
+        int ok = eval_value(node->children, v);
+        Py_DECREF(v);
+        return ok;
     }
     default: /* OP_OBJ_PY */
         return call_bool(node->fallback, obj);
@@ -361,13 +365,7 @@ static int eval_value(Node *node, PyObject *v) {
         }
         break;
     case V_REGEX:
-        if (PyUnicode_CheckExact(v)) {
-            PyObject *match = PyObject_CallOneArg(node->value, v);
-            if (!match) return -1;
-            int found = match != Py_None;
-            Py_DECREF(match);
-            return found;
-        }
+        if (PyUnicode_CheckExact(v)) return call_bool(node->value, v);
         break;
     default: /* V_PY */
         break;
@@ -375,10 +373,29 @@ static int eval_value(Node *node, PyObject *v) {
     return call_bool(node->fallback, v);
 }
 
+/* GC support: the fallbacks are closures, which may well refer back to what holds the Program. */
+static int program_traverse(Program *self, visitproc visit, void *arg) {
+    Py_VISIT(self->source);
+    return 0;
+}
+
+static int program_clear(Program *self) {
+    free_node(&self->root); /* the nodes borrow from `source` */
+    memset(&self->root, 0, sizeof(Node));
+    Py_CLEAR(self->source);
+    return 0;
+}
+
 static void program_dealloc(Program *self) {
-    free_node(&self->root);
-    Py_XDECREF(self->source);
+    PyObject_GC_UnTrack(self);
+    program_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int cleared(PyObject *source) {
+    if (source) return 0;
+    PyErr_SetString(PyExc_ValueError, "the program was cleared by the garbage collector");
+    return 1;
 }
 
 static PyObject *program_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -402,7 +419,7 @@ static PyObject *program_call(Program *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_TypeError, "a program takes the attributes only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "O", &attributes)) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &attributes) || cleared(self->source)) return NULL;
     int ok = eval_obj(&self->root, attributes);
     if (ok < 0) return NULL;
     return PyBool_FromLong(ok);
@@ -414,7 +431,10 @@ static PyTypeObject ProgramType = {
     .tp_basicsize = sizeof(Program),
     .tp_dealloc = (destructor)program_dealloc,
     .tp_call = (ternaryfunc)program_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)program_traverse,
+    .tp_clear = (inquiry)program_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "Program(lowered) -> a compiled targeting condition; call it with the attributes "
               "(see programs.py).",
     .tp_new = program_new,
@@ -422,8 +442,10 @@ static PyTypeObject ProgramType = {
 
 /* A condition: a Program evaluated in place, or any other callable called. */
 static int check_condition(PyObject *condition, PyObject *attributes) {
-    if (Py_IS_TYPE(condition, &ProgramType))
-        return eval_obj(&((Program *)condition)->root, attributes);
+    if (Py_IS_TYPE(condition, &ProgramType)) {
+        Program *program = (Program *)condition;
+        return cleared(program->source) ? -1 : eval_obj(&program->root, attributes);
+    }
     return call_bool(condition, attributes);
 }
 
@@ -462,18 +484,54 @@ typedef struct {
     PyObject *assigned, *not_in_traffic, *hash_value_of;
 } Plan;
 
-static void plan_dealloc(Plan *self) {
-    if (self->experiments) {
+/* GC support: the records hold closures (hashers, conditions) that may refer back to the plan. */
+static int plan_traverse(Plan *self, visitproc visit, void *arg) {
+    Py_VISIT(self->records);
+    Py_VISIT(self->assignment);
+    Py_VISIT(self->assigned);
+    Py_VISIT(self->not_in_traffic);
+    Py_VISIT(self->hash_value_of);
+    return 0;
+}
+
+static int plan_clear(Plan *self) {
+    if (self->experiments) { /* they borrow from `records`: gone with them */
         for (Py_ssize_t i = 0; i < self->n; i++) PyMem_Free(self->experiments[i].ranges);
         PyMem_Free(self->experiments);
+        self->experiments = NULL;
     }
-    Py_XDECREF(self->records);
-    Py_XDECREF(self->assignment);
-    Py_XDECREF(self->assigned);
-    Py_XDECREF(self->not_in_traffic);
-    Py_XDECREF(self->hash_value_of);
+    self->n = 0;
+    Py_CLEAR(self->records);
+    Py_CLEAR(self->assignment);
+    Py_CLEAR(self->assigned);
+    Py_CLEAR(self->not_in_traffic);
+    Py_CLEAR(self->hash_value_of);
+    return 0;
+}
+
+static void plan_dealloc(Plan *self) {
+    PyObject_GC_UnTrack(self);
+    plan_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
+
+/* The names of a record's fields, in the order `parse_record` reads them; engine.py builds its
+ * records from this tuple (exported as RECORD_FIELDS), so the two cannot drift apart. */
+static const char *const RECORD_FIELDS[] = {
+    "key", "running", "start", "end", "hash_attribute", "forced", "layer_seed", "layer_start",
+    "layer_end", "layer_hash", "condition", "slot", "seed", "hash_version", "hasher", "ranges",
+    "variant_keys", "payloads", "not_running", "not_targeted", "not_in_layer",
+    "no_hash_attribute", "assigned", "not_in_traffic", NULL,
+};
+#define RECORD_FORMAT "UpddUOOddOOiUiOOOOOOOOO!O"
+
+/* The fields of `engine.Assignment`, in the order `make_assignment` fills them (exported as
+ * ASSIGNMENT_FIELDS; engine.py refuses to start when they differ from the NamedTuple's). */
+static const char *const ASSIGNMENT_FIELDS[] = {
+    "experiment_key", "variant_key", "variant_index", "reason", "payload_json", "bucket",
+    "in_experiment", NULL,
+};
+#define ASSIGNMENT_SIZE 7
 
 static int parse_record(PyObject *record, Experiment *e, int slots) {
     PyObject *forced, *layer_seed, *layer_hash, *condition, *ranges;
@@ -481,7 +539,7 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
         PyErr_SetString(PyExc_TypeError, "each record must be a tuple");
         return -1;
     }
-    if (!PyArg_ParseTuple(record, "UpddUOOddOOiUiOOOOOOOOO!O", &e->key, &e->running, &e->start,
+    if (!PyArg_ParseTuple(record, RECORD_FORMAT, &e->key, &e->running, &e->start,
                           &e->end, &e->hash_attribute, &forced, &layer_seed, &e->layer_start,
                           &e->layer_end, &layer_hash, &condition, &e->slot, &e->seed,
                           &e->version, &e->hasher, &ranges, &e->variant_keys, &e->payloads,
@@ -564,7 +622,7 @@ static PyObject *plan_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) 
 static PyObject *make_assignment(Plan *plan, Experiment *e, Py_ssize_t index, double bucket) {
     PyObject *bucket_obj = PyFloat_FromDouble(bucket);
     if (!bucket_obj) return NULL;
-    PyObject *out = plan->assignment->tp_alloc(plan->assignment, 7);
+    PyObject *out = plan->assignment->tp_alloc(plan->assignment, ASSIGNMENT_SIZE);
     if (!out) {
         Py_DECREF(bucket_obj);
         return NULL;
@@ -610,16 +668,22 @@ static int call_hash(PyObject *fn, PyObject *value, double *out, int *none) {
 }
 
 /* What one call's experiments share: conditions' answers (per memo slot), the last hash
- * attribute read and the last layer position computed (experiments mostly share both). The
- * attributes dict is not changed during a call, so borrowed values stay valid. */
+ * attribute read and the last layer position computed (experiments mostly share both). Values
+ * read from the attributes are owned: fallbacks and hashers are Python code, which may change
+ * the dict while C still uses them. */
 typedef struct {
     signed char *memo;    /* condition slot -> -1 unknown, 0, 1; or NULL */
-    PyObject *attribute;  /* name of the hash attribute last read (borrowed), or NULL */
-    PyObject *raw;        /* its value in the attributes (borrowed), NULL when absent */
-    PyObject *layer_seed; /* layer seed and str hash value of the last position (borrowed) */
-    PyObject *layer_value;
+    PyObject *attribute;  /* name of the hash attribute last read (the plan's), or NULL */
+    PyObject *raw;        /* its value in the attributes (owned), NULL when absent */
+    PyObject *layer_seed; /* layer seed (the plan's) and str hash value (owned) of the last */
+    PyObject *layer_value; /* position computed */
     double layer_position;
 } Call;
+
+static void end_call(Call *call) {
+    Py_CLEAR(call->raw);
+    Py_CLEAR(call->layer_value);
+}
 
 /* `engine._assign_one`, step for step. Returns a new reference, or NULL with an exception. */
 static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObject *attributes,
@@ -632,7 +696,7 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
         raw = PyDict_GetItemWithError(attributes, e->hash_attribute);
         if (!raw && PyErr_Occurred()) return NULL;
         call->attribute = e->hash_attribute;
-        call->raw = raw;
+        Py_XSETREF(call->raw, Py_XNewRef(raw));
     }
     PyObject *owned = NULL, *hash_value = NULL;
     if (raw && PyUnicode_CheckExact(raw)) {
@@ -670,7 +734,7 @@ static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObje
                                PyUnicode_GET_LENGTH(e->layer_seed), text, length);
             if (!owned) { /* a str from the attributes: its pointer identifies it for the call */
                 call->layer_seed = e->layer_seed;
-                call->layer_value = hash_value;
+                Py_XSETREF(call->layer_value, Py_NewRef(hash_value));
                 call->layer_position = position;
             }
         } else if (call_hash(e->layer_hash, hash_value, &position, &none) < 0) {
@@ -768,6 +832,7 @@ static PyObject *plan_assign_running(Plan *self, PyObject *const *args, Py_ssize
             Py_DECREF(a);
         }
     }
+    end_call(&call);
     if (memo != stack_memo) PyMem_Free(memo);
     return out;
 }
@@ -790,7 +855,9 @@ static PyObject *plan_assign_at(Plan *self, PyObject *const *args, Py_ssize_t na
     double now = PyFloat_AsDouble(args[3]);
     if ((now == -1.0 && PyErr_Occurred()) || check_call(args[1], args[2]) < 0) return NULL;
     Call call = {.memo = NULL};
-    return assign_one(self, &self->experiments[index], args[1], args[2], now, &call);
+    PyObject *out = assign_one(self, &self->experiments[index], args[1], args[2], now, &call);
+    end_call(&call);
+    return out;
 }
 
 PyDoc_STRVAR(hash_doc,
@@ -822,7 +889,10 @@ static PyTypeObject PlanType = {
     .tp_name = "verdict.evaluation._native.Plan",
     .tp_basicsize = sizeof(Plan),
     .tp_dealloc = (destructor)plan_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)plan_traverse,
+    .tp_clear = (inquiry)plan_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "Compiled experiments of one Evaluator (see engine.py).",
     .tp_methods = plan_methods,
     .tp_new = plan_new,
@@ -838,12 +908,33 @@ static struct PyModuleDef module = {
     module_methods,
 };
 
+/* Adds `list` (NULL-terminated) to the module as a tuple of str. */
+static int add_names(PyObject *m, const char *attribute, const char *const *list) {
+    Py_ssize_t n = 0;
+    while (list[n]) n++;
+    PyObject *out = PyTuple_New(n);
+    if (!out) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(list[i]);
+        if (!name) {
+            Py_DECREF(out);
+            return -1;
+        }
+        PyTuple_SET_ITEM(out, i, name);
+    }
+    int rc = PyModule_AddObjectRef(m, attribute, out);
+    Py_DECREF(out);
+    return rc;
+}
+
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&PlanType) < 0 || PyType_Ready(&ProgramType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0 ||
-        PyModule_AddObjectRef(m, "Program", (PyObject *)&ProgramType) < 0) {
+        PyModule_AddObjectRef(m, "Program", (PyObject *)&ProgramType) < 0 ||
+        add_names(m, "RECORD_FIELDS", RECORD_FIELDS) < 0 ||
+        add_names(m, "ASSIGNMENT_FIELDS", ASSIGNMENT_FIELDS) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -39,6 +39,14 @@ except ImportError:  # pragma: no cover - exercised only without a C compiler at
 NATIVE_AVAILABLE = _native is not None
 """Whether the compiled accelerator was built; `Evaluator(native=None)` uses it when it was."""
 
+RECORD_FIELDS = frozenset(
+    ("key", "running", "start", "end", "hash_attribute", "forced", "layer_seed", "layer_start",
+     "layer_end", "layer_hash", "condition", "slot", "seed", "hash_version", "hasher", "ranges",
+     "variant_keys", "payloads", "not_running", "not_targeted", "not_in_layer",
+     "no_hash_attribute", "assigned", "not_in_traffic")
+)  # fmt: skip
+"""The fields `_native_record` fills; the accelerator names the order it reads them in."""
+
 
 class Reason(enum.Enum):
     """Why a unit got, or did not get, a variant (names match the proto's AssignmentReason)."""
@@ -88,6 +96,27 @@ class Assignment(NamedTuple):
     """The unit's hash in [0, 1) when it was computed (ASSIGNED, NOT_IN_TRAFFIC), else None."""
     in_experiment: bool
     """True when the unit is in the experiment (assigned, forced or sticky)."""
+
+
+def check_native_layout(native: Any) -> None:
+    """RuntimeError unless the accelerator reads records and builds Assignments with the fields
+    this module has: `_native.c` addresses both by position."""
+    if tuple(native.ASSIGNMENT_FIELDS) != Assignment._fields:
+        raise RuntimeError(
+            f"_native.c builds Assignment as {native.ASSIGNMENT_FIELDS}, engine.py defines "
+            f"{Assignment._fields}: rebuild (make setup) or update _native.c"
+        )
+    if frozenset(native.RECORD_FIELDS) != RECORD_FIELDS or len(native.RECORD_FIELDS) != len(
+        RECORD_FIELDS
+    ):
+        raise RuntimeError(
+            f"_native.c reads records of {native.RECORD_FIELDS}, engine.py fills "
+            f"{sorted(RECORD_FIELDS)}: rebuild (make setup) or update _native.c"
+        )
+
+
+if _native is not None:
+    check_native_layout(_native)
 
 
 def hash_value_of(value: Any) -> str | None:
@@ -213,17 +242,23 @@ def _outcome(key: str, reason: Reason, bucket: float | None = None) -> Assignmen
 
 
 def _native_record(c: _Compiled, slot: int, condition: Any) -> tuple[Any, ...]:
-    """`c` in the record layout `_native.c`'s `parse_record` reads."""
+    """`c` in the record layout `_native.c`'s `parse_record` reads (its `RECORD_FIELDS`)."""
+    assert _native is not None
     layer_seed = c.layer_seed
-    return (
-        c.key, c.running, c.start, c.end, c.hash_attribute, c.forced or None, layer_seed,
-        c.layer_start, c.layer_end,
-        None if layer_seed is None else (lambda value: _hash(layer_seed, value, 1)),
-        condition, slot, c.config.effective_seed, c.config.hash_version, c.hasher,
-        tuple(bound for pair in c.ranges for bound in pair), c.variant_keys, c.payloads,
-        c.not_running, c.not_targeted, c.not_in_layer, c.no_hash_attribute, c.assigned,
-        c.not_in_traffic,
-    )  # fmt: skip
+    fields = {
+        "key": c.key, "running": c.running, "start": c.start, "end": c.end,
+        "hash_attribute": c.hash_attribute, "forced": c.forced or None, "layer_seed": layer_seed,
+        "layer_start": c.layer_start, "layer_end": c.layer_end,
+        "layer_hash": None if layer_seed is None else (lambda value: _hash(layer_seed, value, 1)),
+        "condition": condition, "slot": slot, "seed": c.config.effective_seed,
+        "hash_version": c.config.hash_version, "hasher": c.hasher,
+        "ranges": tuple(bound for pair in c.ranges for bound in pair),
+        "variant_keys": c.variant_keys, "payloads": c.payloads, "not_running": c.not_running,
+        "not_targeted": c.not_targeted, "not_in_layer": c.not_in_layer,
+        "no_hash_attribute": c.no_hash_attribute, "assigned": c.assigned,
+        "not_in_traffic": c.not_in_traffic,
+    }  # fmt: skip
+    return tuple(fields[name] for name in _native.RECORD_FIELDS)
 
 
 def _program(c: _Compiled, saved_groups: Mapping[str, Sequence[Any]]) -> Any:

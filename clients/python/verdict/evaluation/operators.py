@@ -2,16 +2,15 @@
 
 Each `compile_*` function takes an operator's argument from the condition and returns a predicate
 on the attribute value (None when the attribute is missing). Work that depends only on the
-argument (regex compilation, version padding, set building) happens here, once. An argument of the
-wrong kind (a `$in` that is not a list, an invalid regex) and an unknown operator give a predicate
-that never matches, as in GrowthBook.
+argument (regex compilation by RE2, version padding, set building) happens here, once. An
+argument of the wrong kind (a `$in` that is not a list, an invalid regex) and an unknown operator
+give a predicate that never matches, as in GrowthBook; `validation` refuses them on write.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -25,6 +24,7 @@ from verdict.evaluation.jsvalues import (
     truthy,
     type_of,
 )
+from verdict.evaluation.regex import JsRegex, RegexError, compile_js_regex
 from verdict.evaluation.versions import pad_version, padded_version_string
 
 ValuePredicate = Callable[[Any], bool]
@@ -44,9 +44,6 @@ _VERSION_RELATIONS: dict[str, Callable[[Any, Any], bool]] = {
     "$vlt": operator.lt,
     "$vlte": operator.le,
 }
-# JavaScript named groups, which Python spells (?P<name>...) and (?P=name).
-_JS_NAMED_GROUP = re.compile(r"\(\?<(?![=!])")
-_JS_BACKREFERENCE = re.compile(r"\\k<([A-Za-z_][A-Za-z0-9_]*)>")
 
 
 def never(_value: Any) -> bool:
@@ -158,28 +155,22 @@ def compile_membership(expected: Any, *, negate: bool, fold: bool = False) -> Va
     return member
 
 
-def _translate_regex(pattern: str) -> str:
-    pattern = _JS_NAMED_GROUP.sub("(?P<", pattern)
-    return _JS_BACKREFERENCE.sub(r"(?P=\1)", pattern)
-
-
-def regex_search(expected: Any, *, insensitive: bool) -> Callable[[str], Any] | None:
-    """The compiled pattern's `search`; None when `expected` is no string or no valid regex."""
-    if not isinstance(expected, str):
-        return None
+def regex_of(expected: Any, *, insensitive: bool) -> JsRegex | None:
+    """The compiled pattern (RE2, see `regex`); None when `expected` is no string or no pattern
+    RE2 can match (backreferences, lookaround)."""
     try:
-        regex = re.compile(_translate_regex(expected), re.IGNORECASE if insensitive else 0)
-    except (re.error, OverflowError, RecursionError):
+        return compile_js_regex(expected, insensitive=insensitive)
+    except RegexError:
         return None
-    return regex.search
 
 
 def compile_regex(expected: Any, *, insensitive: bool) -> ValuePredicate:
     """`$regex` / `$regexi`: a search anywhere in the value read as a string (`RegExp.test`)."""
-    search = regex_search(expected, insensitive=insensitive)
-    if search is None:
+    regex = regex_of(expected, insensitive=insensitive)
+    if regex is None:
         return never
-    return lambda actual: search(actual if type(actual) is str else to_string(actual)) is not None
+    test = regex.test
+    return lambda actual: test(actual if type(actual) is str else to_string(actual))
 
 
 def compile_leaf_operator(op: str, expected: Any) -> ValuePredicate:

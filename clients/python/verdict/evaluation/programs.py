@@ -21,7 +21,7 @@ Node layouts (the first item is the opcode; see `_native.c`, `parse_node`):
     (OBJ_PY, fallback)                (V_IN_STR, frozenset, negate, fallback)
                                       (V_REL, op, float | None, str | None, fallback)
                                       (V_VREL, op, padded, pad_version, fallback)
-                                      (V_REGEX, search, fallback)   (V_EXISTS, bool)
+                                      (V_REGEX, test, fallback)     (V_EXISTS, bool)
 
 `op` is a rich-comparison code as CPython numbers them (Py_LT=0 ... Py_GE=5).
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 from verdict.evaluation.conditions import Compiler, SavedGroups, at_path, is_operator_object
 from verdict.evaluation.jsvalues import ARRAY_TYPES, is_number, to_number, truthy
-from verdict.evaluation.operators import membership_keys, regex_search
+from verdict.evaluation.operators import membership_keys, regex_of
 from verdict.evaluation.versions import pad_version, padded_version_string
 
 AND, OR, NOT, PATH, OBJ_PY = 1, 2, 3, 4, 5
@@ -114,9 +114,9 @@ class _Lowering:
         if keys is not None:
             return (V_IN_STR, keys, op in ("$nin", "$notInGroup"), fallback)
         if op == "$regex":
-            search = regex_search(argument, insensitive=False)
-            if search is not None:
-                return (V_REGEX, search, fallback)
+            regex = regex_of(argument, insensitive=False)
+            if regex is not None:
+                return (V_REGEX, regex.test, fallback)
         if op == "$exists":
             return (V_EXISTS, truthy(argument))
         return (V_PY, fallback)

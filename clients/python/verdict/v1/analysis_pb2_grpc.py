@@ -72,6 +72,11 @@ class AnalysisServiceStub:
                 request_serializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.FromString,
                 _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/verdict.v1.AnalysisService/ListSegments',
+                request_serializer=verdict_dot_v1_dot_analysis__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_analysis__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -143,6 +148,16 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSegments(self, request, context):
+        """Lists the segments an experiment's results are broken down by: each (dimension, value) with
+        a stored snapshot, by dimension then value. A console offers them as the segment selector.
+        Returns INVALID_ARGUMENT (empty key, bad page size or token), NOT_FOUND (unknown
+        experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -180,6 +195,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.ListAlerts,
                     request_deserializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=verdict_dot_v1_dot_analysis__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_analysis__pb2.ListSegmentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -374,6 +394,33 @@ class AnalysisService:
             '/verdict.v1.AnalysisService/ListAlerts',
             verdict_dot_v1_dot_analysis__pb2.ListAlertsRequest.SerializeToString,
             verdict_dot_v1_dot_analysis__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.AnalysisService/ListSegments',
+            verdict_dot_v1_dot_analysis__pb2.ListSegmentsRequest.SerializeToString,
+            verdict_dot_v1_dot_analysis__pb2.ListSegmentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,12 @@ class AnalysisServiceStub:
     restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
     PERMISSION_DENIED, UNAVAILABLE.
     """
+    ListSegments: _grpc.UnaryUnaryMultiCallable[_analysis_pb2.ListSegmentsRequest, _analysis_pb2.ListSegmentsResponse]
+    """Lists the segments an experiment's results are broken down by: each (dimension, value) with
+    a stored snapshot, by dimension then value. A console offers them as the segment selector.
+    Returns INVALID_ARGUMENT (empty key, bad page size or token), NOT_FOUND (unknown
+    experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
+    """
 
 @_typing.type_check_only
 class AnalysisServiceAsyncStub(AnalysisServiceStub):
@@ -114,6 +120,12 @@ class AnalysisServiceAsyncStub(AnalysisServiceStub):
     their delivery state. Each alert is stored once, whatever the number of analysis replicas or
     restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
     PERMISSION_DENIED, UNAVAILABLE.
+    """
+    ListSegments: _aio.UnaryUnaryMultiCallable[_analysis_pb2.ListSegmentsRequest, _analysis_pb2.ListSegmentsResponse]  # type: ignore[assignment]
+    """Lists the segments an experiment's results are broken down by: each (dimension, value) with
+    a stored snapshot, by dimension then value. A console offers them as the segment selector.
+    Returns INVALID_ARGUMENT (empty key, bad page size or token), NOT_FOUND (unknown
+    experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
     """
 
 class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -197,6 +209,18 @@ class AnalysisServiceServicer(metaclass=_abc_1.ABCMeta):
         their delivery state. Each alert is stored once, whatever the number of analysis replicas or
         restarts. Returns INVALID_ARGUMENT (bad page size or token), UNAUTHENTICATED,
         PERMISSION_DENIED, UNAVAILABLE.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSegments(
+        self,
+        request: _analysis_pb2.ListSegmentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analysis_pb2.ListSegmentsResponse, _abc.Awaitable[_analysis_pb2.ListSegmentsResponse]]:
+        """Lists the segments an experiment's results are broken down by: each (dimension, value) with
+        a stored snapshot, by dimension then value. A console offers them as the segment selector.
+        Returns INVALID_ARGUMENT (empty key, bad page size or token), NOT_FOUND (unknown
+        experiment), UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE.
         """
 
 def add_AnalysisServiceServicer_to_server(servicer: AnalysisServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,6 +88,11 @@ class ExperimentServiceStub:
                 request_serializer=verdict_dot_v1_dot_experiment__pb2.ListMetricsRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_experiment__pb2.ListMetricsResponse.FromString,
                 _registered_method=True)
+        self.UpdateMetric = channel.unary_unary(
+                '/verdict.v1.ExperimentService/UpdateMetric',
+                request_serializer=verdict_dot_v1_dot_experiment__pb2.UpdateMetricRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_experiment__pb2.UpdateMetricResponse.FromString,
+                _registered_method=True)
         self.PutSavedGroup = channel.unary_unary(
                 '/verdict.v1.ExperimentService/PutSavedGroup',
                 request_serializer=verdict_dot_v1_dot_experiment__pb2.PutSavedGroupRequest.SerializeToString,
@@ -130,8 +135,9 @@ class ExperimentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListExperiments(self, request, context):
-        """Lists experiments, newest first, optionally filtered by status. Returns INVALID_ARGUMENT for a
-        bad page token or page size, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Lists experiments, newest first, optionally filtered by status and by a text in the key or
+        name. Returns INVALID_ARGUMENT for a bad page token or page size, UNAUTHENTICATED,
+        PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +203,17 @@ class ExperimentServiceServicer:
     def ListMetrics(self, request, context):
         """Lists the metric catalog by key. Returns INVALID_ARGUMENT for a bad page token,
         UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMetric(self, request, context):
+        """Updates the fields of a catalog metric named by the field mask (any field but `key` and
+        `create_time`); the result must be a valid metric. Experiments using it are analysed with
+        the new definition from their next analysis; the change is in the audit log. Returns
+        INVALID_ARGUMENT (a path that cannot change, or an invalid result, naming the field),
+        NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -278,6 +295,11 @@ def add_ExperimentServiceServicer_to_server(servicer, server):
                     servicer.ListMetrics,
                     request_deserializer=verdict_dot_v1_dot_experiment__pb2.ListMetricsRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_experiment__pb2.ListMetricsResponse.SerializeToString,
+            ),
+            'UpdateMetric': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMetric,
+                    request_deserializer=verdict_dot_v1_dot_experiment__pb2.UpdateMetricRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_experiment__pb2.UpdateMetricResponse.SerializeToString,
             ),
             'PutSavedGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.PutSavedGroup,
@@ -569,6 +591,33 @@ class ExperimentService:
             '/verdict.v1.ExperimentService/ListMetrics',
             verdict_dot_v1_dot_experiment__pb2.ListMetricsRequest.SerializeToString,
             verdict_dot_v1_dot_experiment__pb2.ListMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMetric(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.ExperimentService/UpdateMetric',
+            verdict_dot_v1_dot_experiment__pb2.UpdateMetricRequest.SerializeToString,
+            verdict_dot_v1_dot_experiment__pb2.UpdateMetricResponse.FromString,
             options,
             channel_credentials,
             insecure,

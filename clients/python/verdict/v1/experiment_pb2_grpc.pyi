@@ -47,8 +47,9 @@ class ExperimentServiceStub:
     empty key, UNAUTHENTICATED, PERMISSION_DENIED.
     """
     ListExperiments: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]
-    """Lists experiments, newest first, optionally filtered by status. Returns INVALID_ARGUMENT for a
-    bad page token or page size, UNAUTHENTICATED, PERMISSION_DENIED.
+    """Lists experiments, newest first, optionally filtered by status and by a text in the key or
+    name. Returns INVALID_ARGUMENT for a bad page token or page size, UNAUTHENTICATED,
+    PERMISSION_DENIED.
     """
     UpdateExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.UpdateExperimentRequest, _experiment_pb2.UpdateExperimentResponse]
     """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
@@ -86,6 +87,13 @@ class ExperimentServiceStub:
     """Lists the metric catalog by key. Returns INVALID_ARGUMENT for a bad page token,
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
+    UpdateMetric: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.UpdateMetricRequest, _experiment_pb2.UpdateMetricResponse]
+    """Updates the fields of a catalog metric named by the field mask (any field but `key` and
+    `create_time`); the result must be a valid metric. Experiments using it are analysed with
+    the new definition from their next analysis; the change is in the audit log. Returns
+    INVALID_ARGUMENT (a path that cannot change, or an invalid result, naming the field),
+    NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
     PutSavedGroup: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.PutSavedGroupRequest, _experiment_pb2.PutSavedGroupResponse]
     """Creates or replaces a saved group (a named list of attribute values used by `$inGroup`).
     Returns INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED.
@@ -118,8 +126,9 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     empty key, UNAUTHENTICATED, PERMISSION_DENIED.
     """
     ListExperiments: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ListExperimentsRequest, _experiment_pb2.ListExperimentsResponse]  # type: ignore[assignment]
-    """Lists experiments, newest first, optionally filtered by status. Returns INVALID_ARGUMENT for a
-    bad page token or page size, UNAUTHENTICATED, PERMISSION_DENIED.
+    """Lists experiments, newest first, optionally filtered by status and by a text in the key or
+    name. Returns INVALID_ARGUMENT for a bad page token or page size, UNAUTHENTICATED,
+    PERMISSION_DENIED.
     """
     UpdateExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.UpdateExperimentRequest, _experiment_pb2.UpdateExperimentResponse]  # type: ignore[assignment]
     """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
@@ -156,6 +165,13 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     ListMetrics: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ListMetricsRequest, _experiment_pb2.ListMetricsResponse]  # type: ignore[assignment]
     """Lists the metric catalog by key. Returns INVALID_ARGUMENT for a bad page token,
     UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    UpdateMetric: _aio.UnaryUnaryMultiCallable[_experiment_pb2.UpdateMetricRequest, _experiment_pb2.UpdateMetricResponse]  # type: ignore[assignment]
+    """Updates the fields of a catalog metric named by the field mask (any field but `key` and
+    `create_time`); the result must be a valid metric. Experiments using it are analysed with
+    the new definition from their next analysis; the change is in the audit log. Returns
+    INVALID_ARGUMENT (a path that cannot change, or an invalid result, naming the field),
+    NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
     """
     PutSavedGroup: _aio.UnaryUnaryMultiCallable[_experiment_pb2.PutSavedGroupRequest, _experiment_pb2.PutSavedGroupResponse]  # type: ignore[assignment]
     """Creates or replaces a saved group (a named list of attribute values used by `$inGroup`).
@@ -204,8 +220,9 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _experiment_pb2.ListExperimentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_experiment_pb2.ListExperimentsResponse, _abc.Awaitable[_experiment_pb2.ListExperimentsResponse]]:
-        """Lists experiments, newest first, optionally filtered by status. Returns INVALID_ARGUMENT for a
-        bad page token or page size, UNAUTHENTICATED, PERMISSION_DENIED.
+        """Lists experiments, newest first, optionally filtered by status and by a text in the key or
+        name. Returns INVALID_ARGUMENT for a bad page token or page size, UNAUTHENTICATED,
+        PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -284,6 +301,19 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_experiment_pb2.ListMetricsResponse, _abc.Awaitable[_experiment_pb2.ListMetricsResponse]]:
         """Lists the metric catalog by key. Returns INVALID_ARGUMENT for a bad page token,
         UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateMetric(
+        self,
+        request: _experiment_pb2.UpdateMetricRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.UpdateMetricResponse, _abc.Awaitable[_experiment_pb2.UpdateMetricResponse]]:
+        """Updates the fields of a catalog metric named by the field mask (any field but `key` and
+        `create_time`); the result must be a valid metric. Experiments using it are analysed with
+        the new definition from their next analysis; the change is in the audit log. Returns
+        INVALID_ARGUMENT (a path that cannot change, or an invalid result, naming the field),
+        NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod

@@ -26,7 +26,7 @@ _WORK_MEM = "256MB"
 million units and the quantile sorts in memory (PostgreSQL's memory, not this process's)."""
 
 
-_COUNT_FIELDS = ("n", "n_units")
+_COUNT_FIELDS = ("n_units",)
 
 
 def _row_stats(

@@ -196,11 +196,13 @@ def columns_of(metrics: Sequence[MetricSpec], cuped: bool) -> list[Column]:
 def stats_fields(spec: MetricSpec, cuped: bool) -> tuple[type[stats.MetricStats], list[str]]:
     """The statistics class of a metric and its fields in the query's column order."""
     if spec.type is stats.MetricType.PROPORTION:
-        return stats.ProportionStats, ["n", "successes"]
+        return stats.ProportionStats, ["n_units", "successes"]
     if spec.type is stats.MetricType.MEAN:
         if _uses_cuped(spec, cuped):
-            return stats.CupedStats, ["n", "sum_y", "sum_y_sq", "sum_x", "sum_x_sq", "sum_xy"]
-        return stats.SampleStats, ["n", "sum", "sum_sq"]
+            return stats.CupedStats, [
+                "n_units", "sum_y", "sum_y_sq", "sum_x", "sum_x_sq", "sum_xy",
+            ]  # fmt: skip
+        return stats.SampleStats, ["n_units", "sum", "sum_sq"]
     if spec.type is stats.MetricType.RATIO:
         if _uses_cuped(spec, cuped):
             names = [
@@ -329,7 +331,7 @@ def sufficient_stats_query(
     aggs = [f"{c.aggregate(p)} AS {index[c]}" for c in columns]
     if rollup is None:
         # Without capping, units without events add nothing to any sum: an INNER join
-        # suffices, and the caller takes the ``n`` fields from the unit counts. Capping
+        # suffices, and the caller takes the ``n_units`` fields from the unit counts. Capping
         # needs every unit (zeros move percentiles).
         kind = "LEFT JOIN" if caps or _capped(metrics) else "JOIN"
         per_unit = f"""per_unit AS (
@@ -370,7 +372,7 @@ def _capped(metrics: Sequence[MetricSpec]) -> bool:
 
 
 def counts_units_without_events(metrics: Sequence[MetricSpec]) -> bool:
-    """Whether :func:`sufficient_stats_query`'s ``n`` fields count every analysed unit;
+    """Whether :func:`sufficient_stats_query`'s ``n_units`` fields count every analysed unit;
     when not, they count units with events and the caller sets them from unit counts."""
     return _capped(metrics)
 

@@ -13,6 +13,7 @@ __all__ = [
     "normal_quantile",
     "sample_variance",
     "tail_p_value",
+    "upper_critical_value",
 ]
 
 _RELATIVE_ZERO = 1e-12
@@ -50,6 +51,15 @@ def critical_value(level: float, df: float) -> float:
     if math.isinf(df):
         return float(special.ndtri(level))
     return float(special.stdtrit(df, level))
+
+
+def upper_critical_value(tail: float, df: float) -> float:
+    """The value exceeded with probability ``tail``: ``critical_value(1 - tail, df)``, but
+    computed from the small tail so that a tiny (e.g. multiplicity-adjusted) tail stays
+    accurate instead of rounding ``1 - tail`` to 1."""
+    if math.isinf(df):
+        return -float(special.ndtri(tail))
+    return -float(special.stdtrit(df, tail))
 
 
 def _cdf(x: float, df: float) -> float:

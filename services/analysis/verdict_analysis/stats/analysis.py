@@ -1,10 +1,12 @@
 """The single entry point: a full analysis of an experiment from sufficient statistics.
 
 For each metric, every variant is summarised and compared with the control using the
-method that matches its statistics (Welch, z-test, delta-method ratio, CUPED,
-clustered quantile); then the headline p-values of all comparisons form one family
-for the plan's correction (Holm or Benjamini-Hochberg) with matching intervals; the
-Bayesian figures use the same effect; SRM runs on the assignment counts.
+method that matches its statistics (:mod:`.comparisons`); then the decision p-values of
+all comparisons (the plan's effect scale, anytime-valid when sequential) form one family
+for the plan's correction (Holm or Benjamini-Hochberg); each comparison's decision
+interval is the same test's interval at the level that matches its adjusted p-value, and
+``significant`` and the verdict are read off that one interval. SRM runs on the
+assignment counts.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from ._numeric import critical_value
-from .bayesian import bayesian_summary
+from .comparisons import build_comparison, decision_effect
 from .cuped import cuped_arms, cuped_theta, ratio_cuped_arms, ratio_cuped_theta
-from .effects import ArmEstimate, Effect, TestResult, adjusted_interval, compare
-from .means import cohens_d, mean_arm
+from .effects import ArmEstimate
+from .interval import Interval, agreeing_p_value
+from .means import mean_arm
 from .multiple import adjust_p_values, adjusted_alpha
-from .plan import AnalysisPlan, EffectScale, MetricType
-from .proportions import cohens_h, two_proportion_z_test
+from .plan import AnalysisPlan, Correction, EffectScale, MetricType
+from .proportions import proportion_arm
 from .quantile import QuantileStats, quantile_arm
 from .ratio import ratio_arm
 from .reasons import Reason
@@ -30,10 +32,12 @@ from .results import (
     MetricAnalysis,
     MetricInput,
     MetricStats,
-    VariantSummary,
 )
 from .srm import SrmResult, srm_test
 from .sufficient import CupedStats, ProportionStats, RatioCupedStats, RatioStats, SampleStats
+from .summaries import summarise
+from .validation import is_valid
+from .verdict import metric_verdict
 
 __all__ = ["analyze_experiment"]
 
@@ -45,19 +49,13 @@ _ACCEPTED: dict[MetricType, tuple[type, ...]] = {
 }
 
 
-def _units(stats: MetricStats) -> int:
-    if isinstance(stats, SampleStats | ProportionStats | CupedStats):
-        return stats.n
-    return stats.n_units
-
-
 def _simple_arm(stats: MetricStats) -> ArmEstimate | Reason:
     if isinstance(stats, SampleStats | ProportionStats):
-        if stats.n <= 0:
+        if stats.n_units <= 0:
             return Reason.EMPTY_ARM
         if isinstance(stats, SampleStats):
-            return mean_arm(stats) if stats.n >= 2 else Reason.INSUFFICIENT_DATA
-        return ArmEstimate(stats.n, stats.mean, stats.variance / stats.n)
+            return mean_arm(stats) if stats.n_units >= 2 else Reason.INSUFFICIENT_DATA
+        return proportion_arm(stats)
     if isinstance(stats, RatioStats):
         return ratio_arm(stats)
     if isinstance(stats, QuantileStats):
@@ -76,89 +74,13 @@ def _arms(stats: list[MetricStats]) -> tuple[list[ArmEstimate | Reason], float |
     return [_simple_arm(s) for s in stats], None
 
 
-def _summary(
-    name: str, stats: MetricStats, arm: ArmEstimate | Reason, alpha: float
-) -> VariantSummary:
-    units = _units(stats)
+def _in_range(arm: ArmEstimate | Reason) -> ArmEstimate | Reason:
+    """Finite inputs can still overflow (e.g. a ratio over a denominator of 1e-320)."""
     if isinstance(arm, Reason):
-        return VariantSummary(name, units, None, None, None, None, arm)
-    se = math.sqrt(arm.variance_of_mean)
-    if isinstance(stats, QuantileStats):
-        return VariantSummary(name, units, arm.mean, se, stats.lower_value, stats.upper_value)
-    half = critical_value(1.0 - alpha / 2.0, arm.df) * se
-    return VariantSummary(name, units, arm.mean, se, arm.mean - half, arm.mean + half)
-
-
-def _effect_size(control: MetricStats, treatment: MetricStats) -> float | None:
-    if isinstance(control, SampleStats) and isinstance(treatment, SampleStats):
-        return cohens_d(control, treatment)
-    if isinstance(control, CupedStats) and isinstance(treatment, CupedStats):
-        return cohens_d(control.outcome, treatment.outcome)
-    if isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats):
-        return cohens_h(control, treatment)
-    return None
-
-
-def _empty(
-    variant: str, reason: Reason | None, relative_reason: Reason | None = None
-) -> Comparison:
-    return Comparison(
-        variant, None, None, None, None, None, None, False, None, None, None, None,
-        reason, relative_reason,
-    )  # fmt: skip
-
-
-def _compare(
-    name: str,
-    control: tuple[MetricStats, ArmEstimate | Reason],
-    treatment: tuple[MetricStats, ArmEstimate | Reason],
-    metric: MetricInput,
-    plan: AnalysisPlan,
-) -> Comparison:
-    (c_stats, c_arm), (t_stats, t_arm) = control, treatment
-    if isinstance(c_arm, Reason):
-        return _empty(name, c_arm)
-    if isinstance(t_arm, Reason):
-        return _empty(name, t_arm)
-    test: TestResult
-    if isinstance(c_stats, ProportionStats) and isinstance(t_stats, ProportionStats):
-        test = two_proportion_z_test(
-            c_stats,
-            t_stats,
-            alpha=plan.alpha,
-            sides=plan.sides,
-            sequential=plan.sequential,
-            pooled=plan.pooled_proportion_variance,
-        )
-    else:
-        test = compare(c_arm, t_arm, alpha=plan.alpha, sides=plan.sides, sequential=plan.sequential)
-    if test.absolute is None:
-        return _empty(name, test.reason)
-    primary = test.relative if plan.effect_scale is EffectScale.RELATIVE else test.absolute
-    effect_size = _effect_size(c_stats, t_stats)
-    if primary is None:
-        return replace(
-            _empty(name, test.relative_reason, test.relative_reason),
-            absolute=test.absolute,
-            effect_size=effect_size,
-        )
-    p_value = primary.p_value if plan.sequential is None else primary.sequential_p_value
-    bayes = bayesian_summary(primary.estimate, primary.std_error, plan.prior, metric.direction)
-    return Comparison(
-        variant=name,
-        absolute=test.absolute,
-        relative=test.relative,
-        p_value=p_value,
-        adjusted_p_value=None,
-        adjusted_ci_lower=None,
-        adjusted_ci_upper=None,
-        significant=False,
-        chance_to_beat_control=bayes.chance_to_beat_control,
-        expected_loss=bayes.expected_loss,
-        expected_loss_control=bayes.expected_loss_control,
-        effect_size=effect_size,
-        relative_reason=test.relative_reason,
-    )
+        return arm
+    if math.isfinite(arm.mean) and math.isfinite(arm.variance_of_mean):
+        return arm
+    return Reason.OUT_OF_RANGE
 
 
 def _analyse_metric(metric: MetricInput, plan: AnalysisPlan) -> MetricAnalysis:
@@ -167,41 +89,70 @@ def _analyse_metric(metric: MetricInput, plan: AnalysisPlan) -> MetricAnalysis:
 
     def failed(reason: Reason) -> MetricAnalysis:
         return MetricAnalysis(
-            metric.key, metric.metric_type, metric.direction, metric.control, (), (), None, reason
-        )
+            metric.key, metric.metric_type, metric.direction, metric.control, (), (), None,
+            reason, metric.non_inferiority_margin,
+        )  # fmt: skip
 
     if metric.control not in metric.variants:
         return failed(Reason.MISSING_CONTROL)
     kind = type(stats[0])
     if kind not in _ACCEPTED[metric.metric_type] or any(type(s) is not kind for s in stats):
         return failed(Reason.INVALID_INPUT)
+    if not all(is_valid(s) for s in stats):
+        return failed(Reason.INVALID_INPUT)
     arms, theta = _arms(stats)
-    summaries = tuple(
-        _summary(n, s, a, plan.alpha) for n, s, a in zip(names, stats, arms, strict=True)
-    )
+    arms = [_in_range(a) for a in arms]
+    summaries = tuple(summarise(n, s, a, plan) for n, s, a in zip(names, stats, arms, strict=True))
     c = names.index(metric.control)
-    comparisons = tuple(
-        _compare(names[i], (stats[c], arms[c]), (stats[i], arms[i]), metric, plan)
-        for i in range(len(names))
-        if i != c
-    )
+    comparisons = []
+    for i, name in enumerate(names):
+        if i == c:
+            continue
+        comparisons.append(
+            build_comparison(name, (stats[c], arms[c]), (stats[i], arms[i]), metric, plan)
+        )
     return MetricAnalysis(
-        metric.key,
-        metric.metric_type,
-        metric.direction,
-        metric.control,
-        summaries,
-        comparisons,
-        theta,
+        metric.key, metric.metric_type, metric.direction, metric.control, summaries,
+        tuple(comparisons), theta, None, metric.non_inferiority_margin,
+    )  # fmt: skip
+
+
+def _decide(
+    metric: MetricAnalysis, comp: Comparison, p_adj: float, level: float, plan: AnalysisPlan
+) -> Comparison:
+    """The comparison with its decision: the adjusted interval and its p-value agree."""
+    effect = decision_effect(comp.absolute, comp.relative, plan)
+    assert effect is not None  # a raw p-value implies the decision effect
+    interval = effect.interval_at(level, sequential=plan.sequential is not None)
+    p_adj = agreeing_p_value(p_adj, interval, plan.alpha)
+    warnings = comp.warnings
+    if (
+        metric.metric_type is MetricType.PROPORTION
+        and Reason.OUTSIDE_NATURAL_RANGE not in warnings
+        and not _in_natural_range(interval, plan.effect_scale)
+    ):
+        warnings = (*warnings, Reason.OUTSIDE_NATURAL_RANGE)
+    verdict = metric_verdict(interval, metric.direction, margin=metric.non_inferiority_margin)
+    return replace(
+        comp,
+        decision_interval=interval,
+        decision_p_value=p_adj,
+        significant=p_adj <= plan.alpha,
+        verdict=verdict,
+        adjusted_p_value=p_adj,
+        adjusted_ci_lower=interval.lower,
+        adjusted_ci_upper=interval.upper,
+        warnings=warnings,
     )
 
 
-def _primary(comparison: Comparison, plan: AnalysisPlan) -> Effect | None:
-    return comparison.relative if plan.effect_scale is EffectScale.RELATIVE else comparison.absolute
+def _in_natural_range(interval: Interval, scale: EffectScale) -> bool:
+    """A difference of rates lies in [-1, 1]; a relative lift of a rate is at least -1."""
+    return interval.within(-1.0, 1.0 if scale is EffectScale.ABSOLUTE else float("inf"))
 
 
 def _correct(metrics: list[MetricAnalysis], plan: AnalysisPlan) -> tuple[list[MetricAnalysis], int]:
-    """Apply the correction over every tested comparison of every metric."""
+    """Apply the correction over every tested comparison of every metric, then decide."""
     index = [
         (i, j)
         for i, m in enumerate(metrics)
@@ -213,30 +164,15 @@ def _correct(metrics: list[MetricAnalysis], plan: AnalysisPlan) -> tuple[list[Me
     m_tests = len(index)
     updated = [list(m.comparisons) for m in metrics]
     for (i, j), p, p_adj in zip(index, raw, adjusted, strict=True):
-        comp = updated[i][j]
-        effect = _primary(comp, plan)
-        if effect is None:  # pragma: no cover - p_value implies an effect
-            continue
-        level = adjusted_alpha(plan.alpha, p, p_adj, m_tests)
-        n_total = _comparison_units(metrics[i], comp.variant)
-        lower, upper = adjusted_interval(
-            effect, level, plan.sides, n_total, plan.sequential, plan.alpha
+        level = (
+            plan.alpha
+            if plan.correction is Correction.NONE
+            else adjusted_alpha(plan.alpha, p, p_adj, m_tests)
         )
-        updated[i][j] = replace(
-            comp,
-            adjusted_p_value=p_adj,
-            adjusted_ci_lower=lower,
-            adjusted_ci_upper=upper,
-            significant=p_adj <= plan.alpha,
-        )
+        updated[i][j] = _decide(metrics[i], updated[i][j], p_adj, level, plan)
     return [
         replace(m, comparisons=tuple(c)) for m, c in zip(metrics, updated, strict=True)
     ], m_tests
-
-
-def _comparison_units(metric: MetricAnalysis, variant: str) -> int:
-    units = {v.variant: v.units for v in metric.variants}
-    return units[metric.control] + units[variant]
 
 
 def _srm(counts: Mapping[str, int], plan: AnalysisPlan) -> SrmResult:
@@ -260,7 +196,7 @@ def analyze_experiment(
     *,
     assignment_counts: Mapping[str, int] | None = None,
 ) -> ExperimentAnalysis:
-    """Analyse every metric x variant against its control, correct, and check SRM.
+    """Analyse every metric x variant against its control, correct, decide, and check SRM.
 
     ``assignment_counts`` (units assigned per variant) feeds the SRM check; without
     it ``srm`` is ``None``. Never raises on degenerate data: see each result's ``reason``.

@@ -40,14 +40,13 @@ def bayesian_summary(
     direction: Direction = Direction.INCREASE,
 ) -> BayesianResult:
     """Posterior of the effect and decision figures; ``std_error`` must be positive."""
-    precision = 1.0 / std_error**2
-    weighted = estimate * precision
+    mean, sd = estimate, std_error
     if prior.proper and prior.variance > 0.0:
-        precision += 1.0 / prior.variance
-        weighted += prior.mean / prior.variance
-    var = 1.0 / precision
-    mean = weighted * var
-    sd = math.sqrt(var)
+        # Precision-weighted, written with the variance ratio so that a tiny standard
+        # error neither underflows to a zero variance nor divides by zero.
+        ratio = std_error * std_error / prior.variance
+        mean = (estimate + prior.mean * ratio) / (1.0 + ratio)
+        sd = std_error / math.sqrt(1.0 + ratio)
     sign = 1.0 if direction is Direction.INCREASE else -1.0
     z = sign * mean / sd
     return BayesianResult(

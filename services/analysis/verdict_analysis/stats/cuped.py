@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .effects import ArmEstimate, TestResult, compare
+from .methods import Method
 from .plan import SequentialDesign, Sides
 from .ratio import ratio_arm
 from .reasons import Reason
@@ -46,8 +47,8 @@ def _centered(n: int, s_a: float, s_b: float, s_ab: float) -> float:
 
 def cuped_theta(arms: Sequence[CupedStats]) -> float:
     """Pooled within-arm slope of ``y`` on ``x``; 0 when ``x`` does not vary."""
-    s_xy = sum(_centered(a.n, a.sum_x, a.sum_y, a.sum_xy) for a in arms if a.n > 0)
-    s_xx = sum(_centered(a.n, a.sum_x, a.sum_x, a.sum_x_sq) for a in arms if a.n > 0)
+    s_xy = sum(_centered(a.n_units, a.sum_x, a.sum_y, a.sum_xy) for a in arms if a.n_units > 0)
+    s_xx = sum(_centered(a.n_units, a.sum_x, a.sum_x, a.sum_x_sq) for a in arms if a.n_units > 0)
     if s_xx <= _RELATIVE_ZERO * sum(abs(a.sum_x_sq) for a in arms):
         return 0.0
     return s_xy / s_xx
@@ -55,7 +56,7 @@ def cuped_theta(arms: Sequence[CupedStats]) -> float:
 
 def cuped_arm(stats: CupedStats, theta: float, pooled_x_mean: float) -> ArmEstimate | Reason:
     """Adjusted arm mean and its variance."""
-    n = stats.n
+    n = stats.n_units
     if n <= 0:
         return Reason.EMPTY_ARM
     if n < 2:
@@ -72,7 +73,7 @@ def cuped_arm(stats: CupedStats, theta: float, pooled_x_mean: float) -> ArmEstim
 
 
 def _pooled_x_mean(arms: Sequence[CupedStats]) -> float:
-    n = sum(a.n for a in arms)
+    n = sum(a.n_units for a in arms)
     return sum(a.sum_x for a in arms) / n if n > 0 else 0.0
 
 
@@ -91,7 +92,7 @@ def cuped_test(
     sequential: SequentialDesign | None = None,
 ) -> TestResult:
     """CUPED-adjusted z-test of two means."""
-    return _test(cuped_arms([control, treatment]), alpha, sides, sequential)
+    return _test(cuped_arms([control, treatment]), alpha, sides, sequential, Method.CUPED_Z)
 
 
 def _test(
@@ -99,13 +100,14 @@ def _test(
     alpha: float,
     sides: Sides,
     sequential: SequentialDesign | None,
+    method: Method,
 ) -> TestResult:
     arm_c, arm_t = arms
     if isinstance(arm_c, Reason):
-        return TestResult(None, None, arm_c)
+        return TestResult(None, None, arm_c, arm_c)
     if isinstance(arm_t, Reason):
-        return TestResult(None, None, arm_t)
-    return compare(arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential)
+        return TestResult(None, None, arm_t, arm_t)
+    return compare(arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential, method=method)
 
 
 def _linearised(stats: RatioCupedStats) -> tuple[float, float, float, float, float] | None:
@@ -174,4 +176,5 @@ def ratio_cuped_test(
     sequential: SequentialDesign | None = None,
 ) -> TestResult:
     """CUPED-adjusted delta-method z-test of two clustered ratios."""
-    return _test(ratio_cuped_arms([control, treatment]), alpha, sides, sequential)
+    arms = ratio_cuped_arms([control, treatment])
+    return _test(arms, alpha, sides, sequential, Method.CUPED_RATIO_DELTA_METHOD)

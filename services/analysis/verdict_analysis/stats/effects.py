@@ -10,25 +10,31 @@ of that estimate, and degrees of freedom) and :func:`compare` does the rest:
 * Student's t with Welch-Satterthwaite degrees of freedom when both arms carry
   finite ``df`` (Welch 1947; Satterthwaite 1946), otherwise the normal distribution;
   the relative effect uses the same ``df`` (gbstats' convention).
+
+Every :class:`Effect` is built from one :class:`~.inference.Inference` by
+:func:`build_effect`: its fixed-horizon interval and p-value are the same test read two
+ways, and so are its anytime-valid interval and p-value (see :mod:`.interval`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
-from ._numeric import critical_value, tail_p_value
+from .inference import Inference, WaldInference, sequential_method
+from .interval import Interval, agreeing_p_value
+from .methods import Method
 from .plan import SequentialDesign, Sides
 from .reasons import Reason
-from .sequential import anytime_p_value, confidence_sequence_halfwidth, mixture_rho
+from .sequential import Mixture, mixture_rho
 
 __all__ = [
     "ArmEstimate",
     "Effect",
     "TestResult",
-    "adjusted_interval",
+    "build_effect",
     "compare",
-    "effect_interval",
+    "mixture_for",
 ]
 
 _INF = math.inf
@@ -38,7 +44,7 @@ _INF = math.inf
 class ArmEstimate:
     """One arm reduced to a point estimate and the variance of that estimate."""
 
-    n: int
+    n_units: int
     """Units (clusters) in the arm."""
     mean: float
     """Point estimate of the arm's metric."""
@@ -48,23 +54,57 @@ class ArmEstimate:
     """Degrees of freedom of the variance (``n - 1`` for Welch; inf for normal)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Effect:
-    """An effect with its fixed-horizon (and optionally anytime-valid) inference."""
+    """An effect with its fixed-horizon and (in a sequential plan) anytime-valid pairs.
+
+    Within each pair the interval excludes 0 exactly when the p-value is at most
+    ``alpha`` (:meth:`Interval.excludes <.interval.Interval.excludes>`).
+    """
 
     estimate: float
     std_error: float
-    ci_lower: float
-    """Lower bound (``-inf`` for a one-sided ``less`` test)."""
-    ci_upper: float
-    """Upper bound (``inf`` for a one-sided ``greater`` test)."""
-    p_value: float
+    """Standard error of ``estimate`` (for ``z_pooled`` the unpooled one: the score
+    test's variance is restricted to each null value instead)."""
     df: float
     """Degrees of freedom of the reference t distribution (inf: normal)."""
+    alpha: float
+    """Level of the intervals: each is a ``1 - alpha`` interval for ``sides``."""
+    sides: Sides
+    method: Method
+    """The test behind ``ci_lower``, ``ci_upper`` and ``p_value``."""
+    ci_lower: float
+    """Fixed-horizon lower bound (``-inf`` for a one-sided ``less`` test)."""
+    ci_upper: float
+    """Fixed-horizon upper bound (``inf`` for a one-sided ``greater`` test)."""
+    p_value: float
+    """Fixed-horizon p-value of ``method``, against ``sides``."""
     sequential_ci_lower: float | None = None
     sequential_ci_upper: float | None = None
     sequential_p_value: float | None = None
-    """Anytime-valid p-value; ``None`` unless the plan is sequential."""
+    """Anytime-valid p-value of the same confidence sequence as the sequential interval."""
+    sequential_method: Method | None = None
+    """The confidence sequence's boundary (two- or one-sided normal mixture)."""
+    sequential_reason: Reason | None = Reason.NOT_SEQUENTIAL
+    """Why the sequential figures are ``None`` (``None`` when they are set)."""
+    inference: Inference = field(compare=False, repr=False)
+    """The test itself, for intervals at other levels (:meth:`interval_at`)."""
+
+    @property
+    def interval(self) -> Interval:
+        """The fixed-horizon interval."""
+        return Interval(self.ci_lower, self.ci_upper)
+
+    @property
+    def sequential_interval(self) -> Interval | None:
+        """The anytime-valid interval, when the plan is sequential."""
+        if self.sequential_ci_lower is None or self.sequential_ci_upper is None:
+            return None
+        return Interval(self.sequential_ci_lower, self.sequential_ci_upper)
+
+    def interval_at(self, alpha: float, *, sequential: bool = False) -> Interval:
+        """The same test's interval at another level (e.g. a multiplicity-adjusted one)."""
+        return self.inference.interval(alpha, sequential)
 
 
 @dataclass(frozen=True)
@@ -76,83 +116,50 @@ class TestResult:
     reason: Reason | None = None
     """Why ``absolute`` (and so ``relative``) is missing."""
     relative_reason: Reason | None = None
-    """Why only ``relative`` is missing."""
+    """Why ``relative`` is missing (equal to ``reason`` when both are)."""
 
 
-def effect_interval(
-    estimate: float,
-    std_error: float,
-    df: float,
-    alpha: float,
-    sides: Sides,
-) -> tuple[float, float]:
-    """Fixed-horizon interval at level ``1 - alpha`` for ``sides``."""
-    if sides is Sides.TWO_SIDED:
-        half = critical_value(1.0 - alpha / 2.0, df) * std_error
-        return estimate - half, estimate + half
-    half = critical_value(1.0 - alpha, df) * std_error
-    if sides is Sides.GREATER:
-        return estimate - half, _INF
-    return -_INF, estimate + half
+def mixture_for(
+    design: SequentialDesign | None, alpha: float, sides: Sides, n_total: float
+) -> Mixture | None:
+    """The confidence sequence of a comparison of ``n_total`` units, tuned at ``alpha``."""
+    if design is None:
+        return None
+    one_sided = sides is not Sides.TWO_SIDED
+    rho = mixture_rho(alpha, design.tuning_sample_size, one_sided=one_sided)
+    return Mixture(rho, n_total, one_sided)
 
 
-def _sequential_interval(
-    estimate: float, std_error: float, n: float, alpha: float, rho: float, sides: Sides
-) -> tuple[float, float]:
-    half = confidence_sequence_halfwidth(std_error, n, alpha, rho)
-    lower = -_INF if sides is Sides.LESS else estimate - half
-    upper = _INF if sides is Sides.GREATER else estimate + half
-    return lower, upper
-
-
-def _one_sided_anytime(p: float, estimate: float, sides: Sides) -> float:
-    """A one-sided test can only reject in its direction."""
-    if sides is Sides.GREATER and estimate <= 0.0:
-        return 1.0
-    if sides is Sides.LESS and estimate >= 0.0:
-        return 1.0
-    return p
-
-
-def _effect(
-    estimate: float,
-    variance: float,
-    df: float,
-    n_total: int,
-    alpha: float,
-    sides: Sides,
-    sequential: SequentialDesign | None,
-) -> Effect:
-    se = math.sqrt(variance)
-    lower, upper = effect_interval(estimate, se, df, alpha, sides)
-    effect = Effect(estimate, se, lower, upper, tail_p_value(estimate / se, df, sides.value), df)
-    if sequential is None:
-        return effect
-    rho = mixture_rho(alpha, sequential.tuning_sample_size)
-    s_lower, s_upper = _sequential_interval(estimate, se, n_total, alpha, rho, sides)
-    p_seq = _one_sided_anytime(anytime_p_value(estimate, se, n_total, rho), estimate, sides)
-    return replace(
-        effect, sequential_ci_lower=s_lower, sequential_ci_upper=s_upper, sequential_p_value=p_seq
+def build_effect(inference: Inference, alpha: float) -> Effect:
+    """Both pairs of ``inference`` at ``alpha``, each interval agreeing with its p-value."""
+    fixed = inference.interval(alpha, False)
+    lower: float | None = None
+    upper: float | None = None
+    p_value: float | None = None
+    method: Method | None = None
+    reason: Reason | None = Reason.NOT_SEQUENTIAL
+    if inference.mixture is not None:
+        anytime = inference.interval(alpha, True)
+        lower, upper = anytime.lower, anytime.upper
+        p_value = agreeing_p_value(inference.p_value(True), anytime, alpha)
+        method, reason = sequential_method(inference.mixture), None
+    return Effect(
+        estimate=inference.estimate,
+        std_error=inference.std_error,
+        df=inference.df,
+        alpha=alpha,
+        sides=inference.sides,
+        method=inference.method,
+        ci_lower=fixed.lower,
+        ci_upper=fixed.upper,
+        p_value=agreeing_p_value(inference.p_value(False), fixed, alpha),
+        sequential_ci_lower=lower,
+        sequential_ci_upper=upper,
+        sequential_p_value=p_value,
+        sequential_method=method,
+        sequential_reason=reason,
+        inference=inference,
     )
-
-
-def adjusted_interval(
-    effect: Effect,
-    alpha: float,
-    sides: Sides,
-    n_total: int,
-    sequential: SequentialDesign | None,
-    plan_alpha: float,
-) -> tuple[float, float]:
-    """Interval at ``alpha`` (e.g. a multiplicity-adjusted level) from the same inference.
-
-    For a sequential effect, ``rho`` stays tuned at ``plan_alpha`` so that the interval
-    and the anytime-valid p-value remain each other's inversion.
-    """
-    if sequential is None:
-        return effect_interval(effect.estimate, effect.std_error, effect.df, alpha, sides)
-    rho = mixture_rho(plan_alpha, sequential.tuning_sample_size)
-    return _sequential_interval(effect.estimate, effect.std_error, n_total, alpha, rho, sides)
 
 
 def compare(
@@ -162,27 +169,39 @@ def compare(
     alpha: float = 0.05,
     sides: Sides = Sides.TWO_SIDED,
     sequential: SequentialDesign | None = None,
+    method: Method = Method.WELCH_T,
 ) -> TestResult:
-    """Absolute and relative effect of ``treatment`` over ``control``."""
-    if control.n <= 0 or treatment.n <= 0:
-        return TestResult(None, None, Reason.EMPTY_ARM)
+    """Absolute (by ``method``) and relative (delta method) effect of ``treatment``."""
+    if control.n_units <= 0 or treatment.n_units <= 0:
+        return TestResult(None, None, Reason.EMPTY_ARM, Reason.EMPTY_ARM)
     if control.df < 1 or treatment.df < 1:
-        return TestResult(None, None, Reason.INSUFFICIENT_DATA)
+        return TestResult(None, None, Reason.INSUFFICIENT_DATA, Reason.INSUFFICIENT_DATA)
     v_c, v_t = control.variance_of_mean, treatment.variance_of_mean
     variance = v_c + v_t
+    m_c, m_t = control.mean, treatment.mean
+    if not all(math.isfinite(x) for x in (variance, m_c, m_t, m_t - m_c)):
+        return TestResult(None, None, Reason.OUT_OF_RANGE, Reason.OUT_OF_RANGE)
     if not variance > 0.0:
-        return TestResult(None, None, Reason.ZERO_VARIANCE)
+        return TestResult(None, None, Reason.ZERO_VARIANCE, Reason.ZERO_VARIANCE)
     if math.isinf(control.df) or math.isinf(treatment.df):
         df = _INF
     else:
-        df = variance**2 / (v_c**2 / control.df + v_t**2 / treatment.df)
-    n_total = control.n + treatment.n
-    m_c, m_t = control.mean, treatment.mean
-    absolute = _effect(m_t - m_c, variance, df, n_total, alpha, sides, sequential)
+        share_c, share_t = v_c / variance, v_t / variance  # shares: no under- or overflow
+        df = 1.0 / (share_c * share_c / control.df + share_t * share_t / treatment.df)
+    mixture = mixture_for(sequential, alpha, sides, control.n_units + treatment.n_units)
+    absolute = build_effect(
+        WaldInference(method, m_t - m_c, math.sqrt(variance), df, sides, mixture), alpha
+    )
     if m_c == 0.0:
         return TestResult(absolute, None, relative_reason=Reason.CONTROL_MEAN_ZERO)
-    rel_variance = v_t / m_c**2 + m_t**2 * v_c / m_c**4
+    # Ratios first: m_c * m_c can underflow to 0 (division error) or overflow (** raises).
+    ratio = m_t / m_c
+    rel_variance = v_t / m_c / m_c + ratio * ratio * (v_c / m_c / m_c)
+    if not (math.isfinite(rel_variance) and math.isfinite(ratio)):
+        return TestResult(absolute, None, relative_reason=Reason.OUT_OF_RANGE)
     if not rel_variance > 0.0:  # e.g. a constant zero treatment against a varying control
         return TestResult(absolute, None, relative_reason=Reason.ZERO_VARIANCE)
-    relative = _effect(m_t / m_c - 1.0, rel_variance, df, n_total, alpha, sides, sequential)
-    return TestResult(absolute, relative)
+    relative = WaldInference(
+        Method.DELTA_METHOD, ratio - 1.0, math.sqrt(rel_variance), df, sides, mixture
+    )
+    return TestResult(absolute, build_effect(relative, alpha))

@@ -32,7 +32,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
     adjusted = np.empty(m)
     adjusted[order] = np.maximum.accumulate(scaled)
-    return [float(v) for v in adjusted]
+    return [float(v) for v in np.maximum(adjusted, p)]  # never below p, even by rounding
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
@@ -45,7 +45,7 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     scaled = np.minimum(1.0, m * p[order] / np.arange(1, m + 1))
     adjusted = np.empty(m)
     adjusted[order] = np.minimum.accumulate(scaled[::-1])[::-1]
-    return [float(v) for v in adjusted]
+    return [float(v) for v in np.maximum(adjusted, p)]  # never below p, even by rounding
 
 
 def adjust_p_values(p_values: Sequence[float], correction: Correction) -> list[float]:

@@ -13,6 +13,7 @@ __all__ = [
     "Direction",
     "EffectScale",
     "MetricType",
+    "ProportionTest",
     "SequentialDesign",
     "Sides",
 ]
@@ -39,7 +40,8 @@ class Correction(StrEnum):
 
 
 class EffectScale(StrEnum):
-    """Which effect drives the headline p-value, its correction and the Bayesian figures."""
+    """Which effect drives the decision, the headline p-value, its correction and the
+    Bayesian figures."""
 
     ABSOLUTE = "absolute"
     RELATIVE = "relative"
@@ -50,6 +52,16 @@ class Direction(StrEnum):
 
     INCREASE = "increase"
     DECREASE = "decrease"
+
+
+class ProportionTest(StrEnum):
+    """Which two-proportion test gives the absolute effect's intervals and p-values."""
+
+    UNPOOLED = "unpooled"
+    """Wald z with the unpooled variance ``p_c(1-p_c)/n_c + p_t(1-p_t)/n_t``."""
+    POOLED = "pooled"
+    """Score z with the variance restricted to the null (pooled at 0: the classic z-test);
+    its interval is the Farrington-Manning score interval, found by root finding."""
 
 
 class MetricType(StrEnum):
@@ -96,12 +108,17 @@ class AnalysisPlan:
     correction: Correction = Correction.HOLM
     """Correction across all metric x variant comparisons."""
     effect_scale: EffectScale = EffectScale.ABSOLUTE
-    """Effect whose p-value is headline, corrected, and used for the Bayesian figures."""
+    """Scale of the decision: its effect's p-value is the headline one, corrected, and
+    decides ``significant`` and the verdict; the Bayesian figures use the same effect."""
     prior: BayesianPrior = field(default_factory=BayesianPrior)
     """Prior for chance to beat control and expected loss."""
-    pooled_proportion_variance: bool = False
-    """Proportion p-values from the pooled null variance (classic z-test) instead of the
-    unpooled Wald variance; the unpooled default keeps p-values and intervals consistent."""
+    proportion_test: ProportionTest = ProportionTest.UNPOOLED
+    """Test of the absolute effect of proportion metrics (intervals always match it)."""
+    small_sample_units: int = 30
+    """Fewer units than this in an arm flag its figures ``SMALL_SAMPLE``."""
+    small_sample_successes: int = 5
+    """Fewer successes, or failures, than this in a proportion arm flag the comparison
+    ``SMALL_SAMPLE`` (the usual ``n p >= 5`` condition of the normal approximation)."""
     variant_weights: Mapping[str, float] | None = None
     """Planned traffic weights for SRM (need not sum to 1); ``None`` means equal."""
     srm_alpha: float = 0.001

@@ -12,8 +12,15 @@ at usual settings); :func:`achieved_power` includes both tails, as statsmodels d
 Ratio metrics use the delta-method per-unit variance ``(s_a^2 - 2R s_ab + R^2 s_b^2)/mean(b)^2``.
 
 Sequential designs replace ``z_{1-a/2}`` by the normal-mixture boundary at the final
-look (see :mod:`.sequential`; ``n`` there counts both compared arms); the resulting
-sample size is conservative because earlier looks can only add rejections.
+look (see :mod:`.sequential`; ``n`` there counts both compared arms; one-sided designs
+use the one-sided boundary); the resulting sample size is conservative because earlier
+looks can only add rejections.
+
+Results stay in their natural range: a size above :data:`MAX_UNITS` (per arm or in
+total), an MDE below 1e-15 or one that does not fit a float is ``OUT_OF_RANGE``; a power
+at or below alpha is ``INVALID_INPUT`` (the formula would answer a meaningless size);
+fewer than :data:`SMALL_SAMPLE_UNITS` units per arm is flagged ``SMALL_SAMPLE``, since
+the normal approximation behind the formula does not hold there.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ from scipy import optimize
 from ._numeric import normal_cdf, normal_quantile
 from .plan import SequentialDesign, Sides
 from .reasons import Reason
-from .sequential import mixture_rho
+from .sequential import mixture_boundary, mixture_rho
 from .sufficient import RatioStats
 
 __all__ = [
+    "MAX_UNITS",
+    "SMALL_SAMPLE_UNITS",
     "DurationResult",
     "MdeResult",
     "MeanBaseline",
@@ -75,7 +84,11 @@ class RatioBaseline:
     @property
     def unit_variance(self) -> float:
         r = self.ratio
-        return (self.var_num - 2.0 * r * self.cov + r * r * self.var_den) / self.mean_den**2
+        return (
+            (self.var_num - 2.0 * r * self.cov + r * r * self.var_den)
+            / self.mean_den
+            / self.mean_den
+        )
 
     @classmethod
     def from_stats(cls, stats: RatioStats) -> RatioBaseline:
@@ -87,13 +100,20 @@ class RatioBaseline:
         return cls(
             mean_num=stats.sum_num / k,
             mean_den=stats.sum_den / k,
-            var_num=(stats.sum_num_sq - stats.sum_num**2 / k) / (k - 1),
-            var_den=(stats.sum_den_sq - stats.sum_den**2 / k) / (k - 1),
+            var_num=(stats.sum_num_sq - stats.sum_num * (stats.sum_num / k)) / (k - 1),
+            var_den=(stats.sum_den_sq - stats.sum_den * (stats.sum_den / k)) / (k - 1),
             cov=(stats.sum_num_den - stats.sum_num * stats.sum_den / k) / (k - 1),
         )
 
 
 Baseline = MeanBaseline | ProportionBaseline | RatioBaseline
+
+MAX_UNITS = 10**12
+"""Largest sample size (per arm and in total) the calculator answers: far beyond any
+experiment, far inside int64."""
+SMALL_SAMPLE_UNITS = 30
+"""Per-arm sizes below this are flagged ``SMALL_SAMPLE``."""
+_MIN_MDE = 1e-15
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,9 @@ class SampleSizeResult:
     sequential_inflation: float | None
     """``per_arm / fixed_per_arm`` for a sequential design, else ``None``."""
     reason: Reason | None = None
+    """Why ``per_arm`` and ``total`` (and maybe ``fixed_per_arm``) are ``None``."""
+    warnings: tuple[Reason, ...] = ()
+    """``SMALL_SAMPLE`` when ``per_arm`` is below :data:`SMALL_SAMPLE_UNITS`."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +165,9 @@ def _variances(baseline: Baseline, delta: float) -> tuple[float, float]:
         pbar = (p1 + p2) / 2.0
         return 2.0 * pbar * (1.0 - pbar), p1 * (1.0 - p1) + p2 * (1.0 - p2)
     v = 2.0 * (
-        baseline.std_dev**2 if isinstance(baseline, MeanBaseline) else baseline.unit_variance
+        baseline.std_dev * baseline.std_dev
+        if isinstance(baseline, MeanBaseline)
+        else baseline.unit_variance
     )
     return v, v
 
@@ -151,10 +176,10 @@ def _z_alpha(alpha: float, sides: Sides) -> float:
     return normal_quantile(1.0 - (alpha / 2.0 if sides is Sides.TWO_SIDED else alpha))
 
 
-def _sequential_z(n_per_arm: float, alpha: float, design: SequentialDesign) -> float:
-    rho = mixture_rho(alpha, design.tuning_sample_size)
-    nr2 = 2.0 * n_per_arm * rho * rho
-    return math.sqrt(2.0 * (nr2 + 1.0) / nr2 * math.log(math.sqrt(nr2 + 1.0) / alpha))
+def _sequential_z(n_per_arm: float, alpha: float, design: SequentialDesign, sides: Sides) -> float:
+    one_sided = sides is not Sides.TWO_SIDED
+    rho = mixture_rho(alpha, design.tuning_sample_size, one_sided=one_sided)
+    return mixture_boundary(alpha, 2.0 * n_per_arm, rho, one_sided=one_sided)
 
 
 def achieved_power(
@@ -176,16 +201,22 @@ def achieved_power(
     return normal_cdf((delta - z * se0) / se1) + normal_cdf((-delta - z * se0) / se1)
 
 
+def _levels_invalid(alpha: float, power: float) -> bool:
+    return not (0.0 < alpha < 1.0 and 0.0 < power < 1.0 and power > alpha)
+
+
 def _invalid(baseline: Baseline, delta: float, alpha: float, power: float) -> Reason | None:
     if isinstance(baseline, RatioBaseline) and baseline.mean_den == 0.0:
         return Reason.ZERO_DENOMINATOR
-    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0) or delta == 0.0:
+    if _levels_invalid(alpha, power) or not math.isfinite(delta) or delta == 0.0:
         return Reason.INVALID_INPUT
     if isinstance(baseline, ProportionBaseline) and not (
         0.0 < baseline.rate < 1.0 and 0.0 < baseline.rate + delta < 1.0
     ):
         return Reason.INVALID_INPUT
     v0, v1 = _variances(baseline, delta)
+    if not (math.isfinite(v0) and math.isfinite(v1)):
+        return Reason.OUT_OF_RANGE
     if not (v0 > 0.0 and v1 > 0.0):
         return Reason.ZERO_VARIANCE
     return None
@@ -212,19 +243,34 @@ def sample_size(
     v0, v1 = _variances(baseline, delta)
     z_b = normal_quantile(power)
     size = abs(delta)
-    fixed = (_z_alpha(alpha, sides) * math.sqrt(v0) + z_b * math.sqrt(v1)) ** 2 / size**2
-    fixed_n = math.ceil(fixed - 1e-9)
-    if sequential is None:
-        return SampleSizeResult(fixed_n, fixed_n * n_arms, n_arms, delta, fixed_n, None)
+    root = (_z_alpha(alpha, sides) * math.sqrt(v0) + z_b * math.sqrt(v1)) / size
+    fixed = root * root  # a product, not **: float ** raises on overflow
+    if not fixed <= MAX_UNITS:
+        return SampleSizeResult(None, None, n_arms, delta, None, None, Reason.OUT_OF_RANGE)
+    fixed_n = max(1, math.ceil(fixed - 1e-9))
+    per_arm, inflation = fixed_n, None
+    if sequential is not None:
 
-    def gap(n: float) -> float:
-        return size * math.sqrt(n / v1) - _sequential_z(n, alpha, sequential) - z_b
+        def gap(n: float) -> float:
+            return size * math.sqrt(n / v1) - _sequential_z(n, alpha, sequential, sides) - z_b
 
-    upper = fixed
-    while gap(upper) < 0.0:
-        upper *= 2.0
-    seq_n = math.ceil(optimize.brentq(gap, fixed / 2.0, upper, xtol=1e-6) - 1e-9)
-    return SampleSizeResult(seq_n, seq_n * n_arms, n_arms, delta, fixed_n, seq_n / fixed_n)
+        upper = max(fixed, 1.0)
+        while gap(upper) < 0.0 and upper <= MAX_UNITS:
+            upper *= 2.0
+        if upper > MAX_UNITS:
+            return SampleSizeResult(None, None, n_arms, delta, fixed_n, None, Reason.OUT_OF_RANGE)
+        lower = max(fixed / 2.0, 0.5)
+        found = lower if gap(lower) >= 0.0 else optimize.brentq(gap, lower, upper, xtol=1e-6)
+        # Never fewer than the fixed design: for proportions the fixed formula uses the
+        # pooled null variance, the sequence the unpooled one, and a large effect can
+        # otherwise make the sequential design look smaller than the fixed one.
+        per_arm = max(fixed_n, math.ceil(found - 1e-9))
+        inflation = per_arm / fixed_n
+    total = per_arm * n_arms
+    if total > MAX_UNITS:
+        return SampleSizeResult(None, None, n_arms, delta, fixed_n, None, Reason.OUT_OF_RANGE)
+    warnings = (Reason.SMALL_SAMPLE,) if per_arm < SMALL_SAMPLE_UNITS else ()
+    return SampleSizeResult(per_arm, total, n_arms, delta, fixed_n, inflation, None, warnings)
 
 
 def mde(
@@ -237,12 +283,12 @@ def mde(
     sequential: SequentialDesign | None = None,
 ) -> MdeResult:
     """Smallest positive absolute (and relative) effect detectable with ``n_per_arm``."""
-    if n_per_arm <= 0 or not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+    if not 0 < n_per_arm <= MAX_UNITS or _levels_invalid(alpha, power):
         return MdeResult(None, None, Reason.INVALID_INPUT)
     if isinstance(baseline, RatioBaseline) and baseline.mean_den == 0.0:
         return MdeResult(None, None, Reason.ZERO_DENOMINATOR)
     z_a = (
-        _sequential_z(n_per_arm, alpha, sequential)
+        _sequential_z(n_per_arm, alpha, sequential, sides)
         if sequential is not None
         else _z_alpha(alpha, sides)
     )
@@ -258,16 +304,25 @@ def mde(
         hi = 1.0 - baseline.rate - 1e-12
         if not 0.0 < baseline.rate < 1.0 or gap(hi) < 0.0:
             return MdeResult(None, None, Reason.INSUFFICIENT_DATA)
-        delta = float(optimize.brentq(gap, 1e-15, hi, xtol=1e-14))
+        if gap(_MIN_MDE) >= 0.0:
+            return MdeResult(None, None, Reason.OUT_OF_RANGE)
+        delta = float(optimize.brentq(gap, _MIN_MDE, hi, xtol=1e-14))
     else:
         v = _variances(baseline, 0.0)[1]
+        if not math.isfinite(v):
+            return MdeResult(None, None, Reason.OUT_OF_RANGE)
         if not v > 0.0:
             return MdeResult(None, None, Reason.ZERO_VARIANCE)
         delta = (z_a + z_b) * math.sqrt(v / n_per_arm)
+        if not _MIN_MDE <= delta < math.inf:
+            return MdeResult(None, None, Reason.OUT_OF_RANGE)
     base = _baseline_value(baseline)
     if base == 0.0:
         return MdeResult(delta, None, Reason.CONTROL_MEAN_ZERO)
-    return MdeResult(delta, delta / base)
+    relative = delta / base
+    if not math.isfinite(relative):
+        return MdeResult(delta, None, Reason.OUT_OF_RANGE)
+    return MdeResult(delta, relative)
 
 
 def expected_duration(

@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike
 
 from ._numeric import normal_quantile
 from .effects import ArmEstimate, TestResult, compare
+from .methods import Method
 from .plan import SequentialDesign, Sides
 from .reasons import Reason
 
@@ -77,7 +78,7 @@ class QuantileStats:
         if k < 2 or n <= 0:
             return 0.0
         f = self.sum_below / n
-        var_s = (self.sum_below_sq - self.sum_below**2 / k) / (k - 1)
+        var_s = (self.sum_below_sq - self.sum_below * (self.sum_below / k)) / (k - 1)
         var_c = (self.sum_events_sq - n * n / k) / (k - 1)
         cov = (self.sum_events_below - self.sum_below * n / k) / (k - 1)
         raw = var_s - 2.0 * f * cov + f * f * var_c
@@ -103,7 +104,8 @@ def quantile_arm(stats: QuantileStats) -> ArmEstimate | Reason:
         return Reason.INSUFFICIENT_DATA
     z = normal_quantile(1.0 - stats.ci_alpha / 2.0)
     se = (stats.upper_value - stats.lower_value) / (2.0 * z)
-    return ArmEstimate(stats.n_units, stats.value, max(se, 0.0) ** 2)
+    se = max(se, 0.0)
+    return ArmEstimate(stats.n_units, stats.value, se * se)
 
 
 def quantile_test(
@@ -117,10 +119,13 @@ def quantile_test(
     """Difference of two clustered quantiles."""
     arm_c, arm_t = quantile_arm(control), quantile_arm(treatment)
     if isinstance(arm_c, Reason):
-        return TestResult(None, None, arm_c)
+        return TestResult(None, None, arm_c, arm_c)
     if isinstance(arm_t, Reason):
-        return TestResult(None, None, arm_t)
-    return compare(arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential)
+        return TestResult(None, None, arm_t, arm_t)
+    return compare(
+        arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential,
+        method=Method.QUANTILE_OUTER_CI,
+    )  # fmt: skip
 
 
 def quantile_stats_from_events(

@@ -14,6 +14,7 @@ metric analytics: a practical guide with novel ideas", KDD, section 3.
 from __future__ import annotations
 
 from .effects import ArmEstimate, TestResult, compare
+from .methods import Method
 from .plan import SequentialDesign, Sides
 from .reasons import Reason
 from .sufficient import RatioStats
@@ -28,14 +29,14 @@ def ratio_unit_variance(stats: RatioStats) -> float:
     k = stats.n_units
     mean_den = stats.sum_den / k
     r = stats.sum_num / stats.sum_den
-    var_a = (stats.sum_num_sq - stats.sum_num**2 / k) / (k - 1)
-    var_b = (stats.sum_den_sq - stats.sum_den**2 / k) / (k - 1)
+    var_a = (stats.sum_num_sq - stats.sum_num * (stats.sum_num / k)) / (k - 1)
+    var_b = (stats.sum_den_sq - stats.sum_den * (stats.sum_den / k)) / (k - 1)
     cov = (stats.sum_num_den - stats.sum_num * stats.sum_den / k) / (k - 1)
     raw = var_a - 2.0 * r * cov + r * r * var_b
     scale = abs(stats.sum_num_sq) / k + r * r * abs(stats.sum_den_sq) / k
     if raw <= _RELATIVE_ZERO * scale:
         return 0.0
-    return raw / mean_den**2
+    return raw / mean_den / mean_den
 
 
 def ratio_arm(stats: RatioStats) -> ArmEstimate | Reason:
@@ -61,7 +62,10 @@ def ratio_test(
     """Delta-method z-test of two clustered ratios."""
     arm_c, arm_t = ratio_arm(control), ratio_arm(treatment)
     if isinstance(arm_c, Reason):
-        return TestResult(None, None, arm_c)
+        return TestResult(None, None, arm_c, arm_c)
     if isinstance(arm_t, Reason):
-        return TestResult(None, None, arm_t)
-    return compare(arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential)
+        return TestResult(None, None, arm_t, arm_t)
+    return compare(
+        arm_c, arm_t, alpha=alpha, sides=sides, sequential=sequential,
+        method=Method.RATIO_DELTA_METHOD,
+    )  # fmt: skip

@@ -3,7 +3,8 @@
 Every field is a count or a sum over units, so the SQL layer computes them with
 ``COUNT`` and ``SUM`` over per-unit rows and two shards merge by adding fields
 (the gbstats convention). ``from_values`` builds them from raw per-unit arrays
-for tests and notebooks.
+for tests and notebooks. Every statistics type names its count of units ``n_units``
+(quantile statistics also have ``n_events``).
 """
 
 from __future__ import annotations
@@ -41,37 +42,38 @@ def _floats(values: ArrayLike) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SampleStats(_Additive):
-    """Per-unit metric values ``y``: ``n = COUNT(*)``, ``sum = SUM(y)``, ``sum_sq = SUM(y*y)``."""
+    """Per-unit metric values ``y``: ``n_units = COUNT(*)``, ``sum = SUM(y)``,
+    ``sum_sq = SUM(y*y)``."""
 
-    n: int
+    n_units: int
     sum: float
     sum_sq: float
 
     @property
     def mean(self) -> float:
-        return self.sum / self.n if self.n > 0 else 0.0
+        return self.sum / self.n_units if self.n_units > 0 else 0.0
 
     @property
     def variance(self) -> float:
         """Unbiased sample variance (0 below two units)."""
-        return sample_variance(self.n, self.sum, self.sum_sq)
+        return sample_variance(self.n_units, self.sum, self.sum_sq)
 
     @classmethod
     def from_values(cls, values: ArrayLike) -> SampleStats:
         y = _floats(values)
-        return cls(n=int(y.size), sum=float(y.sum()), sum_sq=float(y @ y))
+        return cls(n_units=int(y.size), sum=float(y.sum()), sum_sq=float(y @ y))
 
 
 @dataclass(frozen=True)
 class ProportionStats(_Additive):
-    """Per-unit binary outcome: ``n = COUNT(*)``, ``successes = SUM(converted)``."""
+    """Per-unit binary outcome: ``n_units = COUNT(*)``, ``successes = SUM(converted)``."""
 
-    n: int
+    n_units: int
     successes: int
 
     @property
     def mean(self) -> float:
-        return self.successes / self.n if self.n > 0 else 0.0
+        return self.successes / self.n_units if self.n_units > 0 else 0.0
 
     @property
     def variance(self) -> float:
@@ -82,7 +84,7 @@ class ProportionStats(_Additive):
     @classmethod
     def from_values(cls, values: ArrayLike) -> ProportionStats:
         y = np.asarray(values).ravel().astype(bool)
-        return cls(n=int(y.size), successes=int(y.sum()))
+        return cls(n_units=int(y.size), successes=int(y.sum()))
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,12 @@ class RatioStats(_Additive):
 class CupedStats(_Additive):
     """Per-unit metric ``y`` with a pre-exposure covariate ``x`` (CUPED, Deng et al. 2013).
 
-    ``n = COUNT(*)``, ``sum_y``, ``sum_y_sq``, ``sum_x``, ``sum_x_sq``, ``sum_xy`` are
+    ``n_units = COUNT(*)``, ``sum_y``, ``sum_y_sq``, ``sum_x``, ``sum_x_sq``, ``sum_xy`` are
     ``SUM`` of ``y``, ``y^2``, ``x``, ``x^2``, ``x*y`` over units; a unit without
     pre-exposure data has ``x = 0``.
     """
 
-    n: int
+    n_units: int
     sum_y: float
     sum_y_sq: float
     sum_x: float
@@ -138,13 +140,13 @@ class CupedStats(_Additive):
     @property
     def outcome(self) -> SampleStats:
         """The unadjusted metric."""
-        return SampleStats(self.n, self.sum_y, self.sum_y_sq)
+        return SampleStats(self.n_units, self.sum_y, self.sum_y_sq)
 
     @classmethod
     def from_values(cls, y: ArrayLike, x: ArrayLike) -> CupedStats:
         a, b = _floats(y), _floats(x)
         return cls(
-            n=int(a.size),
+            n_units=int(a.size),
             sum_y=float(a.sum()),
             sum_y_sq=float(a @ a),
             sum_x=float(b.sum()),

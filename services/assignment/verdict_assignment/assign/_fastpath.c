@@ -5,13 +5,21 @@
  *     An `AssignRequest` decoded straight into Python values, with protobuf's rules: last value
  *     wins for singular fields, repeated fields append, embedded messages merge, unknown fields
  *     are skipped, strings must be UTF-8. Struct values become what `attributes_to_dict` gives
- *     (integral numbers below 2**53 as int). Raises ValueError on malformed input.
+ *     (integral numbers below 2**53 as int). Raises ValueError on malformed input, and
+ *     RequestLimitError(field, description) (a ValueError) on a well-formed request whose
+ *     attributes exceed MAX_ATTRIBUTES_BYTES on the wire or nest deeper than
+ *     MAX_ATTRIBUTES_DEPTH (the limits `fastpath.py` defines and checks these against).
  * encode(results, tables, in_reasons, out_reasons, tail) -> bytes | None
  *     Joins the prebuilt `AssignResponse` entry of each result (see snapshot.py) and `tail`;
  *     None when a result has no prebuilt entry (the caller encodes it the slow way).
  * unrecorded(results, unit_id, recent, exposed) -> list
  *     The results whose reason is in `exposed`, with a variant, other than the variant
  *     `recent[unit_id]` (experiment key -> variant key) holds for their experiment.
+ *
+ * Results are `Assignment` tuples read by position (ASSIGNMENT_FIELDS names the positions read;
+ * fastpath.py checks them against the NamedTuple at import). Any argument of the wrong shape
+ * raises TypeError or ValueError; nothing is read out of bounds. Objects borrowed from the
+ * arguments are owned while Python code (a key's __eq__) may run.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,7 +27,21 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_DEPTH 100
+#define MAX_DEPTH 100 /* JSON levels: protobuf's own limit refuses less deep messages */
+#define MAX_ATTRIBUTES_BYTES (16 * 1024)
+#define MAX_ATTRIBUTES_DEPTH 8
+
+static PyObject *RequestLimitError;
+
+static void limit_error(const char *field, PyObject *description) {
+    if (!description) return;
+    PyObject *args = Py_BuildValue("(sO)", field, description);
+    Py_DECREF(description);
+    if (args) {
+        PyErr_SetObject(RequestLimitError, args);
+        Py_DECREF(args);
+    }
+}
 
 typedef struct {
     const unsigned char *p, *end;
@@ -117,12 +139,13 @@ static PyObject *utf8(Reader *r) {
     return s;
 }
 
-static int merge_struct(Reader *r, PyObject *dict, int depth);
-static int merge_list(Reader *r, PyObject *list, int depth);
+static int merge_struct(Reader *r, PyObject *dict, int depth, int *deepest);
+static int merge_list(Reader *r, PyObject *list, int depth, int *deepest);
 
 /* A google.protobuf.Value as a Python value; `current` is what an earlier occurrence of the
- * same Value gave (merged into when both are a struct or a list), NULL when none. */
-static PyObject *read_value(Reader *r, PyObject *current, int depth) {
+ * same Value gave (merged into when both are a struct or a list), NULL when none. `depth` is
+ * the JSON level of the struct or list holding it; `*deepest` the deepest level met so far. */
+static PyObject *read_value(Reader *r, PyObject *current, int depth, int *deepest) {
     if (depth > MAX_DEPTH) {
         fail("nesting too deep");
         return NULL;
@@ -159,11 +182,11 @@ static PyObject *read_value(Reader *r, PyObject *current, int depth) {
         } else if (field == 5 && wire == 2) { /* struct_value */
             if (read_bytes(r, &inner) < 0) goto error;
             next = PyDict_CheckExact(value) ? Py_NewRef(value) : PyDict_New();
-            if (next && merge_struct(&inner, next, depth + 1) < 0) Py_CLEAR(next);
+            if (next && merge_struct(&inner, next, depth + 1, deepest) < 0) Py_CLEAR(next);
         } else if (field == 6 && wire == 2) { /* list_value */
             if (read_bytes(r, &inner) < 0) goto error;
             next = PyList_CheckExact(value) ? Py_NewRef(value) : PyList_New(0);
-            if (next && merge_list(&inner, next, depth + 1) < 0) Py_CLEAR(next);
+            if (next && merge_list(&inner, next, depth + 1, deepest) < 0) Py_CLEAR(next);
         } else {
             if (skip_field_at(r, field, wire, 0) < 0) goto error;
             continue;
@@ -178,7 +201,7 @@ error:
 }
 
 /* One map entry of a Struct's `fields` (key = 1, value = 2) into `dict`. */
-static int merge_entry(Reader *r, PyObject *dict, int depth) {
+static int merge_entry(Reader *r, PyObject *dict, int depth, int *deepest) {
     const unsigned char *key_p = (const unsigned char *)"";
     Py_ssize_t key_n = 0;
     PyObject *value = NULL; /* a repeated value field merges into the earlier one */
@@ -193,7 +216,7 @@ static int merge_entry(Reader *r, PyObject *dict, int depth) {
             key_n = inner.end - inner.p;
         } else if (field == 2 && wire == 2) {
             if (read_bytes(r, &inner) < 0) goto error;
-            PyObject *next = read_value(&inner, value, depth);
+            PyObject *next = read_value(&inner, value, depth, deepest);
             if (!next) goto error;
             Py_XSETREF(value, next);
         } else if (skip_field_at(r, field, wire, 0) < 0) {
@@ -215,14 +238,15 @@ error:
     return -1;
 }
 
-static int merge_struct(Reader *r, PyObject *dict, int depth) {
+static int merge_struct(Reader *r, PyObject *dict, int depth, int *deepest) {
     if (depth > MAX_DEPTH) return fail("nesting too deep");
+    if (depth > *deepest) *deepest = depth;
     while (r->p < r->end) {
         uint32_t field, wire;
         Reader inner;
         if (read_tag(r, &field, &wire) < 0) return -1;
         if (field == 1 && wire == 2) {
-            if (read_bytes(r, &inner) < 0 || merge_entry(&inner, dict, depth) < 0) return -1;
+            if (read_bytes(r, &inner) < 0 || merge_entry(&inner, dict, depth, deepest) < 0) return -1;
         } else if (skip_field_at(r, field, wire, 0) < 0) {
             return -1;
         }
@@ -230,15 +254,16 @@ static int merge_struct(Reader *r, PyObject *dict, int depth) {
     return 0;
 }
 
-static int merge_list(Reader *r, PyObject *list, int depth) {
+static int merge_list(Reader *r, PyObject *list, int depth, int *deepest) {
     if (depth > MAX_DEPTH) return fail("nesting too deep");
+    if (depth > *deepest) *deepest = depth;
     while (r->p < r->end) {
         uint32_t field, wire;
         Reader inner;
         if (read_tag(r, &field, &wire) < 0) return -1;
         if (field == 1 && wire == 2) {
             if (read_bytes(r, &inner) < 0) return -1;
-            PyObject *item = read_value(&inner, NULL, depth + 1);
+            PyObject *item = read_value(&inner, NULL, depth, deepest);
             if (!item) return -1;
             int rc = PyList_Append(list, item);
             Py_DECREF(item);
@@ -250,12 +275,39 @@ static int merge_list(Reader *r, PyObject *list, int depth) {
     return 0;
 }
 
+/* The JSON depth of a decoded value (a dict or list is one level more than its deepest item;
+ * the decoder bounds the recursion). Only asked when the wire went deeper than the limit: a
+ * later value for the same key may have replaced the deep one. */
+static int json_depth(PyObject *value) {
+    PyObject *items;
+    if (PyDict_CheckExact(value)) {
+        items = PyDict_Values(value);
+        if (!items) return -1;
+    } else if (PyList_CheckExact(value)) {
+        items = Py_NewRef(value);
+    } else {
+        return 0;
+    }
+    int deepest = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        int d = json_depth(PyList_GET_ITEM(items, i));
+        if (d < 0) {
+            deepest = -2;
+            break;
+        }
+        if (d > deepest) deepest = d;
+    }
+    Py_DECREF(items);
+    return deepest + 1;
+}
+
 static PyObject *decode_request(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Reader r = {view.buf, (const unsigned char *)view.buf + view.len};
     PyObject *unit_id = NULL, *attributes = PyDict_New(), *keys = PyList_New(0), *out = NULL;
-    int skip = 0;
+    int skip = 0, deepest = 0;
+    Py_ssize_t attribute_bytes = 0;
     if (!attributes || !keys) goto done;
     while (r.p < r.end) {
         uint32_t field, wire;
@@ -267,7 +319,9 @@ static PyObject *decode_request(PyObject *module, PyObject *arg) {
             if (!s) goto done;
             Py_XSETREF(unit_id, s);
         } else if (field == 2 && wire == 2) {
-            if (read_bytes(&r, &inner) < 0 || merge_struct(&inner, attributes, 1) < 0) goto done;
+            if (read_bytes(&r, &inner) < 0) goto done;
+            attribute_bytes += inner.end - inner.p;
+            if (merge_struct(&inner, attributes, 1, &deepest) < 0) goto done;
         } else if (field == 3 && wire == 2) {
             if (read_bytes(&r, &inner) < 0) goto done;
             PyObject *s = utf8(&inner);
@@ -284,6 +338,20 @@ static PyObject *decode_request(PyObject *module, PyObject *arg) {
         }
     }
     if (!unit_id && !(unit_id = PyUnicode_FromStringAndSize("", 0))) goto done;
+    if (attribute_bytes > MAX_ATTRIBUTES_BYTES) {
+        limit_error("attributes", PyUnicode_FromFormat("are %zd bytes; at most %d allowed",
+                                                       attribute_bytes, MAX_ATTRIBUTES_BYTES));
+        goto done;
+    }
+    if (deepest > MAX_ATTRIBUTES_DEPTH) {
+        int depth = json_depth(attributes);
+        if (depth < 0) goto done;
+        if (depth > MAX_ATTRIBUTES_DEPTH) {
+            limit_error("attributes", PyUnicode_FromFormat("nest more than %d levels deep",
+                                                           MAX_ATTRIBUTES_DEPTH));
+            goto done;
+        }
+    }
     PyObject *key_tuple = PyList_AsTuple(keys);
     if (key_tuple) {
         out = PyTuple_Pack(4, unit_id, attributes, key_tuple, skip ? Py_True : Py_False);
@@ -304,6 +372,47 @@ static Py_ssize_t position(PyObject *reason, PyObject *reasons) {
     return -1;
 }
 
+/* The prebuilt entry of one result, or NULL with no exception when it has none (an unknown key,
+ * a variant index out of range, a reason without an entry), NULL with an exception for inputs
+ * of the wrong shape. Returns a new reference. */
+static PyObject *entry_of(PyObject *r, PyObject *tables, PyObject *in_reasons,
+                          PyObject *out_reasons) {
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) return NULL;
+    PyObject *table = PyDict_GetItemWithError(tables, PyTuple_GET_ITEM(r, 0));
+    if (!table) return NULL;
+    if (!PyTuple_Check(table)) {
+        PyErr_SetString(PyExc_TypeError, "tables must map experiment keys to tuples");
+        return NULL;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(table), n_in = PyTuple_GET_SIZE(in_reasons),
+               n_out = PyTuple_GET_SIZE(out_reasons);
+    if (size < n_out) {
+        PyErr_SetString(PyExc_ValueError, "a prebuilt table is smaller than out_reasons");
+        return NULL;
+    }
+    Py_ssize_t variants = (size - n_out) / n_in, slot;
+    PyObject *reason = PyTuple_GET_ITEM(r, 3);
+    Py_ssize_t j = position(reason, in_reasons);
+    if (j >= 0) {
+        PyObject *index_obj = PyTuple_GET_ITEM(r, 2);
+        if (!PyLong_Check(index_obj)) return NULL;
+        Py_ssize_t index = PyLong_AsSsize_t(index_obj);
+        if (index == -1 && PyErr_Occurred()) {
+            PyErr_Clear(); /* too large: out of range */
+            return NULL;
+        }
+        if (index < 0 || index >= variants) return NULL;
+        slot = j * variants + index;
+    } else {
+        j = position(reason, out_reasons);
+        if (j < 0) return NULL;
+        slot = n_in * variants + j;
+    }
+    if (slot < 0 || slot >= size) return NULL; /* unreachable given the checks above */
+    PyObject *entry = PyTuple_GET_ITEM(table, slot);
+    return PyBytes_Check(entry) ? Py_NewRef(entry) : NULL;
+}
+
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 5 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
         !PyTuple_Check(args[2]) || !PyTuple_Check(args[3]) || !PyBytes_Check(args[4])) {
@@ -314,43 +423,32 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
     }
     PyObject *results = args[0], *tables = args[1], *in_reasons = args[2],
              *out_reasons = args[3], *tail = args[4];
-    Py_ssize_t n = PyList_GET_SIZE(results), n_in = PyTuple_GET_SIZE(in_reasons),
-               n_out = PyTuple_GET_SIZE(out_reasons);
+    if (PyTuple_GET_SIZE(in_reasons) == 0) {
+        PyErr_SetString(PyExc_ValueError, "in_reasons must not be empty");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(results), done = 0;
+    /* The entries are owned: a key's __eq__ (Python) may change `tables` meanwhile. */
     PyObject **parts = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
     if (!parts) return PyErr_NoMemory();
+    PyObject *out = NULL;
     Py_ssize_t total = PyBytes_GET_SIZE(tail);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *r = PyList_GET_ITEM(results, i);
-        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) goto slow;
-        PyObject *table = PyDict_GetItemWithError(tables, PyTuple_GET_ITEM(r, 0));
-        if (!table) {
-            if (PyErr_Occurred()) {
-                PyMem_Free(parts);
-                return NULL;
-            }
-            goto slow;
+    for (; done < n; done++) {
+        if (done >= PyList_GET_SIZE(results)) {
+            PyErr_SetString(PyExc_RuntimeError, "results changed during encode");
+            goto finish;
         }
-        Py_ssize_t size = PyTuple_GET_SIZE(table), variants = (size - n_out) / n_in;
-        PyObject *reason = PyTuple_GET_ITEM(r, 3);
-        Py_ssize_t slot, j = position(reason, in_reasons);
-        if (j >= 0) {
-            Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(r, 2));
-            if (index < 0 || index >= variants) {
-                PyErr_Clear();
-                goto slow;
-            }
-            slot = j * variants + index;
-        } else {
-            j = position(reason, out_reasons);
-            if (j < 0) goto slow;
-            slot = n_in * variants + j;
+        PyObject *r = Py_NewRef(PyList_GET_ITEM(results, done));
+        PyObject *entry = entry_of(r, tables, in_reasons, out_reasons);
+        Py_DECREF(r);
+        if (!entry) {
+            if (!PyErr_Occurred()) out = Py_NewRef(Py_None); /* the slow way */
+            goto finish;
         }
-        PyObject *entry = PyTuple_GET_ITEM(table, slot);
-        if (!PyBytes_Check(entry)) goto slow;
-        parts[i] = entry;
+        parts[done] = entry;
         total += PyBytes_GET_SIZE(entry);
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    out = PyBytes_FromStringAndSize(NULL, total);
     if (out) {
         char *w = PyBytes_AS_STRING(out);
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -359,11 +457,10 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
         }
         memcpy(w, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
     }
+finish:
+    for (Py_ssize_t i = 0; i < done; i++) Py_DECREF(parts[i]);
     PyMem_Free(parts);
     return out;
-slow:
-    PyMem_Free(parts);
-    Py_RETURN_NONE;
 }
 
 static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -374,14 +471,16 @@ static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     PyObject *results = args[0], *recent = args[2], *exposed = args[3];
-    PyObject *seen = PyDict_GetItemWithError(recent, args[1]); /* borrowed */
+    /* Owned, like each result and known variant below: keys' __eq__ may run Python code. */
+    PyObject *seen = Py_XNewRef(PyDict_GetItemWithError(recent, args[1]));
     if (!seen && PyErr_Occurred()) return NULL;
     if (seen && !PyDict_Check(seen)) {
         PyErr_SetString(PyExc_TypeError, "recent must map unit ids to dicts");
+        Py_DECREF(seen);
         return NULL;
     }
     PyObject *out = PyList_New(0);
-    if (!out) return NULL;
+    if (!out) goto error;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(results); i++) {
         PyObject *r = PyList_GET_ITEM(results, i);
         if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) {
@@ -390,20 +489,26 @@ static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         PyObject *variant = PyTuple_GET_ITEM(r, 1);
         if (variant == Py_None || position(PyTuple_GET_ITEM(r, 3), exposed) < 0) continue;
+        Py_INCREF(r);
+        int same = 0;
         if (seen) {
-            PyObject *known = PyDict_GetItemWithError(seen, PyTuple_GET_ITEM(r, 0));
-            if (!known && PyErr_Occurred()) goto error;
+            PyObject *known = Py_XNewRef(PyDict_GetItemWithError(seen, PyTuple_GET_ITEM(r, 0)));
             if (known) {
-                int same = known == variant ? 1 : PyObject_RichCompareBool(known, variant, Py_EQ);
-                if (same < 0) goto error;
-                if (same) continue;
+                same = known == variant ? 1 : PyObject_RichCompareBool(known, variant, Py_EQ);
+                Py_DECREF(known);
+            } else if (PyErr_Occurred()) {
+                same = -1;
             }
         }
-        if (PyList_Append(out, r) < 0) goto error;
+        if (same == 0 && PyList_Append(out, r) < 0) same = -1;
+        Py_DECREF(r);
+        if (same < 0) goto error;
     }
+    Py_XDECREF(seen);
     return out;
 error:
-    Py_DECREF(out);
+    Py_XDECREF(seen);
+    Py_XDECREF(out);
     return NULL;
 }
 
@@ -419,4 +524,31 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fastpath", "Compiled steps of the Assign hot path.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
+/* The positions of Assignment's fields that encode and unrecorded read. */
+static PyObject *assignment_fields(void) {
+    return Py_BuildValue("(ssss)", "experiment_key", "variant_key", "variant_index", "reason");
+}
+
+static int add_owned(PyObject *m, const char *name, PyObject *value) {
+    if (!value) return -1;
+    int rc = PyModule_AddObjectRef(m, name, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    RequestLimitError = PyErr_NewExceptionWithDoc(
+        "verdict_assignment.assign._fastpath.RequestLimitError",
+        "A well-formed AssignRequest over a limit; args: (field, description).",
+        PyExc_ValueError, NULL);
+    if (add_owned(m, "RequestLimitError", Py_XNewRef(RequestLimitError)) < 0 ||
+        add_owned(m, "ASSIGNMENT_FIELDS", assignment_fields()) < 0 ||
+        add_owned(m, "MAX_ATTRIBUTES_BYTES", PyLong_FromLong(MAX_ATTRIBUTES_BYTES)) < 0 ||
+        add_owned(m, "MAX_ATTRIBUTES_DEPTH", PyLong_FromLong(MAX_ATTRIBUTES_DEPTH)) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

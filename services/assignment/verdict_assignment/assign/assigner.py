@@ -12,13 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from verdict.evaluation import Assignment, Reason
+from verdict.limits import unit_id_problem
 from verdict_assignment.assign.exposures import ExposureSink, PendingExposure
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import Snapshot
 from verdict_assignment.assign.sticky import StickyStore
 from verdict_platform.errors import InvalidArgument
 
-MAX_UNIT_ID_BYTES = 256
+MAX_SEGMENT_VALUE_BYTES = 1024
+"""A segment recorded with an exposure (ingest's limit on property values)."""
 
 _STICKY_CANDIDATES = (Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC)
 _EXPOSED = (Reason.ASSIGNED, Reason.STICKY)  # forced units are QA traffic: not exposures
@@ -29,11 +31,32 @@ def _segment_value(value: Any) -> str:
 
 
 def check_unit_id(unit_id: str) -> None:
-    """InvalidArgument unless the unit id has 1 to 256 bytes."""
-    if not unit_id:
-        raise InvalidArgument.of("unit_id", "required")
-    if len(unit_id) > MAX_UNIT_ID_BYTES // 4 and len(unit_id.encode()) > MAX_UNIT_ID_BYTES:
-        raise InvalidArgument.of("unit_id", f"longer than {MAX_UNIT_ID_BYTES} bytes")
+    """InvalidArgument unless the unit id has 1 to 256 bytes and no NUL character (PostgreSQL
+    text cannot hold one: the unit's exposure would be refused by ingest, the unit lost)."""
+    problem = unit_id_problem(unit_id)
+    if problem is not None:
+        raise InvalidArgument.of("unit_id", problem)
+
+
+def check_segments(attributes: Mapping[str, Any], names: Sequence[str]) -> None:
+    """InvalidArgument when an attribute recorded as an exposure's segment could not be stored
+    (over 1,024 bytes, or a NUL): ingest would refuse the exposure and the unit would vanish from
+    the analysis without a word."""
+    for name in names:
+        value = attributes.get(name)
+        if value is None:
+            continue
+        text = _segment_value(value)
+        if (
+            len(text) > MAX_SEGMENT_VALUE_BYTES // 4
+            and len(text.encode()) > MAX_SEGMENT_VALUE_BYTES
+        ):
+            raise InvalidArgument.of(
+                f"attributes.{name}",
+                f"is recorded as a segment: at most {MAX_SEGMENT_VALUE_BYTES} bytes",
+            )
+        if "\x00" in text:
+            raise InvalidArgument.of(f"attributes.{name}", "must not contain NUL characters")
 
 
 class Assigner:
@@ -56,6 +79,8 @@ class Assigner:
         """The results for `keys` (empty: every running experiment) and the snapshot used."""
         check_unit_id(unit_id)
         snapshot = self._holder.require()
+        if log_exposures and snapshot.segment_names:
+            check_segments(attributes, snapshot.segment_names)
         now = time.time()
         results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
         sticky_keys = snapshot.sticky_keys

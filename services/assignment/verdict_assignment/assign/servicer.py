@@ -4,7 +4,7 @@
 with an identity response serializer instead of the generated one; the wire format is the same
 `AssignResponse` every generated client decodes. Its request deserializer is
 `fastpath.decode_request`, which gives the unit id, attributes and keys as plain Python values,
-or None for bytes that are no AssignRequest (answered INVALID_ARGUMENT).
+or a `RequestProblem` (malformed bytes, attributes over a limit) answered INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ class AssignmentServicer:
         self._assigner = assigner
         self._holder = holder
 
-    async def Assign(self, request: fastpath.DecodedRequest | None, context: Any) -> bytes:
-        if request is None:
-            raise InvalidArgument.of("request", "not a valid AssignRequest message")
+    async def Assign(
+        self, request: fastpath.DecodedRequest | fastpath.RequestProblem, context: Any
+    ) -> bytes:
+        if isinstance(request, fastpath.RequestProblem):
+            raise InvalidArgument.of(request.field, request.description)
         unit_id, attributes, keys, skip_logging = request
         attributes.setdefault("id", unit_id)  # ours to change; spares the evaluator a copy
         snapshot, results = await self._assigner.assign(unit_id, attributes, keys, not skip_logging)

@@ -76,6 +76,8 @@ class Snapshot:
     """Experiment key -> variant key -> index, for sticky results."""
     segments: Mapping[str, tuple[str, ...]]
     """Experiment key -> attribute names recorded with its exposures."""
+    segment_names: tuple[str, ...] = ()
+    """Every attribute name some running experiment records with its exposures."""
 
     @property
     def experiments(self) -> Mapping[str, ExperimentConfig]:
@@ -171,6 +173,7 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         sticky_keys=frozenset(c.key for c in configs if c.running and c.allocation_version > 1),
         variant_index={c.key: {v.key: i for i, v in enumerate(c.variants)} for c in configs},
         segments={e.key: tuple(e.analysis_plan.segments) for e in kept},
+        segment_names=tuple(sorted({s for e in kept for s in e.analysis_plan.segments})),
     )
 
 

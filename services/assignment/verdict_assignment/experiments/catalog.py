@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from google.protobuf.field_mask_pb2 import FieldMask
+
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.catalog_rules import validate_metric, validate_saved_group
 from verdict_assignment.experiments.changes import as_json, diff
@@ -42,6 +44,30 @@ class Catalog:
                 AuditEntry("metric.created", actor, now, "", diff(None, as_json(metric)))
             )
         return metric
+
+    async def update_metric(
+        self, patch: experiment_pb2.Metric, mask: FieldMask, actor: str
+    ) -> experiment_pb2.Metric:
+        """Changes the masked fields of a metric; InvalidArgument, NotFound. Recorded in the
+        audit log; metrics do not affect assignment, so no configuration version is bumped."""
+        if not patch.key:
+            raise InvalidArgument.of("metric.key", "is required")
+        paths = metric_mask_paths(mask)
+        async with self._store.writes() as writes:
+            stored = await writes.metric_for_update(patch.key)
+            if stored is None:
+                raise NotFound(f"metric {patch.key!r} not found")
+            updated = experiment_pb2.Metric()
+            updated.CopyFrom(stored)
+            FieldMask(paths=paths).MergeMessage(
+                patch, updated, replace_message_field=True, replace_repeated_field=True
+            )
+            validate_metric(updated).raise_if_any()
+            await writes.save_metric(updated)
+            changes = diff(as_json(stored), as_json(updated))
+            changes.setdefault("key", {"before": updated.key, "after": updated.key})
+            await writes.record(AuditEntry("metric.updated", actor, self._clock(), "", changes))
+        return updated
 
     async def metric(self, key: str) -> experiment_pb2.Metric:
         """One metric; InvalidArgument for an empty key, NotFound."""
@@ -110,3 +136,19 @@ class Catalog:
         page = rows[:limit]
         after = (page[-1].id,) if len(rows) > limit else None
         return page, encode_token("audit", experiment_key, after)
+
+
+FIXED_METRIC_FIELDS = frozenset({"key", "create_time"})
+"""What UpdateMetric may not change: the identity and the creation time."""
+
+
+def metric_mask_paths(mask: FieldMask) -> list[str]:
+    """The mask's paths, each a field of Metric that may change; InvalidArgument otherwise."""
+    if not mask.paths:
+        raise InvalidArgument.of("update_mask", "name at least one field to change")
+    for path in mask.paths:
+        if path.split(".", 1)[0] in FIXED_METRIC_FIELDS:
+            raise InvalidArgument.of("update_mask", f"{path!r} cannot be updated")
+        if not FieldMask(paths=[path]).IsValidForDescriptor(experiment_pb2.Metric.DESCRIPTOR):
+            raise InvalidArgument.of("update_mask", f"{path!r} is not a field of Metric")
+    return list(mask.paths)

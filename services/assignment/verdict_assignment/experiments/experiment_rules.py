@@ -7,12 +7,13 @@ argument: this module does no I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
-from verdict.evaluation import ConditionError, compile_condition
+from verdict.evaluation import validate_condition
 from verdict.v1 import common_pb2, experiment_pb2
 from verdict_assignment.experiments.checks import (
     SLUG_RULE,
@@ -26,6 +27,8 @@ from verdict_assignment.experiments.checks import (
 
 WEIGHT_TOLERANCE = 1e-6
 """How far the sum of the weights may be from 1 (float sums of 1/3 are not exact)."""
+SEGMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}")
+"""A segment is recorded as a key of the exposure's segments, which ingest checks the same way."""
 DEFAULT_HASH_ATTRIBUTE = "id"
 DEFAULT_HASH_VERSION = 2
 HASH_VERSIONS = (1, 2)
@@ -52,14 +55,19 @@ def with_defaults(experiment: _Experiment) -> _Experiment:
 
 
 def validate_experiment(
-    experiment: _Experiment, known_metrics: Collection[str], prefix: str = "experiment"
+    experiment: _Experiment,
+    known_metrics: Collection[str],
+    prefix: str = "experiment",
+    known_groups: Collection[str] | None = None,
 ) -> Violations:
-    """Every violation of the experiment's configuration (output-only fields are not checked)."""
+    """Every violation of the experiment's configuration (output-only fields are not checked).
+    With `known_groups`, a condition naming a saved group that does not exist is refused (it
+    would target no one, or everyone)."""
     v = Violations()
     v.check(is_slug(experiment.key), f"{prefix}.key", SLUG_RULE)
     _variants(experiment, v, prefix)
     v.check(in_closed(experiment.coverage, 0.0, 1.0), f"{prefix}.coverage", "must be in [0, 1]")
-    _targeting(experiment, v, prefix)
+    _targeting(experiment, v, prefix, known_groups)
     _hashing(experiment, v, prefix)
     _metrics(experiment, known_metrics, v, prefix)
     _analysis_plan(experiment.analysis_plan, v, f"{prefix}.analysis_plan")
@@ -98,13 +106,17 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
         )
 
 
-def _targeting(experiment: _Experiment, v: Violations, prefix: str) -> None:
+def _targeting(
+    experiment: _Experiment, v: Violations, prefix: str, known_groups: Collection[str] | None
+) -> None:
+    """One violation per problem of the condition, at `<prefix>.targeting.<path in it>`: stored
+    as it is, a malformed condition would silently target no one."""
     if not experiment.HasField("targeting"):
         return
-    try:
-        compile_condition(struct_to_dict(experiment.targeting))
-    except ConditionError as exc:
-        v.add(f"{prefix}.targeting", f"is not a valid condition: {exc}")
+    condition = struct_to_dict(experiment.targeting)
+    for problem in validate_condition(condition, known_groups=known_groups):
+        path = f"{prefix}.targeting.{problem.path}" if problem.path else f"{prefix}.targeting"
+        v.add(path, problem.message)
 
 
 def _hashing(experiment: _Experiment, v: Violations, prefix: str) -> None:
@@ -172,7 +184,11 @@ def _analysis_plan(plan: experiment_pb2.AnalysisPlan, v: Violations, at: str) ->
     )
     segments: set[str] = set()
     for i, segment in enumerate(plan.segments):
-        v.check(bool(segment.strip()), f"{at}.segments[{i}]", "must not be empty")
+        v.check(
+            SEGMENT_NAME.fullmatch(segment) is not None,
+            f"{at}.segments[{i}]",
+            "must be an attribute name: a letter, then up to 127 letters, digits, '_', '.' or '-'",
+        )
         v.check(segment not in segments, f"{at}.segments[{i}]", "listed twice")
         segments.add(segment)
 

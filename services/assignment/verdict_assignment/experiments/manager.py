@@ -108,7 +108,8 @@ class ExperimentManager:
         experiment = lifecycle.new_experiment(requested, now)
         async with self._store.writes() as writes:
             known = await self._known_metrics(writes, experiment)
-            validate_experiment(experiment, known).raise_if_any()
+            groups = await writes.saved_group_keys()
+            validate_experiment(experiment, known, known_groups=groups).raise_if_any()
             if not await writes.insert_experiment(experiment, actor):
                 raise AlreadyExists(f"experiment {experiment.key!r} exists already")
             changes = diff(None, as_json(experiment))
@@ -126,21 +127,27 @@ class ExperimentManager:
             raise NotFound(f"experiment {key!r} not found")
         return experiment
 
-    async def list_page(self, status: int, size: int, token: str) -> tuple[list[Experiment], str]:
-        """One page, newest first, and the next page's token ("" on the last page)."""
+    async def list_page(
+        self, status: int, size: int, token: str, query: str = ""
+    ) -> tuple[list[Experiment], str]:
+        """One page, newest first, of experiments in `status` whose key or name contains `query`
+        (ignoring case), and the next page's token ("" on the last page)."""
         if (
             status not in lifecycle.STATUS_NAMES
             and status != experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED
         ):
             raise InvalidArgument.of("status", "unknown status")
         limit = page_size(size)
-        filter_ = f"status={status}"
+        query = query.strip()
+        if len(query) > 200:
+            raise InvalidArgument.of("query", "must be at most 200 characters")
+        filter_ = f"status={status};query={query}"
         position = decode_token(token, "experiments", filter_, (str, str))
         after = None if position is None else (parse_time_position(position[0]), str(position[1]))
         statuses = (
             NOT_ARCHIVED if status == experiment_pb2.EXPERIMENT_STATUS_UNSPECIFIED else (status,)
         )
-        rows = list(await self._store.experiments(statuses, after, limit + 1))
+        rows = list(await self._store.experiments(statuses, after, limit + 1, query))
         page, more = rows[:limit], len(rows) > limit
         next_token = ""
         if more:
@@ -188,6 +195,8 @@ class ExperimentManager:
         """Stops a RUNNING experiment, or overrides a STOPPED one's decision."""
         _require_key(command.key)
         lifecycle.check_stop_request(command.reason, command.decision)
+        if command.rule not in experiment_pb2.StoppingRule.values():
+            raise InvalidArgument.of("rule", f"{command.rule} is not a stopping rule")
 
         details = None
         if command.details:
@@ -252,7 +261,8 @@ class ExperimentManager:
             updated = change(stored)
             if validate:
                 known = await self._known_metrics(writes, updated)
-                validate_experiment(updated, known).raise_if_any()
+                groups = await writes.saved_group_keys()
+                validate_experiment(updated, known, known_groups=groups).raise_if_any()
             await writes.save_experiment(updated, actor)
             changes = {**diff(as_json(stored), as_json(updated)), **(extra or {})}
             at = updated.update_time.ToDatetime(tzinfo=UTC)

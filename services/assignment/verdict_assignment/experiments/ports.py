@@ -62,6 +62,18 @@ class ConfigWrites(Protocol):
         """Adds a metric to the catalog; False when the key is taken."""
         ...
 
+    async def metric_for_update(self, key: str) -> experiment_pb2.Metric | None:
+        """The stored metric, locked until commit; None when unknown."""
+        ...
+
+    async def save_metric(self, metric: experiment_pb2.Metric) -> None:
+        """Replaces a stored metric."""
+        ...
+
+    async def saved_group_keys(self) -> set[str]:
+        """The keys of every saved group (conditions may only name these)."""
+        ...
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         """The stored saved group, locked until commit; None when unknown."""
         ...
@@ -96,9 +108,14 @@ class ConfigStore(Protocol):
         ...
 
     async def experiments(
-        self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
+        self,
+        statuses: Collection[int],
+        after: tuple[datetime, str] | None,
+        limit: int,
+        query: str = "",
     ) -> Sequence[experiment_pb2.Experiment]:
-        """Experiments in `statuses`, newest first (then by key), after the given position."""
+        """Experiments in `statuses` whose key or name contains `query` (ignoring case; empty:
+        all), newest first (then by key), after the given position."""
         ...
 
     async def metric(self, key: str) -> experiment_pb2.Metric | None:

@@ -135,6 +135,20 @@ class PostgresWrites:
         )
         return inserted is not None
 
+    async def metric_for_update(self, key: str) -> experiment_pb2.Metric | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {METRIC_COLUMNS} FROM metrics WHERE key = $1 FOR UPDATE", key
+        )
+        return None if row is None else metric_from_row(row)
+
+    async def save_metric(self, metric: experiment_pb2.Metric) -> None:
+        await self._conn.execute(
+            "UPDATE metrics SET spec = $2::jsonb WHERE key = $1", metric.key, metric_spec(metric)
+        )
+
+    async def saved_group_keys(self) -> set[str]:
+        return {row["key"] for row in await self._conn.fetch("SELECT key FROM saved_groups")}
+
     async def saved_group_for_update(self, key: str) -> experiment_pb2.SavedGroup | None:
         row = await self._conn.fetchrow(
             f"SELECT {SAVED_GROUP_COLUMNS} FROM saved_groups WHERE key = $1 FOR UPDATE", key
@@ -207,26 +221,27 @@ class PostgresConfigStore:
         return experiment_from_row(rows[0]) if rows else None
 
     async def experiments(
-        self, statuses: Collection[int], after: tuple[datetime, str] | None, limit: int
+        self,
+        statuses: Collection[int],
+        after: tuple[datetime, str] | None,
+        limit: int,
+        query: str = "",
     ) -> Sequence[experiment_pb2.Experiment]:
         names = [STATUS_COLUMN[s] for s in statuses]
-        if after is None:
-            rows = await self._fetch(
-                f"""SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE status = ANY($1::text[])
-                   ORDER BY created_at DESC, key DESC LIMIT $2""",
-                names,
-                limit,
-            )
-        else:
-            rows = await self._fetch(
-                f"""SELECT {EXPERIMENT_COLUMNS} FROM experiments
-                   WHERE status = ANY($1::text[]) AND (created_at, key) < ($2, $3)
-                   ORDER BY created_at DESC, key DESC LIMIT $4""",
-                names,
-                after[0],
-                after[1],
-                limit,
-            )
+        # strpos, not LIKE: the user's text needs no escaping of % and _.
+        rows = await self._fetch(
+            f"""SELECT {EXPERIMENT_COLUMNS} FROM experiments
+               WHERE status = ANY($1::text[])
+                 AND ($2::timestamptz IS NULL OR (created_at, key) < ($2, $3))
+                 AND ($4 = '' OR strpos(lower(key || ' ' || coalesce(spec->>'name', '')),
+                                        lower($4)) > 0)
+               ORDER BY created_at DESC, key DESC LIMIT $5""",
+            names,
+            None if after is None else after[0],
+            "" if after is None else after[1],
+            query,
+            limit,
+        )
         return [experiment_from_row(row) for row in rows]
 
     async def metric(self, key: str) -> experiment_pb2.Metric | None:

@@ -68,7 +68,7 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
         self, request: experiment_pb2.ListExperimentsRequest, context: Any
     ) -> experiment_pb2.ListExperimentsResponse:
         page, token = await self._experiments.list_page(
-            request.status, request.page_size, request.page_token
+            request.status, request.page_size, request.page_token, request.query
         )
         return experiment_pb2.ListExperimentsResponse(experiments=page, next_page_token=token)
 
@@ -127,6 +127,12 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     ) -> experiment_pb2.ListMetricsResponse:
         page, token = await self._catalog.metrics(request.page_size, request.page_token)
         return experiment_pb2.ListMetricsResponse(metrics=page, next_page_token=token)
+
+    async def UpdateMetric(
+        self, request: experiment_pb2.UpdateMetricRequest, context: Any
+    ) -> experiment_pb2.UpdateMetricResponse:
+        metric = await self._catalog.update_metric(request.metric, request.update_mask, _actor())
+        return experiment_pb2.UpdateMetricResponse(metric=metric)
 
     async def PutSavedGroup(
         self, request: experiment_pb2.PutSavedGroupRequest, context: Any
