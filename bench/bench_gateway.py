@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import grpc  # noqa: E402
 import litellm  # noqa: E402
 from bench_ingest import _create_key, _drop, _prepare  # noqa: E402
+from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from opentelemetry.proto.collector.trace.v1 import (  # noqa: E402
     trace_service_pb2,
     trace_service_pb2_grpc,
@@ -73,10 +74,22 @@ def _quantiles(samples: list[float]) -> dict[str, float]:
     }
 
 
+class _NoopLogger(CustomLogger):  # type: ignore[misc]
+    """A callback that does nothing: what LiteLLM itself costs per call once any is registered
+    (it builds the standard logging object and schedules the callbacks)."""
+
+    def log_success_event(self, *args: Any) -> None:
+        return None
+
+    def log_failure_event(self, *args: Any) -> None:
+        return None
+
+
 def bench_callback(ingest_target: str, key: str) -> dict[str, Any]:
     tracker = Tracker(TrackerOptions(target=ingest_target, api_key=key, when_full=WhenFull.RAISE))
     callback = VerdictCallback(tracker)
-    timings: dict[str, list[float]] = {"without": [], "with": []}
+    timings: dict[str, list[float]] = {"without": [], "noop": [], "with": []}
+    noop = _NoopLogger()
     record_s: list[float] = []
     recorder_record = callback.record
 
@@ -88,12 +101,24 @@ def bench_callback(ingest_target: str, key: str) -> dict[str, Any]:
     callback.record = timed_record  # type: ignore[method-assign]
     for _ in range(20):  # warm up both paths
         litellm.completion(**CALL)
-    for block in range(2 * CALLS // BLOCK):
-        mode = "with" if block % 2 else "without"
+    for block in range(3 * CALLS // BLOCK):
+        mode = ("without", "noop", "with")[block % 3]
+        callback.uninstall()
+        litellm.callbacks[:] = [c for c in litellm.callbacks if c is not noop]
+        for name in (
+            "success_callback",
+            "failure_callback",
+            "_async_success_callback",
+            "_async_failure_callback",
+            "input_callback",
+        ):
+            listed = getattr(litellm, name, None)
+            if isinstance(listed, list):
+                listed[:] = [c for c in listed if c is not noop]
         if mode == "with":
             callback.install()
-        else:
-            callback.uninstall()
+        elif mode == "noop":
+            litellm.callbacks.append(noop)
         samples = timings[mode]
         for _ in range(BLOCK):
             t0 = time.perf_counter()
@@ -107,13 +132,19 @@ def bench_callback(ingest_target: str, key: str) -> dict[str, Any]:
     stats = tracker.stats()
     tracker.close()
     without, with_ = _quantiles(timings["without"]), _quantiles(timings["with"])
+    any_callback = _quantiles(timings["noop"])
     record = _quantiles(record_s)
     return {
         "calls_each": CALLS,
         "without_callback": without,
+        "with_noop_callback": any_callback,
         "with_callback": with_,
         "added_median_us": with_["median_us"] - without["median_us"],
         "added_p99_us": with_["p99_us"] - without["p99_us"],
+        "added_by_litellm_for_any_callback_median_us": any_callback["median_us"]
+        - without["median_us"],
+        "added_by_verdict_over_a_noop_callback_median_us": with_["median_us"]
+        - any_callback["median_us"],
         "callback_record": {**record, "count": len(record_s)},
         "events_sent": stats.sent,
         "target_added_median_us": TARGET_ADDED_US,
