@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from redis import exceptions as redis_errors
 
 from verdict_platform import errors
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,14 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def _dependency(error: BaseException) -> str:
+    if isinstance(error, redis_errors.RedisError):
+        return "redis"
+    if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return "postgresql"
+    return "unknown"  # a bare ConnectionError: the adapter did not say which
+
+
 @dataclass(frozen=True)
 class RpcFailure:
     """What the client receives for an error: code, message and trailing metadata."""
@@ -75,6 +84,7 @@ def to_failure(error: BaseException) -> RpcFailure:
         message = "internal error"
     elif not isinstance(error, errors.VerdictError):
         log.warning("dependency unreachable: %r", error)
+        DEPENDENCY_ERRORS.inc(_dependency(error))
         message = "a dependency is unavailable; retry with backoff"
     else:
         message = str(error) or code.name.lower()
