@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from verdict.evaluation import Assignment, Reason
+from verdict.trace_context import sampled_span_context
 from verdict_assignment.assign.exposures import ExposureSink, PendingExposure
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import Snapshot
@@ -105,7 +106,11 @@ class Assigner:
         now: float,
     ) -> None:
         experiments = snapshot.experiments
-        for r in sink.unrecorded(results, unit_id, _EXPOSED):
+        unrecorded = sink.unrecorded(results, unit_id, _EXPOSED)
+        if not unrecorded:
+            return
+        trace = sampled_span_context()  # the exposures join this Assign's trace when sampled
+        for r in unrecorded:
             assert r.variant_key is not None
             names = snapshot.segments.get(r.experiment_key, ())
             segments = tuple(
@@ -121,5 +126,6 @@ class Assigner:
                     now,
                     experiments[r.experiment_key].allocation_version,
                     segments,
+                    trace,
                 )
             )
