@@ -94,6 +94,7 @@ class Database:
         self.run(self._conn.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()  # an unclosed loop is a ResourceWarning, an error under pytest
 
 
 @dataclass
