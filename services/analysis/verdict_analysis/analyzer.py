@@ -108,19 +108,21 @@ class Analyzer:
         Raises NotFound, FailedPrecondition (draft), Aborted (locked elsewhere), Unavailable.
         """
         started = time.perf_counter()
-        outcome = "error"
+        outcome: str | None = "error"
         attributes = {"verdict.experiment_key": experiment_key}
         with _tracer.start_as_current_span("analysis.run", attributes=attributes) as span:
             try:
                 stored = await self._run(experiment_key, fresher_than_s)
-                outcome = "ok" if stored is not None else "skipped"
-                span.set_attribute("verdict.outcome", outcome)
+                outcome = "ok" if stored is not None else None
+                span.set_attribute("verdict.analysed", stored is not None)
                 return stored
             except Aborted:
-                outcome = "locked"
+                outcome = None  # another replica holds it: no analysis here
                 raise
             finally:
-                ANALYSIS_DURATION.record(time.perf_counter() - started, experiment_key, outcome)
+                if outcome is not None:  # one series per experiment and outcome: ok or error
+                    elapsed = time.perf_counter() - started
+                    ANALYSIS_DURATION.record(elapsed, experiment_key, outcome)
 
     async def _run(
         self, experiment_key: str, fresher_than_s: float | None

@@ -56,6 +56,8 @@ class Experiments(experiment_pb2_grpc.ExperimentServiceServicer):
             raise InvalidArgument.of("key", "must be a slug")
         if request.key == "bug":
             raise ZeroDivisionError
+        if request.key == "abort":  # a handler may still answer with grpc's own abort
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "exists")
         return experiment_pb2.GetExperimentResponse(
             experiment=experiment_pb2.Experiment(key=request.key)
         )
@@ -118,7 +120,12 @@ async def test_every_call_is_counted_and_timed_per_method_and_status_code(
     before = rpc_counts()
     for key in ("a", "b"):
         await stub.GetExperiment(experiment_pb2.GetExperimentRequest(key=key), metadata=meta())
-    for key, metadata in (("missing", meta()), ("bad", meta()), ("a", meta("forged"))):
+    for key, metadata in (
+        ("missing", meta()),
+        ("bad", meta()),
+        ("abort", meta()),
+        ("a", meta("forged")),
+    ):
         with pytest.raises(grpc.aio.AioRpcError):
             await stub.GetExperiment(
                 experiment_pb2.GetExperimentRequest(key=key), metadata=metadata
@@ -131,6 +138,7 @@ async def test_every_call_is_counted_and_timed_per_method_and_status_code(
         (GET, "OK"): 2,
         (GET, "NOT_FOUND"): 1,
         (GET, "INVALID_ARGUMENT"): 1,
+        (GET, "ALREADY_EXISTS"): 1,
         (GET, "UNAUTHENTICATED"): 1,
         (STREAM, "OK"): 1,
     }

@@ -91,7 +91,9 @@ INGEST_WRITE_DURATION = REGISTRY.histogram(
 # Analysis.
 ANALYSIS_DURATION = REGISTRY.histogram(
     "verdict_analysis_duration",
-    "Time of one analysis run of an experiment (statistics, snapshot, rules), by outcome",
+    "Time of one analysis of an experiment (statistics, snapshot, rules), by outcome (ok,"
+    " error); runs skipped because the snapshot is fresh or another replica holds the lock are"
+    " not counted",
     "s",
     SECONDS_BOUNDS,
     ("experiment", "outcome"),
