@@ -26,6 +26,7 @@ server span (made current, so the handler's own spans and outgoing calls join it
 from __future__ import annotations
 
 import contextvars
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Callable, Sequence
 from time import perf_counter
 from typing import Any, cast
@@ -37,11 +38,10 @@ from opentelemetry import trace
 
 from verdict.limits import SELF_CHECKED, RequestLimits
 from verdict_platform.call_metadata import (
-    Scan,
-    authorization_and_trace_in,
-    authorization_in,
+    Note,
     call_metadata,
-    note_call_metadata,
+    note_authorization,
+    note_authorization_and_trace,
 )
 from verdict_platform.errors import FieldViolation, InvalidArgument
 from verdict_platform.keyring import KeyRing, Principal
@@ -114,8 +114,8 @@ class Guard:
         self._keyring = keyring
         self._limits = limits or RequestLimits()
         self._tracing = tracing
-        self.scan: Scan = authorization_and_trace_in if tracing else authorization_in
-        """How `service()` reads a call's metadata (the traceparent only when tracing)."""
+        self.note: Note = note_authorization_and_trace if tracing else note_authorization
+        """What `service()` notes from a call's metadata (the traceparent only when tracing)."""
 
     def _checker(self, method: str) -> Callable[[Any], None]:
         """Raises InvalidArgument for a malformed request, or one over the limits."""
@@ -143,16 +143,17 @@ class Guard:
         allowed = allowed_roles(method)
         check = self._checker(method)
         deserializer = _tolerant(h.request_deserializer)
-        scan = self.scan
         tracing = self._tracing
+        tracing_on = tracing is not None
         label = method.lstrip("/")  # "verdict.v1.AssignmentService/Assign"
         ok = RPC_DURATION.series(label, "OK")
+        ok_counts, bounds = ok.counts, ok.bounds
 
         def enter(context: Any) -> str | None:
             """Authenticates and authorizes the caller; returns the call's traceparent."""
-            authorization, traceparent = call_metadata(context, scan)
-            _principal.set(keyring.authorize(authorization, method, allowed))
-            return traceparent
+            seen = call_metadata(context, tracing_on)
+            _principal.set(keyring.authorize(seen[1], method, allowed))
+            return seen[2]
 
         async def failed(context: Any, error: BaseException, started: float, span: Any) -> None:
             """Counts a failed call, ends its span, and answers it with the mapped status
@@ -207,7 +208,9 @@ class Guard:
                 except BaseException as exc:
                     await failed(context, exc, started, span)
                     raise
-                ok.record(perf_counter() - started)
+                elapsed = perf_counter() - started  # `ok.record`, inlined: every call pays it
+                ok_counts[bisect_left(bounds, elapsed)] += 1
+                ok.sum += elapsed
                 if span is not None:
                     end_server_span(span, grpc.StatusCode.OK, None)
                 return response
@@ -270,6 +273,7 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, inner: grpc.GenericRpcHandler, guard: Guard) -> None:
         self._inner = inner
         self._guard = guard
+        self._note = guard.note
         # method -> (guarded handler, whether it reads the caller's key)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, bool]] = {}
 
@@ -284,7 +288,7 @@ class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
             found = self._wrapped[method] = (wrapped, wrapped is not handler)
         wrapped, authenticated = found
         if authenticated:
-            note_call_metadata(handler_call_details.invocation_metadata, self._guard.scan)
+            self._note(handler_call_details.invocation_metadata)
         return wrapped
 
 

@@ -12,6 +12,7 @@ VERDICT_TLS_CLIENT_CA_FILE is set, as for gRPC).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -91,8 +92,8 @@ def histogram_metrics(registry: Registry) -> list[Metric]:
                 sum=view.sum,
                 bucket_counts=view.counts,
                 explicit_bounds=histogram.bounds,
-                min=view.min,
-                max=view.max,
+                min=math.nan,  # not kept (see instruments.Series); Prometheus does not use them
+                max=math.nan,
             )
             for view in histogram.views()
         ]

@@ -65,25 +65,20 @@ class Counter:
 
 
 class Series:
-    """The buckets, sum, min and max of one label combination of a histogram."""
+    """The buckets and sum of one label combination of a histogram (no min and max: Prometheus
+    has no use for them, and every RPC would pay two comparisons)."""
 
-    __slots__ = ("bounds", "counts", "max", "min", "sum")
+    __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
         self.sum = 0.0
-        self.min = float("inf")
-        self.max = float("-inf")
 
     def record(self, value: float) -> None:
         """Counts one value (bucket i holds values in (bounds[i-1], bounds[i]])."""
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
 
 
 @dataclass(frozen=True)
@@ -93,8 +88,6 @@ class SeriesView:
     labels: Labels
     counts: list[int]
     sum: float
-    min: float
-    max: float
 
     @property
     def count(self) -> int:
@@ -134,8 +127,7 @@ class Histogram:
     def views(self) -> list[SeriesView]:
         """A copy of every series."""
         return [
-            SeriesView(labels, list(s.counts), s.sum, s.min, s.max)
-            for labels, s in list(self._series.items())
+            SeriesView(labels, list(s.counts), s.sum) for labels, s in list(self._series.items())
         ]
 
 
