@@ -304,30 +304,48 @@ static Py_ssize_t position(PyObject *reason, PyObject *reasons) {
     return -1;
 }
 
+/* encode(results, tables, in_reasons, out_reasons, tail[, counts]): the prebuilt entries of
+ * `results` joined, then `tail`; None when one has no entry. With `counts` (a writable buffer of
+ * unsigned 64-bit counters, one per reason of in_reasons + out_reasons), each result's reason is
+ * counted there once the join succeeds: the decisions metric costs no Python per result. */
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
+    if ((nargs != 5 && nargs != 6) || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
         !PyTuple_Check(args[2]) || !PyTuple_Check(args[3]) || !PyBytes_Check(args[4])) {
         PyErr_SetString(PyExc_TypeError,
                         "encode(results: list, tables: dict, in_reasons: tuple, "
-                        "out_reasons: tuple, tail: bytes)");
+                        "out_reasons: tuple, tail: bytes[, counts: writable buffer])");
         return NULL;
     }
     PyObject *results = args[0], *tables = args[1], *in_reasons = args[2],
              *out_reasons = args[3], *tail = args[4];
     Py_ssize_t n = PyList_GET_SIZE(results), n_in = PyTuple_GET_SIZE(in_reasons),
                n_out = PyTuple_GET_SIZE(out_reasons);
+    Py_buffer counts = {0};
+    int counting = nargs == 6 && args[5] != Py_None;
+    if (counting) {
+        if (PyObject_GetBuffer(args[5], &counts, PyBUF_WRITABLE) < 0) return NULL;
+        if (counts.len < (Py_ssize_t)sizeof(unsigned long long) * (n_in + n_out)) {
+            PyBuffer_Release(&counts);
+            PyErr_SetString(PyExc_ValueError, "counts holds fewer counters than reasons");
+            return NULL;
+        }
+    }
     PyObject **parts = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
-    if (!parts) return PyErr_NoMemory();
+    Py_ssize_t *kinds = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    if (!parts || !kinds) {
+        PyMem_Free(parts);
+        PyMem_Free(kinds);
+        if (counting) PyBuffer_Release(&counts);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = NULL;
     Py_ssize_t total = PyBytes_GET_SIZE(tail);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *r = PyList_GET_ITEM(results, i);
         if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) goto slow;
         PyObject *table = PyDict_GetItemWithError(tables, PyTuple_GET_ITEM(r, 0));
         if (!table) {
-            if (PyErr_Occurred()) {
-                PyMem_Free(parts);
-                return NULL;
-            }
+            if (PyErr_Occurred()) goto done;
             goto slow;
         }
         Py_ssize_t size = PyTuple_GET_SIZE(table), variants = (size - n_out) / n_in;
@@ -340,17 +358,19 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
                 goto slow;
             }
             slot = j * variants + index;
+            kinds[i] = j;
         } else {
             j = position(reason, out_reasons);
             if (j < 0) goto slow;
             slot = n_in * variants + j;
+            kinds[i] = n_in + j;
         }
         PyObject *entry = PyTuple_GET_ITEM(table, slot);
         if (!PyBytes_Check(entry)) goto slow;
         parts[i] = entry;
         total += PyBytes_GET_SIZE(entry);
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    out = PyBytes_FromStringAndSize(NULL, total);
     if (out) {
         char *w = PyBytes_AS_STRING(out);
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -358,12 +378,20 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
             w += PyBytes_GET_SIZE(parts[i]);
         }
         memcpy(w, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+        if (counting) {
+            unsigned long long *c = (unsigned long long *)counts.buf;
+            for (Py_ssize_t i = 0; i < n; i++) c[kinds[i]]++;
+        }
     }
-    PyMem_Free(parts);
-    return out;
+    goto done;
 slow:
+    out = Py_None;
+    Py_INCREF(out);
+done:
     PyMem_Free(parts);
-    Py_RETURN_NONE;
+    PyMem_Free(kinds);
+    if (counting) PyBuffer_Release(&counts);
+    return out;
 }
 
 static PyObject *unrecorded(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {

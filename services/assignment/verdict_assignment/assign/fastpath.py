@@ -12,7 +12,8 @@ the evaluation core, not here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +31,13 @@ IN_EXPERIMENT_REASONS = (Reason.ASSIGNED, Reason.FORCED, Reason.STICKY)
 """Reasons with a variant: one prebuilt entry per (reason, variant)."""
 OUT_OF_EXPERIMENT_REASONS = tuple(r for r in Reason if r not in IN_EXPERIMENT_REASONS)
 """Reasons without a variant: one prebuilt entry each, after the in-experiment ones."""
+COUNTED_REASONS = IN_EXPERIMENT_REASONS + OUT_OF_EXPERIMENT_REASONS
+"""The reason of each counter of `encode`'s `counts`, in order."""
+
+
+def decision_counters() -> MutableSequence[int]:
+    """Zeroed counters for `encode`: one unsigned 64-bit counter per `COUNTED_REASONS`."""
+    return array("Q", bytes(8 * len(COUNTED_REASONS)))
 
 
 def table_slot(reason: Reason, variant_index: int, variants: int) -> int:
@@ -60,9 +68,11 @@ def encode_py(
     in_reasons: tuple[Reason, ...],
     out_reasons: tuple[Reason, ...],
     tail: bytes,
+    counts: MutableSequence[int] | None = None,
 ) -> bytes | None:
     """Reference: the prebuilt entries of `results` joined, then `tail`; None when one is
-    missing (an unknown key, or a variant index out of range)."""
+    missing (an unknown key, or a variant index out of range). With `counts` (one counter per
+    reason of `in_reasons + out_reasons`), each result's reason is counted once it succeeds."""
     parts = []
     for r in results:
         table = tables.get(r.experiment_key)
@@ -78,6 +88,10 @@ def encode_py(
         else:
             return None
     parts.append(tail)
+    if counts is not None:
+        reasons = in_reasons + out_reasons
+        for r in results:
+            counts[reasons.index(r.reason)] += 1
     return b"".join(parts)
 
 
@@ -126,7 +140,15 @@ def decode_request(body: bytes) -> DecodedRequest | None:
 
 
 encode: Callable[
-    [Sequence[Assignment], Tables, tuple[Reason, ...], tuple[Reason, ...], bytes], bytes | None
+    [
+        Sequence[Assignment],
+        Tables,
+        tuple[Reason, ...],
+        tuple[Reason, ...],
+        bytes,
+        MutableSequence[int] | None,
+    ],
+    bytes | None,
 ] = _compiled.encode if _compiled is not None else encode_py
 unrecorded: Callable[
     [Sequence[Assignment], str, Mapping[str, Mapping[str, str]], tuple[Reason, ...]],

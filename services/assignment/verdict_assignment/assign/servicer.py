@@ -9,9 +9,7 @@ or None for bytes that are no AssignRequest (answered INVALID_ARGUMENT).
 
 from __future__ import annotations
 
-from collections import _count_elements  # type: ignore[attr-defined]
 from collections.abc import AsyncIterator
-from operator import itemgetter
 from typing import Any
 
 import grpc
@@ -22,7 +20,6 @@ from verdict_assignment.assign.assigner import Assigner
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_platform.errors import InvalidArgument
 
-_REASON = itemgetter(3)  # Assignment.reason
 SERVICE_NAME = assignment_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name
 
 
@@ -32,13 +29,19 @@ class AssignmentServicer:
     def __init__(self, assigner: Assigner, holder: SnapshotHolder) -> None:
         self._assigner = assigner
         self._holder = holder
-        # Reason -> results so far, counted by C (`collections.Counter`'s helper, ~1 µs for 20
-        # results) and read at collection (`decision_counts`).
-        self.decisions: dict[Any, int] = {}
+        # Results so far per reason (`fastpath.COUNTED_REASONS`), counted by the C join of the
+        # response (Python counting cost ~14k instructions per Assign of 20 results), read at
+        # collection (`decision_counts`).
+        self.decisions = fastpath.decision_counters()
 
     def decision_counts(self) -> list[tuple[tuple[str, ...], float]]:
         """(reason,) -> results so far, for `verdict_assign_decisions`."""
-        return [((reason.value,), float(n)) for reason, n in list(self.decisions.items())]
+        counts = list(self.decisions)
+        return [
+            ((reason.value,), float(n))
+            for reason, n in zip(fastpath.COUNTED_REASONS, counts, strict=True)
+            if n
+        ]
 
     async def Assign(self, request: fastpath.DecodedRequest | None, context: Any) -> bytes:
         if request is None:
@@ -46,8 +49,7 @@ class AssignmentServicer:
         unit_id, attributes, keys, skip_logging = request
         attributes.setdefault("id", unit_id)  # ours to change; spares the evaluator a copy
         snapshot, results = await self._assigner.assign(unit_id, attributes, keys, not skip_logging)
-        _count_elements(self.decisions, map(_REASON, results))
-        return snapshot.encode(results)
+        return snapshot.encode(results, self.decisions)
 
     async def GetConfigSnapshot(
         self, request: assignment_pb2.GetConfigSnapshotRequest, context: Any
