@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-12)
 PYTHON ?= python3
 
 .PHONY: setup up down status test check fuzz proto bench bench-assign bench-callgrind bench-ingest \
-        bench-stats bench-analysis simulate clean
+        bench-stats bench-analysis bench-callgrind-handler simulate clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,11 @@ bench-callgrind: setup  ## instructions per Assign vs the echo; needs valgrind a
 	@command -v h2load >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client valgrind >/dev/null; }
 	$(PY) bench/callgrind_assign.py $(ARGS)
+
+bench-callgrind-handler: setup  ## instructions per guarded Assign handler call, tracing off/on (deterministic)
+	@command -v valgrind >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(PY) bench/callgrind_handler.py
 
 bench-ingest: setup
 	$(PY) bench/bench_ingest.py $(ARGS)

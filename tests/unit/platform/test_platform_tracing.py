@@ -75,6 +75,17 @@ def test_a_malformed_traceparent_is_ignored_and_the_ratio_decides(tracer: trace.
     assert span is not None and span.parent is None  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("flags", "sampled"), [("00", False), ("01", True), ("02", False), ("03", True), ("0f", True)]
+)
+def test_the_sampled_flag_is_the_low_bit_of_the_flags(
+    tracer: trace.Tracer, flags: str, sampled: bool
+) -> None:
+    header = f"00-{TRACE_ID}-{CALLER}-{flags}"
+    span = RpcTracing(tracer, ratio=0.0).start(METHOD, header, [("traceparent", header)])
+    assert (span is not None) is sampled
+
+
 def test_spans_without_a_sampled_parent_are_never_recorded(
     tracer: trace.Tracer, exporter: InMemorySpanExporter
 ) -> None:

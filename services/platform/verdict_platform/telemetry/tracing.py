@@ -86,15 +86,22 @@ class Tracing:
         self.provider.shutdown()
 
 
+_SAMPLED_LAST_DIGIT = frozenset("13579bdf")
+_UNSAMPLED_LAST_DIGIT = frozenset("02468ace")
+
+
 def _sampled_flag(traceparent: str) -> bool | None:
-    """The sampled flag of a W3C `traceparent` ("00-<trace id>-<span id>-<flags>"), or None
-    when it is malformed (then ignored, as W3C asks)."""
-    if len(traceparent) != 55 or traceparent[2] != "-" or traceparent[52] != "-":
+    """The sampled flag of a W3C `traceparent` ("00-<32 hex>-<16 hex>-<2 hex flags>"): the low
+    bit of the flags' last digit. None when it is not of that shape (W3C: then ignored). Only
+    the shape is checked here, on every call; a sampled one is parsed in full before use."""
+    if len(traceparent) != 55 or traceparent[2] != "-" or traceparent[35] != "-":
         return None
-    try:
-        return bool(int(traceparent[53:], 16) & 1)
-    except ValueError:
+    if traceparent[52] != "-":
         return None
+    last = traceparent[54]
+    if last in _SAMPLED_LAST_DIGIT:
+        return True
+    return False if last in _UNSAMPLED_LAST_DIGIT else None
 
 
 class RpcTracing:
