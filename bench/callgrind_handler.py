@@ -114,7 +114,10 @@ async def run(calls: int, ratio: float | None, caller: bool) -> None:
             )
         },
     )
-    lookup = _GuardedGenericHandler(generic, Guard(keyring, tracing=tracing))
+    # Without tracing, the guard is built as before tracing existed, so this script also measures
+    # an older checkout (PYTHONPATH pointing at its packages) for comparison.
+    guard = Guard(keyring, tracing=tracing) if tracing is not None else Guard(keyring)
+    lookup = _GuardedGenericHandler(generic, guard)
     metadata: tuple[tuple[str, str], ...] = (("authorization", "Bearer key"),)
     if caller:
         metadata += (("traceparent", UNSAMPLED),)
@@ -160,6 +163,7 @@ def main() -> None:
     parser.add_argument("--inner", type=int, default=None)
     parser.add_argument("--ratio", type=float, default=None)
     parser.add_argument("--caller", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--only", default=None, help="measure this mode only (no results file)")
     args = parser.parse_args()
     if args.inner is not None:
         asyncio.run(run(args.inner, args.ratio, args.caller))
@@ -167,10 +171,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="callgrind-handler-"))
     per_call = {}
     for name, (ratio, caller) in MODES.items():
+        if args.only is not None and name != args.only:
+            continue
         zero = instructions(0, ratio, caller, tmp / "zero.out")
         loaded = instructions(CALLS, ratio, caller, tmp / "loaded.out")
         per_call[name] = round((loaded - zero) / CALLS)
         print(f"{name}: {per_call[name]} instructions per call", flush=True)
+    if args.only is not None:
+        return
     off = per_call["tracing off"]
     result = {
         "calls": CALLS,

@@ -145,20 +145,12 @@ class Gauge:
         """Reports `read()` under these label values at every collection."""
         self._sources.append(lambda: [(values, float(read()))])
 
-    def track_many(self, read: Reading) -> None:
-        """Reports every (label values, value) that `read()` gives at every collection."""
-        self._sources.append(read)
-
     def values(self) -> list[tuple[Labels, float]]:
         """The current (label values, value) of every source."""
         found: list[tuple[Labels, float]] = []
         for read in list(self._sources):
             found.extend(read())
         return found
-
-    def clear(self) -> None:
-        """Forgets the sources (a service that stopped)."""
-        self._sources.clear()
 
 
 class Registry:
