@@ -8,8 +8,8 @@ FRONTEND := services/dashboard/frontend
 VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
 .PHONY: setup up down status test check check-native fuzz faults manifests proto bench bench-assign \
-        bench-callgrind bench-ingest bench-stats bench-analysis bench-dashboard bench-gateway \
-        bench-scaling demo simulate clean
+        bench-callgrind bench-callgrind-handler bench-ingest bench-stats bench-analysis \
+        bench-dashboard bench-gateway bench-scaling demo simulate clean
 
 setup: $(STAMP) $(VENDOR)/.installed
 
@@ -99,6 +99,11 @@ bench-callgrind: setup  ## instructions per Assign vs the echo; needs valgrind a
 	@command -v h2load >/dev/null && command -v valgrind >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client valgrind >/dev/null; }
 	$(PY) bench/callgrind_assign.py $(ARGS)
+
+bench-callgrind-handler: setup  ## instructions per guarded Assign handler call, tracing off/on (deterministic)
+	@command -v valgrind >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(PY) bench/callgrind_handler.py
 
 bench-ingest: setup
 	$(PY) bench/bench_ingest.py $(ARGS)

@@ -7,7 +7,14 @@ are zeroed (`callgrind_control -z`), `--requests` more are sent, and the counter
 differ by up to ±20k instructions per request (valgrind serialises threads, so timing-dependent
 work such as polling varies). Needs valgrind (Debian package `valgrind`) and h2load.
 
-Writes bench/results/callgrind-assign.json. Run: `make bench-callgrind`.
+Tracing: by default the assignment service runs as deployed with no exporter. With
+`--trace-ratio R` it exports spans over OTLP/gRPC to a receiver in this process, starting a trace
+for a share R of the calls (R=0: tracing configured, no call sampled); with
+`--unsampled-caller` every request also carries a W3C `traceparent` whose caller did not sample.
+The service serves `/metrics` (not scraped) in every mode, as deployed.
+
+Writes bench/results/callgrind-assign.json (callgrind-assign-trace-R[-caller].json with tracing).
+Run: `make bench-callgrind` (`ARGS="--trace-ratio 0.01"`).
 """
 
 from __future__ import annotations
@@ -29,18 +36,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_assign as b
 
+from support.otlp_receiver import OtlpReceiver
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc
 
 RESULTS = b.ROOT / "bench" / "results" / "callgrind-assign.json"
 WARM_UP = 1_000
+UNSAMPLED_CALLER = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
 
 
-def load(port: int, body: Path, key: str, requests: int) -> None:
+def load(port: int, body: Path, key: str, requests: int, headers: list[str]) -> None:
     args = [
         "h2load", f"http://127.0.0.1:{port}{b.METHOD}", "-d", str(body),
         "-H", "content-type: application/grpc", "-H", "te: trailers",
         "-H", f"authorization: Bearer {key}", "-c", "4", "-m", "8", "-n", str(requests),
     ]  # fmt: skip
+    for header in headers:
+        args += ["-H", header]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     assert f"{requests} succeeded, 0 failed" in out, out
 
@@ -55,7 +66,7 @@ def instructions(out_file: Path) -> int:
 
 
 def measure(command: list[str], env: dict[str, str] | None, port: int, body: Path, key: str,
-            requests: int, out_file: Path) -> float:  # fmt: skip
+            requests: int, out_file: Path, headers: list[str]) -> float:  # fmt: skip
     """Instructions per request of the server `command` listening on `port`."""
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
     server = subprocess.Popen(
@@ -66,10 +77,10 @@ def measure(command: list[str], env: dict[str, str] | None, port: int, body: Pat
             b.wait_serving(f"127.0.0.1:{port}", timeout=300)
         else:  # the bare echo does not: give it valgrind's start-up time
             time.sleep(20)
-        load(port, body, key, WARM_UP)
+        load(port, body, key, WARM_UP, headers)
         subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True,
                        capture_output=True)  # fmt: skip
-        load(port, body, key, requests)
+        load(port, body, key, requests, headers)
         subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True,
                        capture_output=True)  # fmt: skip
     finally:
@@ -81,7 +92,11 @@ def measure(command: list[str], env: dict[str, str] | None, port: int, body: Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--trace-ratio", type=float, default=None)
+    parser.add_argument("--unsampled-caller", action="store_true")
     args = parser.parse_args()
+    receiver = OtlpReceiver() if args.trace_ratio is not None else None
+    headers = [UNSAMPLED_CALLER] if args.unsampled_caller else []
     base = b.resolve_servers(dataclasses.replace(b.load_settings(), data_dir=b.ROOT / ".data"))
     settings, key = asyncio.run(b.prepare(base, 20))
     tmp = Path(tempfile.mkdtemp(prefix="callgrind-assign-"))
@@ -99,10 +114,20 @@ def main() -> None:
                 "VERDICT_WORKERS": "1",
                 "VERDICT_LOG_LEVEL": "WARNING",
                 "VERDICT_INGEST_TARGET": f"127.0.0.1:{b.free_port()}",
+                "VERDICT_ASSIGNMENT_METRICS_PORT": str(b.free_port()),
+                **(
+                    {
+                        "VERDICT_TRACE_EXPORTER": "otlp",
+                        "VERDICT_OTLP_ENDPOINT": receiver.endpoint,
+                        "VERDICT_TRACE_SAMPLE_RATIO": str(args.trace_ratio),
+                    }
+                    if receiver is not None
+                    else {}
+                ),
             },
         )
         assign = measure([sys.executable, "-m", "verdict_assignment"], env, port, body, key,
-                         args.requests, tmp / "assign.out")  # fmt: skip
+                         args.requests, tmp / "assign.out", headers)  # fmt: skip
         # The echo answers with the real response's bytes, taken from a plain server.
         procs = b.start_assignment(settings, port, 1)
         try:
@@ -117,16 +142,26 @@ def main() -> None:
         echo_port = b.free_port()
         echo_command = [sys.executable, str(b.ROOT / "bench" / "echo_server.py"),
                         "--port", str(echo_port), "--response-file", str(response)]  # fmt: skip
-        echo = measure(echo_command, None, echo_port, body, key, args.requests, tmp / "echo.out")
+        echo = measure(echo_command, None, echo_port, body, key, args.requests, tmp / "echo.out",
+                       headers)  # fmt: skip
     finally:
         asyncio.run(b.drop(base, settings))
+        if receiver is not None:
+            receiver.close()
     result = {
         "requests": args.requests,
+        "tracing": "off" if args.trace_ratio is None else f"otlp, ratio {args.trace_ratio}",
+        "unsampled_caller": args.unsampled_caller,
+        "spans_exported": len(receiver.spans()) if receiver is not None else 0,
         "instructions_per_request": {"assign": round(assign), "echo": round(echo)},
         "instruction_ratio_echo_over_assign": echo / assign,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    path = RESULTS
+    if args.trace_ratio is not None:
+        caller = "-caller" if args.unsampled_caller else ""
+        path = RESULTS.with_name(f"callgrind-assign-trace-{args.trace_ratio:g}{caller}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -96,9 +96,7 @@ class Database:
         self.run(self._conn.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
-        # An unclosed loop (and its self-pipe sockets) is reported by whichever later test
-        # happens to collect it, as a ResourceWarning that fails that test.
-        self._loop.close()
+        self._loop.close()  # an unclosed loop is a ResourceWarning, an error under pytest
 
 
 @dataclass

@@ -10,11 +10,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.eventually import eventually
+from verdict.channels import PLAINTEXT, ChannelSecurity, sync_channel
 from verdict_platform.settings import Settings
+
+METRICS_OFF = {
+    "VERDICT_ASSIGNMENT_METRICS_PORT": "0",
+    "VERDICT_INGEST_METRICS_PORT": "0",
+    "VERDICT_ANALYSIS_METRICS_PORT": "0",
+}
+"""Test processes serve no `/metrics` unless a test gives a free port (the defaults are fixed
+ports, which parallel test sessions would fight over)."""
 
 
 def free_port() -> int:
@@ -46,20 +54,24 @@ def service_env(settings: Settings, extra: dict[str, str] | None = None) -> dict
         VERDICT_LOG_FORMAT="text",
         VERDICT_KEY_REFRESH_S=str(settings.key_refresh_s),
         VERDICT_GRACE_PERIOD_S=str(settings.grace_period_s),
+        **METRICS_OFF,
     )
     env.update(extra or {})
     return env
 
 
 def wait_serving(
-    target: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+    target: str,
+    timeout: float = 30.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    security: ChannelSecurity = PLAINTEXT,
 ) -> None:
-    """Waits until `target` answers SERVING; fails at once if `proc` exits first."""
+    """Waits until `target` answers SERVING (over `security`); fails at once if `proc` exits."""
 
     def serving_or_exited() -> str:
         if proc is not None and proc.poll() is not None:
             return "exited"
-        with grpc.insecure_channel(target) as channel:
+        with sync_channel(target, security) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1
             )
@@ -118,8 +130,10 @@ def start_service_process(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
     wait: bool = True,
+    security: ChannelSecurity = PLAINTEXT,
 ) -> RunningService:
-    """Runs `python -m module` with the session's servers on a free port."""
+    """Runs `python -m module` with the session's servers on a free port (waiting for SERVING
+    over `security`, which must match the TLS variables in `extra_env`)."""
     port = port or free_port()
     env = service_env(settings, {port_variable: str(port), **(extra_env or {})})
     log_dir = Path(os.environ.get("VERDICT_TEST_LOGS", "/tmp/verdict-test-logs"))
@@ -132,7 +146,7 @@ def start_service_process(
     service = RunningService(proc, port, log_path)
     if wait:
         try:
-            wait_serving(service.target, proc=proc)
+            wait_serving(service.target, proc=proc, security=security)
         except Exception:
             service.kill()
             raise RuntimeError(f"{module} did not start:\n{service.log()}") from None

@@ -3,7 +3,9 @@
 Runs in every analysis process; the store hands each due alert to one of them (a lease), so
 replicas share the work and an attempt cut short by a crash is retried after the lease. A failed
 attempt is retried on the `Backoff` schedule until `max_attempts`; a rejection that no retry can
-fix (a 4xx) is recorded and given up at once. Every attempt is logged.
+fix (a 4xx) is recorded and given up at once. Every attempt is logged, counted
+(`verdict_alert_deliveries`) and, when the analysis run that raised the alert was sampled,
+traced as an `alert.deliver` span in that run's trace.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from opentelemetry import trace
+
 from verdict.retry import Backoff
+from verdict.trace_context import parent
 from verdict_analysis.alerts import DeliveryFailed, StoredAlert, alert_document
 from verdict_analysis.ports import AlertLog, AlertSender, Clock
 from verdict_platform.errors import Unavailable
+from verdict_platform.telemetry.catalog import ALERT_DELIVERIES
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("verdict.analysis")
 
 LEASE_S = 30.0
 """How long a claimed alert is this process's to deliver before another may retry it."""
@@ -57,9 +64,18 @@ class AlertDelivery:
         return len(due)
 
     async def _attempt(self, stored: StoredAlert) -> None:
+        attributes = {"verdict.alert_id": stored.id, "verdict.attempt": stored.attempts + 1}
+        with (
+            parent(stored.trace_context),
+            _tracer.start_as_current_span("alert.deliver", attributes=attributes),
+        ):
+            await self._attempt_in_span(stored)
+
+    async def _attempt_in_span(self, stored: StoredAlert) -> None:
         try:
             await self._sender.post(alert_document(stored))
         except DeliveryFailed as failure:
+            ALERT_DELIVERIES.inc("failed")
             attempt = stored.attempts + 1
             retry_at = None
             if failure.retryable and attempt < self._max_attempts:
@@ -75,6 +91,7 @@ class AlertDelivery:
             await self._alerts.record_delivery(stored.id, str(failure) or "failed", retry_at)
             return
         await self._alerts.record_delivery(stored.id, "", None)
+        ALERT_DELIVERIES.inc("delivered")
         log.info("alert %d delivered", stored.id)
 
     async def run_forever(self) -> None:

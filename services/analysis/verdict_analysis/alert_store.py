@@ -15,12 +15,13 @@ from datetime import datetime
 
 import asyncpg
 
+from verdict.trace_context import traceparent
 from verdict_analysis.alerts import NewAlert, StoredAlert, json_safe
 from verdict_platform.db import unavailable_on_disconnect
 
 _COLUMNS = (
     "id, dedup_key, experiment_key, rule, action, decision, reason, details::text, snapshot_id,"
-    " created_at, attempts, last_error, delivered_at"
+    " created_at, attempts, last_error, delivered_at, trace_context"
 )
 
 
@@ -42,6 +43,7 @@ def _stored(row: asyncpg.Record) -> StoredAlert:
         attempts=row["attempts"],
         last_error=row["last_error"],
         delivered_at=row["delivered_at"],
+        trace_context=row["trace_context"],
     )
 
 
@@ -56,9 +58,10 @@ class PostgresAlertLog:
     async def _insert(self, conn: asyncpg.Connection, alert: NewAlert) -> StoredAlert | None:
         row = await conn.fetchrow(
             f"""INSERT INTO alerts (dedup_key, experiment_key, rule, action, decision, reason,
-                                   details, snapshot_id, last_error, next_attempt_at)
+                                   details, snapshot_id, last_error, next_attempt_at,
+                                   trace_context)
                 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9,
-                        CASE WHEN $10 THEN now() END)
+                        CASE WHEN $10 THEN now() END, $11)
                 ON CONFLICT (dedup_key) DO NOTHING
                 RETURNING {_COLUMNS}""",
             alert.dedup_key,
@@ -71,6 +74,7 @@ class PostgresAlertLog:
             alert.snapshot_id,
             "" if self._deliver else "no webhook configured (VERDICT_ALERT_WEBHOOK_URL)",
             self._deliver,
+            traceparent(),  # the analysis run's trace, continued by the delivery
         )
         return None if row is None else _stored(row)
 

@@ -48,6 +48,8 @@ class StoredAlert:
     attempts: int = 0
     last_error: str = ""
     delivered_at: datetime | None = None
+    trace_context: str = ""
+    """W3C `traceparent` of the analysis run that raised it ("" when not sampled)."""
 
 
 class DeliveryFailed(Exception):

@@ -3,6 +3,10 @@
 One run of one experiment holds its advisory lock throughout, so two replicas never analyse (or
 stop) the same experiment at once. Stopping rules act only on RUNNING experiments; a stopped
 experiment can still be analysed (its final results), with no action taken.
+
+A run is an `analysis.run` span (in the caller's trace: RunAnalysis's, or the scheduler's new
+one), so the StopExperiment it calls and the alert it raises (delivered later under the same
+trace) are one trace; its duration and the rules that fired are counted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+
+from opentelemetry import trace
 
 from verdict.v1 import analysis_pb2, experiment_pb2
 from verdict_analysis import plan_mapping, rule_overrides, stats
@@ -36,9 +42,11 @@ from verdict_analysis.stopping_rules import (
     SrmPolicy,
     evaluate,
 )
-from verdict_platform.errors import FailedPrecondition, NotFound, Unavailable
+from verdict_platform.errors import Aborted, FailedPrecondition, NotFound, Unavailable
+from verdict_platform.telemetry.catalog import ANALYSIS_DURATION, STOPPING_RULE_FIRINGS
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("verdict.analysis")
 
 _NO_RULES = Rules(srm=SrmPolicy.IGNORE)
 
@@ -99,6 +107,26 @@ class Analyzer:
         exists (another replica just did it): the scheduler's way of sharing the work.
         Raises NotFound, FailedPrecondition (draft), Aborted (locked elsewhere), Unavailable.
         """
+        started = time.perf_counter()
+        outcome: str | None = "error"
+        attributes = {"verdict.experiment_key": experiment_key}
+        with _tracer.start_as_current_span("analysis.run", attributes=attributes) as span:
+            try:
+                stored = await self._run(experiment_key, fresher_than_s)
+                outcome = "ok" if stored is not None else None
+                span.set_attribute("verdict.analysed", stored is not None)
+                return stored
+            except Aborted:
+                outcome = None  # another replica holds it: no analysis here
+                raise
+            finally:
+                if outcome is not None:  # one series per experiment and outcome: ok or error
+                    elapsed = time.perf_counter() - started
+                    ANALYSIS_DURATION.record(elapsed, experiment_key, outcome)
+
+    async def _run(
+        self, experiment_key: str, fresher_than_s: float | None
+    ) -> analysis_pb2.ResultSnapshot | None:
         experiment = await self._catalog.experiment(experiment_key)
         if experiment is None:
             raise NotFound(f"experiment {experiment_key!r} not found")
@@ -213,6 +241,8 @@ class Analyzer:
         snapshot: analysis_pb2.ResultSnapshot,
     ) -> None:
         key = experiment.key
+        for fired in evaluation.fired:
+            STOPPING_RULE_FIRINGS.inc(fired.rule.value, "stop" if fired.stops else "alert")
         stop = evaluation.stop
         if stop is not None:
             outcome = await self._stop(key, stop)

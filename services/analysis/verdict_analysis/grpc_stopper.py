@@ -15,6 +15,7 @@ import grpc
 from google.protobuf import struct_pb2
 
 from verdict.channels import PLAINTEXT, ChannelSecurity, aio_channel, bearer
+from verdict.trace_context import with_trace
 from verdict.v1 import common_pb2, experiment_pb2, experiment_pb2_grpc
 from verdict_platform.errors import FailedPrecondition, Unavailable
 
@@ -61,7 +62,7 @@ class GrpcStopper:
         )
         try:
             await self._stub.StopExperiment(
-                request, metadata=self._metadata, timeout=STOP_TIMEOUT_S
+                request, metadata=with_trace(self._metadata), timeout=STOP_TIMEOUT_S
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION:

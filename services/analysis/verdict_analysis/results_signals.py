@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from verdict_platform import redis_conn
 from verdict_platform.pubsub import subscribe_forever
 from verdict_platform.settings import Settings
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class RedisResultsPublisher:
         try:
             await self._client.publish(self._channel, experiment_key.encode())
         except (RedisError, OSError) as error:
+            DEPENDENCY_ERRORS.inc("redis")
             log.warning("could not publish results of %s: %s", experiment_key, error)
 
 

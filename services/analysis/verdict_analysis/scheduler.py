@@ -15,6 +15,7 @@ import logging
 from verdict_analysis.analyzer import Analyzer
 from verdict_analysis.ports import Catalog
 from verdict_platform.errors import Aborted, VerdictError
+from verdict_platform.telemetry.sampling import new_trace
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,10 @@ class Scheduler:
         done = 0
         for key in keys:
             try:
-                snapshot = await self._analyzer.run(
-                    key, fresher_than_s=self._interval_s * FRESHNESS
-                )
+                with new_trace():  # each scheduled run is a trace of its own (when sampled)
+                    snapshot = await self._analyzer.run(
+                        key, fresher_than_s=self._interval_s * FRESHNESS
+                    )
             except Aborted:
                 continue
             except VerdictError as error:

@@ -14,16 +14,15 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from verdict.trace_context import with_trace
 from verdict_analysis.alerts import DeliveryFailed, json_safe
 
 TIMEOUT_S = 5.0
 """Deadline of one attempt."""
 
 
-def _post(url: str, body: bytes, timeout_s: float) -> None:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> None:
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status: int = response.status
@@ -45,4 +44,6 @@ class WebhookSender:
 
     async def post(self, document: Mapping[str, Any]) -> None:
         body = json.dumps(json_safe(dict(document)), default=str, allow_nan=False).encode()
-        await asyncio.to_thread(_post, self._url, body, self._timeout_s)
+        # The receiver may continue the trace (W3C trace context over HTTP).
+        headers = dict(with_trace((("Content-Type", "application/json"),)))
+        await asyncio.to_thread(_post, self._url, body, headers, self._timeout_s)

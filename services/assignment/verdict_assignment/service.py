@@ -27,6 +27,7 @@ from verdict_assignment.experiments.servicer import build_experiment_servicer
 from verdict_assignment.settings import AssignmentSettings
 from verdict_platform import redis_conn
 from verdict_platform.server import Resources, ServiceDefinition, grpc_service_name
+from verdict_platform.telemetry.catalog import ASSIGN_DECISIONS, EXPOSURE_BUFFER_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class AssignmentProcess:
         )
         self.experiments = build_experiment_servicer(resources)
         self.api_keys = api_keys.build_api_key_servicer(resources)
+        ASSIGN_DECISIONS.track(self.assign.decision_counts)
+        EXPOSURE_BUFFER_DEPTH.track(lambda: self.sink.depth)
 
     @property
     def service_names(self) -> Sequence[str]:

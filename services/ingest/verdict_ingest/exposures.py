@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from time import perf_counter
 
 import asyncpg
+from opentelemetry import trace
 
 from verdict_ingest.intake import ExposureCounts
 from verdict_ingest.validation import ExposureRow
 from verdict_platform.db import unavailable_on_disconnect
+from verdict_platform.telemetry.catalog import INGEST_WRITE_DURATION
+
+_tracer = trace.get_tracer("verdict.ingest")
 
 DEADLOCK_RETRIES = 3
 
@@ -82,18 +87,31 @@ class ExposureStore:
             [r.allocation_version for r in rows],
             [json.dumps(r.segments) for r in rows],
         )
-        for attempt in range(DEADLOCK_RETRIES):
+        started = perf_counter()
+        outcome = "error"
+        with _tracer.start_as_current_span(
+            "exposures.write",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": "postgresql", "verdict.exposures": len(rows)},
+        ) as span:
             try:
-                async with (
-                    unavailable_on_disconnect(),
-                    self._pool.acquire() as conn,
-                    conn.transaction(),
-                ):
-                    status = await conn.execute(INSERT_FIRST, *args)
-                    conflicts = int(await conn.fetchval(RECORD_CONFLICTS, *args))
-                break
-            except asyncpg.DeadlockDetectedError:  # two batches inserting the same units
-                if attempt == DEADLOCK_RETRIES - 1:
-                    raise
-        accepted = int(status.rsplit(" ", 1)[1])
+                for attempt in range(DEADLOCK_RETRIES):
+                    try:
+                        async with (
+                            unavailable_on_disconnect(),
+                            self._pool.acquire() as conn,
+                            conn.transaction(),
+                        ):
+                            status = await conn.execute(INSERT_FIRST, *args)
+                            conflicts = int(await conn.fetchval(RECORD_CONFLICTS, *args))
+                        break
+                    except asyncpg.DeadlockDetectedError:  # two batches inserting the same units
+                        if attempt == DEADLOCK_RETRIES - 1:
+                            raise
+                outcome = "ok"
+            finally:
+                INGEST_WRITE_DURATION.record(perf_counter() - started, "exposures", outcome)
+            accepted = int(status.rsplit(" ", 1)[1])
+            span.set_attribute("verdict.accepted", accepted)
+            span.set_attribute("verdict.conflicts", conflicts)
         return ExposureCounts(accepted, len(rows) - accepted - conflicts, conflicts)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from verdict_ingest.encoding import EventEncoder
+from verdict_ingest.encoding import EncodedBatch, EventEncoder
 from verdict_ingest.queue import WriteQueue, WriteResult
 from verdict_ingest.validation import (
     BatchLimits,
@@ -26,6 +26,7 @@ from verdict_ingest.validation import (
     known_exposures,
 )
 from verdict_platform.errors import ResourceExhausted
+from verdict_platform.telemetry.catalog import INGEST_BATCH_SIZE, INGEST_EVENTS, INGEST_EXPOSURES
 
 STREAM_WAIT_S = 10.0
 """How long a stream's batch waits for room in the queue before RESOURCE_EXHAUSTED."""
@@ -97,7 +98,7 @@ class EventIntake:
     ) -> EventOutcome:
         """One unary batch: RESOURCE_EXHAUSTED at once when the queue is full."""
         check_batch("request_id", request_id, "events", len(events), size_bytes, self._limits)
-        encoded = self._encoder.encode(events, self._clock())
+        encoded = self._encode(events)
         if not encoded.count:
             return EventOutcome(0, 0, encoded.rejections)
         written = await self._queue.offer(encoded)
@@ -108,11 +109,20 @@ class EventIntake:
     ) -> PendingOutcome:
         """One stream batch: waits a little for room, returns before the commit."""
         check_batch("batch_id", batch_id, "events", len(events), size_bytes, self._limits)
-        encoded = self._encoder.encode(events, self._clock())
+        encoded = self._encode(events)
         if not encoded.count:
             return PendingOutcome(None, encoded.rejections)
         write = await self._queue.put(encoded, STREAM_WAIT_S)
         return PendingOutcome(write, encoded.rejections)
+
+    def _encode(self, events: Sequence[EventLike]) -> EncodedBatch:
+        """Validates and encodes a batch, counting its size and its rejections (the writer
+        counts what it stores)."""
+        encoded = self._encoder.encode(events, self._clock())
+        INGEST_BATCH_SIZE.record(len(events), "events")
+        if encoded.rejections:
+            INGEST_EVENTS.inc("rejected", by=len(encoded.rejections))
+        return encoded
 
 
 class ExposureRecorder(Protocol):
@@ -150,6 +160,7 @@ class ExposureIntake:
         check_batch("request_id", request_id, "exposures", len(exposures), size_bytes, self._limits)
         checked = check_exposures(exposures, self._clock(), self._window)
         if not checked.rows:
+            _count_exposures(len(exposures), ExposureCounts(0, 0, 0), len(checked.rejections))
             return ExposureOutcome(ExposureCounts(0, 0, 0), checked.rejections)
         if self._running >= self._max_concurrent:
             raise ResourceExhausted("too many exposure batches in flight; retry later")
@@ -161,4 +172,17 @@ class ExposureIntake:
         finally:
             self._running -= 1
         rejections = sorted([*checked.rejections, *unknown], key=lambda r: r.index)
+        _count_exposures(len(exposures), counts, len(rejections))
         return ExposureOutcome(counts, rejections)
+
+
+def _count_exposures(received: int, counts: ExposureCounts, rejected: int) -> None:
+    INGEST_BATCH_SIZE.record(received, "exposures")
+    for outcome, n in (
+        ("accepted", counts.accepted),
+        ("duplicate", counts.duplicates),
+        ("conflict", counts.conflicts),
+        ("rejected", rejected),
+    ):
+        if n:
+            INGEST_EXPOSURES.inc(outcome, by=n)

@@ -14,6 +14,9 @@ import collections
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import SpanContext
+
+from verdict.trace_context import sampled_span_context
 from verdict_ingest.encoding import EncodedBatch
 from verdict_platform.errors import ResourceExhausted, Unavailable
 
@@ -32,6 +35,8 @@ class PendingWrite:
 
     batch: EncodedBatch
     future: asyncio.Future[WriteResult] = field(repr=False)
+    trace: SpanContext | None = None
+    """The sampled span of the RPC that sent it: its write joins that trace."""
 
 
 class WriteQueue:
@@ -82,7 +87,7 @@ class WriteQueue:
             )
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
         self._used += batch.count
-        self._waiting.append(PendingWrite(batch, future))
+        self._waiting.append(PendingWrite(batch, future, sampled_span_context()))
         self._has_writes.set()
         return future
 

@@ -25,6 +25,7 @@ from verdict_ingest.writer import Connect, EventWriter
 from verdict_platform.db import CONNECT_TIMEOUT_S
 from verdict_platform.server import Resources, ServiceDefinition, grpc_service_name
 from verdict_platform.settings import Settings
+from verdict_platform.telemetry.catalog import INGEST_QUEUE_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class IngestService:
             TraceIntake(events, SpanMapper(settings.otlp_unit_attributes), settings.max_batch)
         )
         self._tasks: list[asyncio.Task[None]] = []
+        INGEST_QUEUE_DEPTH.track(lambda: self._queue.depth)
 
     @property
     def service_names(self) -> Sequence[str]:

@@ -16,6 +16,10 @@ When the database is unreachable the writer fails the writes with `Unavailable`,
 down (RPCs then fail fast with UNAVAILABLE) and reconnects with backoff, so the service recovers
 by itself. A write that fails for another reason is retried alone, batch by batch, so one bad
 batch never fails the others it shared a transaction with.
+
+Each transaction is timed (`verdict_ingest_write_duration`), and each batch sent by a sampled
+RPC gets an `events.write` span in that RPC's trace, from the start of the transaction to its
+commit (batches that shared it each have their own).
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from time import perf_counter
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, Span, Status, StatusCode
 
 from verdict.retry import Backoff
 from verdict_ingest.encoding import COLUMNS
@@ -34,8 +41,15 @@ from verdict_ingest.partitions import ensure_partitions
 from verdict_ingest.queue import PendingWrite, WriteQueue, WriteResult
 from verdict_platform.db import is_disconnect
 from verdict_platform.errors import Unavailable
+from verdict_platform.telemetry.catalog import (
+    DEPENDENCY_ERRORS,
+    INGEST_BATCH_SIZE,
+    INGEST_EVENTS,
+    INGEST_WRITE_DURATION,
+)
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("verdict.ingest")
 
 STAGING = "ingest_staging"
 CREATE_STAGING = f"""
@@ -123,9 +137,10 @@ class EventWriter:
 
     async def _write_all(self, writes: Sequence[PendingWrite]) -> None:
         try:
-            results = await self._write_retrying(writes)
+            results = await self._write_observed(writes)
         except Exception as exc:
             if is_disconnect(exc):
+                DEPENDENCY_ERRORS.inc("postgresql")
                 log.warning("%s: database unreachable: %s", self._name, exc)
                 await self._close()
                 reason = f"database unavailable: {type(exc).__name__}"
@@ -144,6 +159,29 @@ class EventWriter:
         for write, result in zip(writes, results, strict=True):
             if not write.future.done():
                 write.future.set_result(result)
+
+    async def _write_observed(self, writes: Sequence[PendingWrite]) -> list[WriteResult]:
+        """`_write_retrying`, timed and counted, with a span per batch of a sampled RPC."""
+        spans = [(i, _write_span(w, len(writes))) for i, w in enumerate(writes) if w.trace]
+        started = perf_counter()
+        try:
+            results = await self._write_retrying(writes)
+        except BaseException as exc:
+            INGEST_WRITE_DURATION.record(perf_counter() - started, "events", "error")
+            for _, span in spans:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.end()
+            raise
+        INGEST_WRITE_DURATION.record(perf_counter() - started, "events", "ok")
+        INGEST_BATCH_SIZE.record(sum(w.batch.count for w in writes), "transaction")
+        INGEST_EVENTS.inc("accepted", by=sum(r.accepted for r in results))
+        INGEST_EVENTS.inc("duplicate", by=sum(r.duplicates for r in results))
+        for i, span in spans:
+            span.set_attribute("verdict.accepted", results[i].accepted)
+            span.set_attribute("verdict.duplicates", results[i].duplicates)
+            span.end()
+        return results
 
     def _fail(self, writes: Sequence[PendingWrite], exc: BaseException, reason: str | None) -> None:
         error: BaseException = Unavailable(reason) if reason is not None else exc
@@ -200,3 +238,17 @@ class EventWriter:
         if self._conn is not None:
             created = await ensure_partitions(self._conn, first, span)
             log.info("%s: created %d missing partitions from %s", self._name, created, first)
+
+
+def _write_span(write: PendingWrite, batches: int) -> Span:
+    assert write.trace is not None
+    return _tracer.start_span(
+        "events.write",
+        context=trace.set_span_in_context(NonRecordingSpan(write.trace)),
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "db.system": "postgresql",
+            "verdict.events": write.batch.count,
+            "verdict.transaction_batches": batches,
+        },
+    )

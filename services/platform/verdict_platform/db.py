@@ -18,6 +18,7 @@ import asyncpg
 from verdict.retry import Backoff
 from verdict_platform.errors import Unavailable
 from verdict_platform.settings import Settings
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ async def unavailable_on_disconnect(what: str = "database") -> AsyncIterator[Non
     try:
         yield
     except CONNECTION_ERRORS as exc:
+        DEPENDENCY_ERRORS.inc("postgresql")
         raise Unavailable(f"{what} unavailable: {type(exc).__name__}: {exc}") from exc
 
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from verdict_platform.errors import PermissionDenied, Unauthenticated
 from verdict_platform.keys import hash_key
 from verdict_platform.roles import Role
+from verdict_platform.telemetry.catalog import KEY_RELOADS
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,14 @@ class KeyRing:
 
     async def load(self) -> None:
         """Reloads the active keys from the store."""
-        hashes = await self._store.active_hashes()
+        try:
+            hashes = await self._store.active_hashes()
+        except Exception:
+            KEY_RELOADS.inc("failed")
+            raise
         self._keys = {h: Principal(name, role) for h, (name, role) in hashes.items()}
         self._verified = {}
+        KEY_RELOADS.inc("ok")
 
     def start(self) -> None:
         """Starts the background refresh."""

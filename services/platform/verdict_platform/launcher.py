@@ -4,6 +4,9 @@
 configured), applies migrations, makes sure a development admin key exists, starts every service
 that is installed as a background process on its default port, waits until each reports SERVING,
 and prints the endpoints and the key. `down` stops the services, then the embedded servers.
+Health checks use the platform's channel security (TLS, mTLS and the server name, as every
+internal client does). With `VERDICT_WORKERS` > 1, worker k of a service serves `/metrics` on
+its metrics port + 10·k (each process has its own counters).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from verdict.channels import PLAINTEXT, ChannelSecurity, sync_channel
 from verdict_platform.db import connect
 from verdict_platform.dev_keys import DEV_ADMIN, SERVICE_IDENTITIES, ensure_key
 from verdict_platform.embedded import resolve_servers, stop_postgres, stop_redis
@@ -45,6 +49,14 @@ class ServiceProcess:
         value: int = getattr(settings, self.port_field)
         return value
 
+    def metrics_ports(self, settings: Settings) -> list[int]:
+        """The `/metrics` port of each worker (none when metrics are off or not a gRPC
+        service)."""
+        port = settings.metrics_port(self.name)
+        if not self.grpc or port == 0:
+            return []
+        return [port + METRICS_WORKER_STRIDE * k for k in range(settings.workers)]
+
     def installed(self) -> bool:
         """True when the service's code is present (services land one by one)."""
         try:
@@ -52,6 +64,9 @@ class ServiceProcess:
         except ModuleNotFoundError:
             return False
 
+
+METRICS_WORKER_STRIDE = 10
+"""Worker k of a service serves `/metrics` on its metrics port + 10·k."""
 
 SERVICES = (
     ServiceProcess("assignment", "verdict_assignment", "assignment_port"),
@@ -110,11 +125,16 @@ async def _prepare(settings: Settings) -> dict[str, str]:
     return keys
 
 
-def _healthy(port: int, deadline: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+def _healthy(
+    port: int,
+    deadline: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    security: ChannelSecurity = PLAINTEXT,
+) -> bool:
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False  # our process exited: whatever answers on the port is not it
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with sync_channel(f"127.0.0.1:{port}", security) as channel:
             try:
                 reply = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(), timeout=1
@@ -131,13 +151,15 @@ def _taken_ports(settings: Settings, services: list[ServiceProcess]) -> list[str
     """A line per port that a service to be started cannot bind, naming what holds it."""
     problems = []
     for svc in services:
-        port = svc.port(settings)
-        if not port_is_free(settings.host, port):
-            variable = f"VERDICT_{svc.name.upper()}_PORT"
-            problems.append(
-                f"port {port} ({svc.name}) is taken by {port_holder(port)}; stop it, or set "
-                f"{variable} to a free port"
-            )
+        wanted = [(svc.port(settings), f"VERDICT_{svc.name.upper()}_PORT")]
+        variable = f"VERDICT_{svc.name.upper()}_METRICS_PORT"
+        wanted += [(port, variable) for port in svc.metrics_ports(settings)]
+        for port, variable in wanted:
+            if not port_is_free(settings.host, port):
+                problems.append(
+                    f"port {port} ({svc.name}) is taken by {port_holder(port)}; stop it, or set "
+                    f"{variable} to a free port"
+                )
     return problems
 
 
@@ -191,12 +213,16 @@ def up(settings: Settings) -> int:
             service_env.setdefault("VERDICT_SERVICE_API_KEY", keys[svc.name])
         # VERDICT_WORKERS processes per gRPC service share its port (SO_REUSEPORT).
         procs = []
+        metrics_ports = svc.metrics_ports(settings)
         with open(logs / f"{svc.name}.log", "ab") as log_file:
-            for _ in range(settings.workers if svc.grpc else 1):
+            for k in range(settings.workers if svc.grpc else 1):
+                worker_env = dict(service_env)
+                if metrics_ports:
+                    worker_env[f"VERDICT_{svc.name.upper()}_METRICS_PORT"] = str(metrics_ports[k])
                 procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", svc.module],
-                        env=service_env,
+                        env=worker_env,
                         stdout=log_file,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
@@ -205,11 +231,12 @@ def up(settings: Settings) -> int:
         (run_dir / f"{svc.name}.pid").write_text("".join(f"{p.pid}\n" for p in procs))
         started[svc.name] = procs[0]
     deadline = time.monotonic() + 60
+    security = settings.channel_security()
     failed = [
         svc
         for svc in installed
         if not (
-            _healthy(svc.port(settings), deadline, started[svc.name])
+            _healthy(svc.port(settings), deadline, started[svc.name], security)
             if svc.grpc
             else _http_healthy(svc.port(settings), deadline)
         )
@@ -229,9 +256,13 @@ def up(settings: Settings) -> int:
     print("Verdict is up.")
     print(f"  PostgreSQL  {settings.database_url}")
     print(f"  Redis       {settings.redis_url}")
+    tls = "s" if settings.tls else ""
     for svc in installed:
         scheme = "grpc" if svc.grpc else "http"
-        print(f"  {svc.name:<11} {scheme}://{settings.host}:{svc.port(settings)}")
+        print(f"  {svc.name:<11} {scheme}{tls}://{settings.host}:{svc.port(settings)}")
+    for svc in installed:
+        for port in svc.metrics_ports(settings):
+            print(f"  metrics     http{tls}://{settings.host}:{port}/metrics ({svc.name})")
     print(f"  admin key   {keys['']}")
     print(f"  logs        {logs}")
     return 0
@@ -267,7 +298,11 @@ def status(settings: Settings) -> int:
         listed = ", ".join(str(p) for p in pids)
         if not pids:
             state = "stopped"
-        elif not (_healthy if svc.grpc else _http_healthy)(port, time.monotonic() + 1.0):
+        elif not (
+            _healthy(port, time.monotonic() + 1.0, security=settings.channel_security())
+            if svc.grpc
+            else _http_healthy(port, time.monotonic() + 1.0)
+        ):
             state = f"running (pid {listed}), NOT serving on port {port}"
         else:
             state = f"running (pid {listed}) on port {port}"

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from verdict.retry import Backoff
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ async def subscribe_forever(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            DEPENDENCY_ERRORS.inc("redis")
             failed_before = True
             wait = next(waits)
             log.warning("subscription to %s lost (%s); retrying in %.1fs", channel, exc, wait)

@@ -25,6 +25,7 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.resources import Resource
 
 from verdict_platform import redis_conn
 from verdict_platform.db import create_pool
@@ -35,7 +36,9 @@ from verdict_platform.keys import KeyStore
 from verdict_platform.logs import configure_logging
 from verdict_platform.pubsub import subscribe_forever
 from verdict_platform.settings import EnvReader, Settings, load_settings
-from verdict_platform.telemetry import configure_tracing
+from verdict_platform.telemetry.catalog import REGISTRY
+from verdict_platform.telemetry.export import MetricsEndpoint, serve_metrics
+from verdict_platform.telemetry.tracing import RpcTracing, Tracing, configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +148,10 @@ async def serve(
     port: int,
     factory: ServiceFactory,
     stop_event: asyncio.Event | None = None,
+    tracing: RpcTracing | None = None,
 ) -> None:
-    """Serves one service until SIGTERM/SIGINT (or `stop_event`), then stops gracefully."""
+    """Serves one service until SIGTERM/SIGINT (or `stop_event`), then stops gracefully; with
+    `tracing`, sampled calls get server spans."""
     resources = await open_resources(settings)
     keys_task = asyncio.create_task(
         subscribe_forever(
@@ -160,7 +165,7 @@ async def serve(
     service = await factory(resources)
 
     server = guarded_server(
-        resources.keyring, settings.request_limits(), options=server_options(settings)
+        resources.keyring, settings.request_limits(), tracing, options=server_options(settings)
     )
     service.register(server)
     health_servicer = health.aio.HealthServicer()
@@ -224,15 +229,47 @@ async def _changed(keyring: KeyRing) -> None:
 def run_service(definition: ServiceDefinition[Any]) -> None:
     """Entry point of every service process: all settings read once (the platform's and the
     service's own: a bad value stops the process here, naming the variable), logging, tracing,
-    then `serve` until SIGTERM/SIGINT."""
+    metrics on `/metrics`, then `serve` until SIGTERM/SIGINT; pending spans are exported last."""
     reader = EnvReader()
     platform_settings = load_settings(reader)
     own = definition.read_settings(reader)
     settings = resolve_servers(platform_settings)
     configure_logging(settings, definition.name)
-    configure_tracing(settings, definition.name)
+    tracing = configure_tracing(settings, definition.name)
+    metrics = _serve_metrics(settings, definition)
 
     async def factory(resources: Resources) -> Service:
         return await definition.build(resources, own)
 
-    asyncio.run(serve(settings, definition.name, definition.port(settings), factory))
+    try:
+        asyncio.run(
+            serve(
+                settings,
+                definition.name,
+                definition.port(settings),
+                factory,
+                tracing=tracing.rpc() if tracing is not None else None,
+            )
+        )
+    finally:
+        _shutdown(tracing, metrics)
+
+
+def _serve_metrics(
+    settings: Settings, definition: ServiceDefinition[Any]
+) -> MetricsEndpoint | None:
+    port = settings.metrics_port(definition.name)
+    if port == 0:
+        return None
+    resource = Resource.create({"service.name": f"verdict-{definition.name}"})
+    variable = f"VERDICT_{definition.name.upper()}_METRICS_PORT"
+    endpoint = serve_metrics(settings, REGISTRY, resource, port, variable)
+    log.info("metrics", extra={"address": f"{settings.host}:{port}", "path": "/metrics"})
+    return endpoint
+
+
+def _shutdown(tracing: Tracing | None, metrics: MetricsEndpoint | None) -> None:
+    if metrics is not None:
+        metrics.close()
+    if tracing is not None:
+        tracing.shutdown()

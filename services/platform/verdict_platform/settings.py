@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "text")
-TRACE_EXPORTERS = ("none", "console")
+TRACE_EXPORTERS = ("none", "console", "otlp")
 
 
 class SettingsError(ValueError):
@@ -91,7 +91,20 @@ class Settings:
     """VERDICT_TLS_SERVER_NAME: name the other services' certificates carry, when the targets
     are addresses that do not (e.g. 127.0.0.1); the certificate is always checked."""
     trace_exporter: str = "none"
-    """VERDICT_TRACE_EXPORTER: none, or console (OpenTelemetry spans to stderr)."""
+    """VERDICT_TRACE_EXPORTER: none (no spans), console (spans to stderr) or otlp (spans to the
+    OTLP/gRPC collector at VERDICT_OTLP_ENDPOINT)."""
+    otlp_endpoint: str | None = None
+    """VERDICT_OTLP_ENDPOINT: host:port of an OTLP/gRPC collector (plaintext), or
+    https://host:port (TLS, trusting VERDICT_TLS_CA_FILE or the system's roots)."""
+    trace_sample_ratio: float = 1.0
+    """VERDICT_TRACE_SAMPLE_RATIO: share of new traces recorded (0 to 1); a call that arrives
+    with a W3C `traceparent` follows its caller's decision (parent-based sampling)."""
+    assignment_metrics_port: int = 9464
+    """VERDICT_ASSIGNMENT_METRICS_PORT: Prometheus `/metrics` over HTTP; 0 disables."""
+    ingest_metrics_port: int = 9465
+    """VERDICT_INGEST_METRICS_PORT: Prometheus `/metrics` over HTTP; 0 disables."""
+    analysis_metrics_port: int = 9466
+    """VERDICT_ANALYSIS_METRICS_PORT: Prometheus `/metrics` over HTTP; 0 disables."""
     max_payload_bytes: int = 64 * 1024
     """VERDICT_MAX_PAYLOAD_BYTES: largest variant payload (serialised); the other request
     limits are fixed (`verdict.limits`)."""
@@ -124,6 +137,11 @@ class Settings:
             key_file=self.tls_key_file if mtls else None,
             server_name=self.tls_server_name,
         )
+
+    def metrics_port(self, service: str) -> int:
+        """The `/metrics` port of `service` ("assignment", "ingest", "analysis"); 0 for none."""
+        port: int = getattr(self, f"{service}_metrics_port", 0)
+        return port
 
     def require_database_url(self) -> str:
         """The database URL; `embedded.resolve_servers` fills it in before services start."""
@@ -173,6 +191,28 @@ class EnvReader:
             return value
 
         return self._parsed(name, default, parse, "a port number in 1..65535")
+
+    def port_or_zero(self, name: str, default: int) -> int:
+        """A TCP port, or 0 for "off"."""
+
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if not 0 <= value <= 65535:
+                raise ValueError
+            return value
+
+        return self._parsed(name, default, parse, "a port number in 1..65535, or 0 (off)")
+
+    def fraction(self, name: str, default: float) -> float:
+        """A number from 0 to 1."""
+
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError
+            return value
+
+        return self._parsed(name, default, parse, "a number from 0 to 1")
 
     def integer(self, name: str, default: int, minimum: int = 1) -> int:
         """An integer of at least `minimum`."""
@@ -260,6 +300,11 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         tls_ca_file=r.file("VERDICT_TLS_CA_FILE"),
         tls_server_name=r.text("VERDICT_TLS_SERVER_NAME"),
         trace_exporter=r.choice("VERDICT_TRACE_EXPORTER", "none", TRACE_EXPORTERS),
+        otlp_endpoint=r.text("VERDICT_OTLP_ENDPOINT"),
+        trace_sample_ratio=r.fraction("VERDICT_TRACE_SAMPLE_RATIO", 1.0),
+        assignment_metrics_port=r.port_or_zero("VERDICT_ASSIGNMENT_METRICS_PORT", 9464),
+        ingest_metrics_port=r.port_or_zero("VERDICT_INGEST_METRICS_PORT", 9465),
+        analysis_metrics_port=r.port_or_zero("VERDICT_ANALYSIS_METRICS_PORT", 9466),
         max_payload_bytes=r.integer("VERDICT_MAX_PAYLOAD_BYTES", 64 * 1024, 1024),
         max_snapshot_bytes=r.integer("VERDICT_MAX_SNAPSHOT_BYTES", 8 * 1024 * 1024, 64 * 1024),
     )
@@ -269,4 +314,6 @@ def load_settings(env: Mapping[str, str] | EnvReader | None = None) -> Settings:
         raise SettingsError("VERDICT_TLS_KEY_FILE", "set both VERDICT_TLS_CERT_FILE and the key")
     if settings.tls_client_ca_file is not None and settings.tls_cert_file is None:
         raise SettingsError("VERDICT_TLS_CLIENT_CA_FILE", "mTLS needs VERDICT_TLS_CERT_FILE too")
+    if settings.trace_exporter == "otlp" and settings.otlp_endpoint is None:
+        raise SettingsError("VERDICT_OTLP_ENDPOINT", "VERDICT_TRACE_EXPORTER=otlp needs it")
     return settings

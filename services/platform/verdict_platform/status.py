@@ -17,6 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from redis import exceptions as redis_errors
 
 from verdict_platform import errors
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
 )
+
+
+def _dependency(error: BaseException) -> str:
+    if isinstance(error, redis_errors.RedisError):
+        return "redis"
+    if isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError):
+        return "postgresql"
+    return "unknown"  # a bare ConnectionError: the adapter did not say which
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ def to_failure(error: BaseException) -> RpcFailure:
         message = "not implemented by this server"
     elif not isinstance(error, errors.VerdictError):
         log.warning("dependency unreachable: %r", error)
+        DEPENDENCY_ERRORS.inc(_dependency(error))
         message = "a dependency is unavailable; retry with backoff"
     else:
         message = str(error) or code.name.lower()

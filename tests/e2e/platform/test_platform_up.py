@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from support.processes import free_port
+from support.processes import METRICS_OFF, free_port
 from verdict_platform.launcher import SERVICES
 from verdict_platform.settings import Settings
 
@@ -29,6 +29,7 @@ def verdict(
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICT_")}
     env["VERDICT_DATA_DIR"] = str(data_dir)
+    env.update(METRICS_OFF)
     env.update(extra)
     env["VERDICT_GRACE_PERIOD_S"] = "2"
     for svc in SERVICES:

@@ -201,6 +201,33 @@ def test_fastpath_encode_equals_the_reference() -> None:
     assert fastpath.encode_py(out_of_range, snapshot.tables, *args) is None
 
 
+def test_fastpath_counts_each_results_reason_like_the_reference() -> None:
+    snapshot = build_snapshot(snapshot_proto(9, [_experiment("one"), _experiment("two")]))
+    args = (fastpath.IN_EXPERIMENT_REASONS, fastpath.OUT_OF_EXPERIMENT_REASONS, b"\x10\x09")
+    fast, reference, slow = (fastpath.decision_counters() for _ in range(3))
+    expected: dict[Reason, int] = {}
+    sticky = [Assignment("one", "b", 1, Reason.STICKY, None, 0.5, True)]
+    batches = [
+        snapshot.evaluator.assign(u, {}, ["one", "two"]) for u in ["qa", *map(str, range(300))]
+    ]
+    for results in [*batches, sticky]:
+        assert compiled.encode(results, snapshot.tables, *args, fast) is not None
+        assert fastpath.encode_py(results, snapshot.tables, *args, reference) is not None
+        snapshot._encode_slowly(results, slow)
+        for r in results:
+            expected[r.reason] = expected.get(r.reason, 0) + 1
+    by_reason = dict(zip(fastpath.COUNTED_REASONS, fast, strict=True))
+    assert {r: n for r, n in by_reason.items() if n} == expected
+    assert len(expected) >= 4  # forced, assigned, not in traffic, sticky at least
+    assert list(fast) == list(reference) == list(slow)
+    unknown = snapshot.evaluator.assign("u", {}, ["one", "nope"])
+    before = list(fast)
+    assert compiled.encode(unknown, snapshot.tables, *args, fast) is None
+    assert list(fast) == before  # a join that falls back counts nothing: the slow path will
+    with pytest.raises(ValueError, match="fewer counters"):
+        compiled.encode(sticky, snapshot.tables, *args, bytearray(8))
+
+
 def test_fastpath_unrecorded_equals_the_reference() -> None:
     snapshot = build_snapshot(snapshot_proto(9, [_experiment("one"), _experiment("two")]))
     exposed = (Reason.ASSIGNED, Reason.STICKY)

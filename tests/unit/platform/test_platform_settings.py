@@ -64,13 +64,19 @@ def test_values_are_read() -> None:
         ("VERDICT_TLS_CERT_FILE", "/nonexistent/cert.pem"),
         ("VERDICT_TRACE_EXPORTER", "jaeger"),
         ("VERDICT_TLS_CA_FILE", "/nonexistent/ca.pem"),
+        ("VERDICT_TRACE_SAMPLE_RATIO", "1.5"),
+        ("VERDICT_TRACE_SAMPLE_RATIO", "-0.1"),
+        ("VERDICT_INGEST_METRICS_PORT", "70000"),
+        ("VERDICT_ANALYSIS_METRICS_PORT", "-1"),
+        ("VERDICT_TRACE_EXPORTER", "otlp"),  # without VERDICT_OTLP_ENDPOINT
     ],
 )
 def test_invalid_value_names_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError) as err:
         load_settings({variable: value})
-    assert err.value.variable == variable
-    assert variable in str(err.value)
+    named = "VERDICT_OTLP_ENDPOINT" if value == "otlp" else variable
+    assert err.value.variable == named
+    assert named in str(err.value)
 
 
 def test_pool_bounds_are_consistent() -> None:
@@ -87,3 +93,28 @@ def test_tls_needs_certificate_and_key(tmp_path: Path) -> None:
 
 def test_blank_values_mean_unset() -> None:
     assert load_settings({"VERDICT_DATABASE_URL": "  ", "VERDICT_INGEST_PORT": ""}) == Settings()
+
+
+def test_telemetry_settings() -> None:
+    defaults = load_settings({})
+    assert (defaults.trace_exporter, defaults.trace_sample_ratio) == ("none", 1.0)
+    assert [defaults.metrics_port(s) for s in ("assignment", "ingest", "analysis")] == [
+        9464,
+        9465,
+        9466,
+    ]
+    assert defaults.metrics_port("dashboard") == 0  # no metrics port of its own
+    s = load_settings(
+        {
+            "VERDICT_TRACE_EXPORTER": "otlp",
+            "VERDICT_OTLP_ENDPOINT": "collector:4317",
+            "VERDICT_TRACE_SAMPLE_RATIO": "0.01",
+            "VERDICT_INGEST_METRICS_PORT": "0",
+        }
+    )
+    assert (s.trace_exporter, s.otlp_endpoint, s.trace_sample_ratio) == (
+        "otlp",
+        "collector:4317",
+        0.01,
+    )
+    assert s.metrics_port("ingest") == 0

@@ -15,8 +15,10 @@ import uuid
 from collections.abc import Mapping
 
 import grpc
+from opentelemetry import trace
 
 from verdict.channels import RETRYABLE, aio_channel
+from verdict.trace_context import with_trace
 from verdict.tracking.counters import Counters, log
 from verdict.tracking.events import new_event
 from verdict.tracking.options import (
@@ -42,6 +44,7 @@ class AsyncTracker:
         self._counters = Counters()
         self._channel = aio_channel(options.target, options.security, options.channel_options)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        self._tracer = options.tracer()
         self._task: asyncio.Task[None] | None = None
 
     def _ensure_started(self) -> None:
@@ -187,6 +190,14 @@ class AsyncTracker:
                 self._changed.notify_all()
 
     async def _send(self, batch: list[ingest_pb2.Event]) -> None:
+        with self._tracer.start_as_current_span(
+            "verdict.tracker.send",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"verdict.events": len(batch)},
+        ):
+            await self._send_batch(batch)
+
+    async def _send_batch(self, batch: list[ingest_pb2.Event]) -> None:
         options = self._options
         request = ingest_pb2.TrackEventsRequest(request_id=str(uuid.uuid4()), events=batch)
         for wait in options.backoff.delays():
@@ -194,7 +205,7 @@ class AsyncTracker:
                 reply = await self._stub.TrackEvents(
                     request,
                     timeout=self._budget.rpc_timeout(options.deadline_s),
-                    metadata=options.metadata,
+                    metadata=with_trace(options.metadata),
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:

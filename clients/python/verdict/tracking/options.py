@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
+
 from verdict.channels import PLAINTEXT, ChannelSecurity, bearer
 from verdict.retry import Backoff
 
@@ -59,6 +61,15 @@ class TrackerOptions:
         ("grpc.max_reconnect_backoff_ms", 1000),
     )
     """gRPC channel arguments: reconnect quickly after the service restarts."""
+    tracer_provider: trace.TracerProvider | None = field(default=None, repr=False)
+    """OpenTelemetry tracer provider of the send spans (None: the global one). Each batch is
+    sent under a `verdict.tracker.send` span whose W3C trace context travels with the call, so
+    the batch, ingest's handling and its database write are one trace; without an SDK
+    configured the spans are no-ops."""
+
+    def tracer(self) -> trace.Tracer:
+        """The tracer of the send spans."""
+        return trace.get_tracer("verdict.tracking", tracer_provider=self.tracer_provider)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.buffer_size < 1:

@@ -11,8 +11,10 @@ import weakref
 from collections.abc import Mapping
 
 import grpc
+from opentelemetry import trace
 
 from verdict.channels import RETRYABLE, sync_channel
+from verdict.trace_context import with_trace
 from verdict.tracking.counters import Counters, log
 from verdict.tracking.events import new_event
 from verdict.tracking.options import (
@@ -38,6 +40,7 @@ class Tracker:
         self._counters = Counters()
         self._channel = sync_channel(options.target, options.security, options.channel_options)
         self._stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        self._tracer = options.tracer()
         self._thread = threading.Thread(target=self._run, name="verdict-tracker", daemon=True)
         self._thread.start()
         self._atexit = _close_at_exit(self)
@@ -150,6 +153,14 @@ class Tracker:
             self._lock.notify_all()
 
     def _send(self, batch: list[ingest_pb2.Event]) -> None:
+        with self._tracer.start_as_current_span(
+            "verdict.tracker.send",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"verdict.events": len(batch)},
+        ):
+            self._send_batch(batch)
+
+    def _send_batch(self, batch: list[ingest_pb2.Event]) -> None:
         options = self._options
         request = ingest_pb2.TrackEventsRequest(request_id=str(uuid.uuid4()), events=batch)
         for wait in options.backoff.delays():
@@ -157,7 +168,7 @@ class Tracker:
                 reply = self._stub.TrackEvents(
                     request,
                     timeout=self._budget.rpc_timeout(options.deadline_s),
-                    metadata=options.metadata,
+                    metadata=with_trace(options.metadata),
                 )
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None

@@ -376,7 +376,7 @@ static Py_ssize_t position(PyObject *reason, PyObject *reasons) {
  * a variant index out of range, a reason without an entry), NULL with an exception for inputs
  * of the wrong shape. Returns a new reference. */
 static PyObject *entry_of(PyObject *r, PyObject *tables, PyObject *in_reasons,
-                          PyObject *out_reasons) {
+                          PyObject *out_reasons, Py_ssize_t *kind) {
     if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 4) return NULL;
     PyObject *table = PyDict_GetItemWithError(tables, PyTuple_GET_ITEM(r, 0));
     if (!table) return NULL;
@@ -403,34 +403,57 @@ static PyObject *entry_of(PyObject *r, PyObject *tables, PyObject *in_reasons,
         }
         if (index < 0 || index >= variants) return NULL;
         slot = j * variants + index;
+        *kind = j;
     } else {
         j = position(reason, out_reasons);
         if (j < 0) return NULL;
         slot = n_in * variants + j;
+        *kind = n_in + j;
     }
     if (slot < 0 || slot >= size) return NULL; /* unreachable given the checks above */
     PyObject *entry = PyTuple_GET_ITEM(table, slot);
     return PyBytes_Check(entry) ? Py_NewRef(entry) : NULL;
 }
 
+/* encode(results, tables, in_reasons, out_reasons, tail[, counts]): the prebuilt entries of
+ * `results` joined, then `tail`; None when one has no entry. With `counts` (a writable buffer of
+ * unsigned 64-bit counters, one per reason of in_reasons + out_reasons), each result's reason is
+ * counted there once the join succeeds: the decisions metric costs no Python per result. */
 static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
+    if ((nargs != 5 && nargs != 6) || !PyList_Check(args[0]) || !PyDict_Check(args[1]) ||
         !PyTuple_Check(args[2]) || !PyTuple_Check(args[3]) || !PyBytes_Check(args[4])) {
         PyErr_SetString(PyExc_TypeError,
                         "encode(results: list, tables: dict, in_reasons: tuple, "
-                        "out_reasons: tuple, tail: bytes)");
+                        "out_reasons: tuple, tail: bytes[, counts: writable buffer])");
         return NULL;
     }
     PyObject *results = args[0], *tables = args[1], *in_reasons = args[2],
              *out_reasons = args[3], *tail = args[4];
-    if (PyTuple_GET_SIZE(in_reasons) == 0) {
+    Py_ssize_t n_in = PyTuple_GET_SIZE(in_reasons), n_out = PyTuple_GET_SIZE(out_reasons);
+    if (n_in == 0) {
         PyErr_SetString(PyExc_ValueError, "in_reasons must not be empty");
         return NULL;
+    }
+    Py_buffer counts = {0};
+    int counting = nargs == 6 && args[5] != Py_None;
+    if (counting) {
+        if (PyObject_GetBuffer(args[5], &counts, PyBUF_WRITABLE) < 0) return NULL;
+        if (counts.len < (Py_ssize_t)sizeof(unsigned long long) * (n_in + n_out)) {
+            PyBuffer_Release(&counts);
+            PyErr_SetString(PyExc_ValueError, "counts holds fewer counters than reasons");
+            return NULL;
+        }
     }
     Py_ssize_t n = PyList_GET_SIZE(results), done = 0;
     /* The entries are owned: a key's __eq__ (Python) may change `tables` meanwhile. */
     PyObject **parts = PyMem_Malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
-    if (!parts) return PyErr_NoMemory();
+    Py_ssize_t *kinds = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
+    if (!parts || !kinds) {
+        PyMem_Free(parts);
+        PyMem_Free(kinds);
+        if (counting) PyBuffer_Release(&counts);
+        return PyErr_NoMemory();
+    }
     PyObject *out = NULL;
     Py_ssize_t total = PyBytes_GET_SIZE(tail);
     for (; done < n; done++) {
@@ -439,7 +462,7 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
             goto finish;
         }
         PyObject *r = Py_NewRef(PyList_GET_ITEM(results, done));
-        PyObject *entry = entry_of(r, tables, in_reasons, out_reasons);
+        PyObject *entry = entry_of(r, tables, in_reasons, out_reasons, &kinds[done]);
         Py_DECREF(r);
         if (!entry) {
             if (!PyErr_Occurred()) out = Py_NewRef(Py_None); /* the slow way */
@@ -456,10 +479,16 @@ static PyObject *encode(PyObject *module, PyObject *const *args, Py_ssize_t narg
             w += PyBytes_GET_SIZE(parts[i]);
         }
         memcpy(w, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+        if (counting) {
+            unsigned long long *c = (unsigned long long *)counts.buf;
+            for (Py_ssize_t i = 0; i < n; i++) c[kinds[i]]++;
+        }
     }
 finish:
     for (Py_ssize_t i = 0; i < done; i++) Py_DECREF(parts[i]);
     PyMem_Free(parts);
+    PyMem_Free(kinds);
+    if (counting) PyBuffer_Release(&counts);
     return out;
 }
 

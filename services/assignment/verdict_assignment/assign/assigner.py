@@ -13,6 +13,7 @@ from typing import Any
 
 from verdict.evaluation import Assignment, Reason
 from verdict.limits import unit_id_problem
+from verdict.trace_context import sampled_span_context
 from verdict_assignment.assign.exposures import ExposureSink, PendingExposure
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import Snapshot
@@ -130,7 +131,11 @@ class Assigner:
         now: float,
     ) -> None:
         experiments = snapshot.experiments
-        for r in sink.unrecorded(results, unit_id, _EXPOSED):
+        unrecorded = sink.unrecorded(results, unit_id, _EXPOSED)
+        if not unrecorded:
+            return
+        trace = sampled_span_context()  # the exposures join this Assign's trace when sampled
+        for r in unrecorded:
             assert r.variant_key is not None
             names = snapshot.segments.get(r.experiment_key, ())
             segments = tuple(
@@ -146,5 +151,6 @@ class Assigner:
                     now,
                     experiments[r.experiment_key].allocation_version,
                     segments,
+                    trace,
                 )
             )

@@ -7,6 +7,12 @@ task flushes the buffer at most every `flush_interval_s`, in batches, retrying t
 sender marks as transient with backoff under the same request id (ingest is idempotent). The
 buffer is bounded: when ingest stays away long enough to fill it, new exposures are dropped and
 counted rather than growing memory without end. `stop` flushes what is left.
+
+Traces: an exposure recorded by a sampled Assign keeps that call's span context. A batch holding
+any such exposure is sent under an `exposures.send` span that continues the trace of the first
+of them (so the Assign, the send, ingest's TrackExposures and its write are one trace) and links
+to every other sampled Assign in the batch (their traces point at the batch that carried their
+exposure). A batch of unsampled exposures starts no span.
 """
 
 from __future__ import annotations
@@ -20,11 +26,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext
+
 from verdict.evaluation import Assignment, Reason
 from verdict.retry import Backoff
+from verdict.trace_context import parent
 from verdict_assignment.assign import fastpath
+from verdict_platform.telemetry.catalog import (
+    EXPOSURES_DROPPED,
+    EXPOSURES_RECORDED,
+    EXPOSURES_SENT,
+)
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("verdict.assignment")
 
 SEND_BACKOFF = Backoff(initial_s=0.05, max_s=2.0)
 """Waits between the attempts of one exposure batch."""
@@ -42,6 +58,8 @@ class PendingExposure:
     allocation_version: int
     segments: tuple[tuple[str, str], ...] = ()
     """(attribute, value) pairs recorded for breakdowns."""
+    trace: SpanContext | None = None
+    """The span of the sampled Assign that recorded it (None when unsampled)."""
 
 
 class TransientSendError(Exception):
@@ -109,6 +127,7 @@ class ExposureSink:
             return
         if len(self._buffer) >= self._max_buffer:
             self.dropped += 1
+            EXPOSURES_DROPPED.inc("buffer_full")
             return
         if seen is None:
             seen = recent[unit] = {}
@@ -119,6 +138,7 @@ class ExposureSink:
             oldest = next(iter(recent))  # dicts keep insertion order
             self._recent_count -= len(recent.pop(oldest))
         self._buffer.append(exposure)
+        EXPOSURES_RECORDED.inc()
         self._has_data.set()
 
     def start(self) -> None:
@@ -138,6 +158,7 @@ class ExposureSink:
                 await self.flush()
         except TimeoutError:
             self.dropped += len(self._buffer)
+            EXPOSURES_DROPPED.inc("shutdown", by=len(self._buffer))
             log.error("exposures not flushed at shutdown", extra={"lost": len(self._buffer)})
 
     async def flush(self) -> None:
@@ -166,12 +187,31 @@ class ExposureSink:
                 log.exception("exposure flush failed")
 
     async def _send(self, batch: list[PendingExposure]) -> None:
+        traces = list({e.trace.span_id: e.trace for e in batch if e.trace is not None}.values())
+        if not traces:
+            await self._send_batch(batch)
+            return
+        with (
+            parent(traces[0]),
+            _tracer.start_as_current_span(
+                "exposures.send",
+                links=[Link(t) for t in traces[1:]],
+                attributes={
+                    "verdict.exposures": len(batch),
+                    "verdict.sampled_assigns": len(traces),
+                },
+            ),
+        ):
+            await self._send_batch(batch)
+
+    async def _send_batch(self, batch: list[PendingExposure]) -> None:
         request_id = str(uuid.uuid4())
         waits = self._backoff.delays()
         for attempt in range(1, self._max_attempts + 1):
             try:
                 await self._sender.send(request_id, batch)
                 self.sent += len(batch)
+                EXPOSURES_SENT.inc(by=len(batch))
                 return
             except TransientSendError as error:
                 if attempt == self._max_attempts:
@@ -182,6 +222,7 @@ class ExposureSink:
                 log.error("exposure batch refused, dropped: %r", error)
                 break
         self.dropped += len(batch)
+        EXPOSURES_DROPPED.inc("send_failed", by=len(batch))
         for exposure in batch:  # let a later assignment record them again
             seen = self._recent.get(exposure.unit_id)
             if seen is not None and seen.get(exposure.experiment_key) == exposure.variant_key:

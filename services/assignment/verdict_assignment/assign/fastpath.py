@@ -18,7 +18,8 @@ well-formed, so a request is refused as malformed first, then as too large, then
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -72,6 +73,13 @@ IN_EXPERIMENT_REASONS = (Reason.ASSIGNED, Reason.FORCED, Reason.STICKY)
 """Reasons with a variant: one prebuilt entry per (reason, variant)."""
 OUT_OF_EXPERIMENT_REASONS = tuple(r for r in Reason if r not in IN_EXPERIMENT_REASONS)
 """Reasons without a variant: one prebuilt entry each, after the in-experiment ones."""
+COUNTED_REASONS = IN_EXPERIMENT_REASONS + OUT_OF_EXPERIMENT_REASONS
+"""The reason of each counter of `encode`'s `counts`, in order."""
+
+
+def decision_counters() -> MutableSequence[int]:
+    """Zeroed counters for `encode`: one unsigned 64-bit counter per `COUNTED_REASONS`."""
+    return array("Q", bytes(8 * len(COUNTED_REASONS)))
 
 
 def table_slot(reason: Reason, variant_index: int, variants: int) -> int:
@@ -160,10 +168,12 @@ def encode_py(
     in_reasons: tuple[Reason, ...],
     out_reasons: tuple[Reason, ...],
     tail: bytes,
+    counts: MutableSequence[int] | None = None,
 ) -> bytes | None:
     """Reference: the prebuilt entries of `results` joined, then `tail`; None when one is
     missing (an unknown key, a variant index out of range, an entry that is no bytes).
-    TypeError or ValueError for tables of the wrong shape."""
+    TypeError or ValueError for tables of the wrong shape. With `counts` (one counter per reason
+    of `in_reasons + out_reasons`), each result's reason is counted once the join succeeds."""
     if not in_reasons:
         raise ValueError("in_reasons must not be empty")
     parts = []
@@ -188,6 +198,10 @@ def encode_py(
             return None
         parts.append(entry)
     parts.append(tail)
+    if counts is not None:
+        reasons = in_reasons + out_reasons
+        for r in results:
+            counts[reasons.index(r.reason)] += 1
     return b"".join(parts)
 
 
@@ -247,7 +261,15 @@ def decode_request(body: bytes) -> DecodedRequest | RequestProblem:
 
 
 encode: Callable[
-    [Sequence[Assignment], Tables, tuple[Reason, ...], tuple[Reason, ...], bytes], bytes | None
+    [
+        Sequence[Assignment],
+        Tables,
+        tuple[Reason, ...],
+        tuple[Reason, ...],
+        bytes,
+        MutableSequence[int] | None,
+    ],
+    bytes | None,
 ] = _compiled.encode if _compiled is not None else encode_py
 unrecorded: Callable[
     [Sequence[Assignment], str, Mapping[str, Mapping[str, str]], tuple[Reason, ...]],

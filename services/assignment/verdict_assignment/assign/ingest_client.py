@@ -8,6 +8,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from verdict.channels import RETRYABLE, ChannelSecurity, aio_channel, bearer
+from verdict.trace_context import with_trace
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 from verdict_assignment.assign.exposures import PendingExposure, TransientSendError
 
@@ -48,7 +49,7 @@ class IngestExposureSender:
         )
         try:
             await self._stub.TrackExposures(
-                request, timeout=self._timeout_s, metadata=self._metadata
+                request, timeout=self._timeout_s, metadata=with_trace(self._metadata)
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in RETRYABLE:

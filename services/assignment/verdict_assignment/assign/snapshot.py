@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from verdict.local import experiment_config_from_proto, saved_groups_from_proto
 from verdict.v1 import assignment_pb2, experiment_pb2
 from verdict_assignment.assign import fastpath
 from verdict_assignment.assign.fastpath import (
+    COUNTED_REASONS,
     IN_EXPERIMENT_REASONS,
     OUT_OF_EXPERIMENT_REASONS,
     table_slot,
@@ -84,18 +85,25 @@ class Snapshot:
         """The experiments, by key."""
         return self.evaluator.experiments
 
-    def encode(self, results: list[Assignment]) -> bytes:
-        """The serialised `AssignResponse` for `results`."""
+    def encode(
+        self, results: list[Assignment], counts: MutableSequence[int] | None = None
+    ) -> bytes:
+        """The serialised `AssignResponse` for `results`; with `counts`
+        (`fastpath.decision_counters()`), each result's reason is counted there."""
         fast = fastpath.encode(
             results, self.tables, IN_EXPERIMENT_REASONS, OUT_OF_EXPERIMENT_REASONS,
-            self.version_field,
+            self.version_field, counts,
         )  # fmt: skip
-        return fast if fast is not None else self._encode_slowly(results)
+        return fast if fast is not None else self._encode_slowly(results, counts)
 
-    def _encode_slowly(self, results: Iterable[Assignment]) -> bytes:
+    def _encode_slowly(
+        self, results: Iterable[Assignment], counts: MutableSequence[int] | None = None
+    ) -> bytes:
         """`encode` when a result has no prebuilt entry (an unknown key: callers choose keys)."""
         parts = []
         for r in results:
+            if counts is not None:
+                counts[COUNTED_REASONS.index(r.reason)] += 1
             table = self.tables.get(r.experiment_key)
             if table is not None:
                 variants = len(self.variant_index[r.experiment_key])

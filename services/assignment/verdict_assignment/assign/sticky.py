@@ -25,6 +25,8 @@ from typing import Protocol
 import asyncpg
 import redis.asyncio as aioredis
 
+from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
+
 log = logging.getLogger(__name__)
 
 _FROM_EXPOSURES = """
@@ -76,6 +78,7 @@ class CachedExposureStore:
         return time.monotonic() >= self._redis_down_until
 
     def _redis_failed(self, error: BaseException) -> None:
+        DEPENDENCY_ERRORS.inc("redis")
         if self._redis_usable():
             log.warning("sticky cache unavailable for %.0fs: %r", self._breaker_s, error)
         self._redis_down_until = time.monotonic() + self._breaker_s
@@ -102,6 +105,7 @@ class CachedExposureStore:
                 _FROM_EXPOSURES, unit_id, missing, timeout=self._db_timeout_s
             )
         except Exception as error:
+            DEPENDENCY_ERRORS.inc("postgresql")
             log.warning("sticky lookup failed, using the hashed variants: %r", error)
             return found
         from_db = {row["experiment_key"]: row["variant_key"] for row in rows}

@@ -20,6 +20,7 @@ from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import build_snapshot
 from verdict_assignment.assign.snapshot_source import SnapshotSource
 from verdict_platform.pubsub import subscribe_forever
+from verdict_platform.telemetry.catalog import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class ConfigWatcher:
             return
         self._holder.swap(build_snapshot(proto))
         self.reloads += 1
+        CONFIG_RELOADS.inc("ok")
         log.info("configuration loaded", extra={"version": proto.version})
 
     def request_reload(self) -> None:
@@ -103,6 +105,7 @@ class ConfigWatcher:
             try:
                 await self.reload()
             except Exception as exc:
+                CONFIG_RELOADS.inc("failed")
                 log.warning("configuration reload failed, keeping the last one: %s", exc)
                 await asyncio.sleep(0.5)
                 self._wanted.set()
