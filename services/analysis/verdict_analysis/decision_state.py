@@ -162,8 +162,8 @@ def _health(analysis: stats.ExperimentAnalysis, situation: Situation) -> list[He
         issues.append(
             HealthIssue(
                 HealthCheck.MULTIPLE_EXPOSURES,
-                f"{situation.excluded_units} of {exposed} exposed units ({share:.1%}) were seen "
-                f"in several variants (threshold {MULTIPLE_EXPOSURE_SHARE:.0%}): check that "
+                f"{situation.excluded_units:,} of {exposed:,} exposed units ({share:.1%}) were "
+                f"seen in several variants (threshold {MULTIPLE_EXPOSURE_SHARE:.0%}): check that "
                 "callers send a stable unit id and that variants did not change while running",
                 share,
                 MULTIPLE_EXPOSURE_SHARE,
@@ -272,9 +272,10 @@ def decide(
     ]
     stop = evaluation.stop
     rule = [f"stopping rule {stop.rule.value}: {stop.reason}"] if stop is not None else []
-    plan_line = [f"planned sample: {exposed} of {planned} units ({situation.planned.source})"]
-    if planned is None:
-        plan_line = [f"no planned sample: {situation.planned.source}"]
+    source = situation.planned.source
+    plan_line = [f"no planned sample: {source}"]
+    if planned is not None:
+        plan_line = [f"planned sample: {exposed:,} of {planned:,} units ({source})"]
     reasons = [*rule, *lines, *plan_line]
 
     harmed = [(m, c) for m in guardrails for c in m.comparisons if c.verdict is stats.Verdict.LOSS]
@@ -302,7 +303,7 @@ def decide(
             return summary(state, headline, reasons, variant)
     if stop is not None or final:
         if reached:
-            why = f"the planned sample is reached ({exposed} of {planned} units)"
+            why = f"the planned sample is reached ({exposed:,} of {planned:,} units)"
         elif stop is not None:
             why = f"stopping rule {stop.rule.value}"
         else:
@@ -324,9 +325,11 @@ def _keep_running(exposed: int, planned: int | None, daily: float | None) -> str
     if planned is None:
         return "Keep running: no planned sample (set a target sample size or an MDE)"
     if daily is None:
-        return f"Keep running: {exposed} of {planned} planned units; daily traffic not known yet"
+        return (
+            f"Keep running: {exposed:,} of {planned:,} planned units; daily traffic not known yet"
+        )
     days = max(0.0, (planned - exposed) / daily)
     return (
         f"Keep running: about {math.ceil(days)} days left "
-        f"({exposed} of {planned} planned units at {daily:.0f} units/day)"
+        f"({exposed:,} of {planned:,} planned units at {daily:,.0f} units/day)"
     )

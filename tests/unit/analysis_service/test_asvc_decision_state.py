@@ -105,7 +105,7 @@ def test_fixed_horizon_win_before_the_planned_sample_keeps_running() -> None:
     assert found.daily_units == pytest.approx(5_000)
     assert found.days_remaining == pytest.approx(16.0)
     assert found.headline == (
-        "Keep running: about 16 days left (20000 of 100000 planned units at 5000 units/day)"
+        "Keep running: about 16 days left (20,000 of 100,000 planned units at 5,000 units/day)"
     )
     assert any("fixed-horizon" in r and "conversion (primary)" in r for r in found.reasons)
     reached = decide(analysis, CONTEXT, RUNNING, _situation(planned=20_000))
@@ -117,7 +117,7 @@ def test_planned_sample_reached_without_difference_is_no_detectable_difference()
     analysis = analyse([conversions("conversion", (10_000, 1_000), (10_000, 1_010))], UNITS)
     found = decide(analysis, CONTEXT, RUNNING, _situation(planned=20_000))
     assert found.state is DecisionState.NO_DETECTABLE_DIFFERENCE
-    assert "the planned sample is reached (20000 of 20000 units)" in found.headline
+    assert "the planned sample is reached (20,000 of 20,000 units)" in found.headline
     assert found.days_remaining is None
 
 

@@ -269,7 +269,8 @@ def test_the_decision_panel_shows_the_headline_time_left_health_and_reasons() ->
             }
         )
     )
-    assert running.available and running.headline == "Keep running: about 16 days left"
+    # The badge says "Keep running" already: the headline beside it goes on from there.
+    assert running.available and running.headline == "About 16 days left"
     assert running.facts == (
         ("Time left", "about 16 days"),
         ("Units", "20,000 of 100,000 planned"),

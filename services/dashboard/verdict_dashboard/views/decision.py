@@ -56,6 +56,17 @@ def _facts(decision: analysis_pb2.DecisionSummary) -> tuple[tuple[str, str], ...
     return tuple(facts)
 
 
+_STATE_WORDS = ("Keep running", "Unhealthy", "Roll back")
+
+
+def _headline(badge: Badge, headline: str) -> str:
+    """The headline without the state words the badge beside it already says."""
+    head, sep, rest = headline.partition(": ")
+    if sep and rest and (head == badge.label or head in _STATE_WORDS):
+        return rest[:1].upper() + rest[1:]
+    return headline
+
+
 def decision_panel(snapshot: analysis_pb2.ResultSnapshot) -> DecisionPanel:
     """The panel of one snapshot."""
     badge = decision_badge(snapshot)
@@ -68,7 +79,7 @@ def decision_panel(snapshot: analysis_pb2.ResultSnapshot) -> DecisionPanel:
     )
     return DecisionPanel(
         badge,
-        decision.headline,
+        _headline(badge, decision.headline),
         _facts(decision),
         health,
         tuple(decision.reasons),

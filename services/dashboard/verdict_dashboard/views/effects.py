@@ -146,6 +146,8 @@ def decision_basis(comparison: analysis_pb2.Comparison) -> Basis:
     absolute = basis.scale == analysis_pb2.EFFECT_SCALE_ABSOLUTE
     parts = ["absolute" if absolute else "relative"]
     parts.append("anytime-valid" if basis.sequential else "fixed-horizon")
+    if math.isnan(basis.p_value):
+        return Basis(" · ".join([*parts, "no interval (see the notes)"]), True)
     bounds = f.interval(
         basis.interval.lower, basis.interval.upper, "number" if absolute else "percent"
     )
