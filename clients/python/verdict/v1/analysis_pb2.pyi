@@ -755,7 +755,9 @@ class DecisionSummary(_message.Message):
     sequential design; docs/STATISTICS.md); 0 when neither can be computed.
     """
     exposed_units: _builtins.int
-    """Exposed units so far, all variants (units in several variants included)."""
+    """Exposed units analysed so far, all variants (units seen in several variants are left out):
+    the count StoppingRules.target_sample_size is compared with.
+    """
     daily_units: _builtins.float
     """Exposed units per day: exposed_units over the days since the first exposure; NaN until an
     hour of data (an early burst says little about a day's traffic).
@@ -950,7 +952,9 @@ class ResultSnapshot(_message.Message):
 
     @_builtins.property
     def decision(self) -> Global___DecisionSummary:
-        """The decision state a person can act on."""
+        """The decision state a person can act on, worked out on the whole population (a segment's
+        snapshot carries the experiment's).
+        """
 
     @_builtins.property
     def diagnostics(self) -> Global___Diagnostics:
