@@ -241,6 +241,13 @@ def test_the_csv_export_has_one_unrounded_row_per_metric_and_variant() -> None:
                             "estimate": 0.23456,
                             "interval": {"lower": 0.01, "upper": 0.5},
                             "pValue": 0.01,
+                            "test": "delta_method",
+                        },
+                        "decisionBasis": {
+                            "scale": "EFFECT_SCALE_RELATIVE",
+                            "adjusted": True,
+                            "interval": {"lower": 0.005, "upper": 0.6},
+                            "pValue": 0.02,
                         },
                     }
                 ],
@@ -253,6 +260,9 @@ def test_the_csv_export_has_one_unrounded_row_per_metric_and_variant() -> None:
     assert (row["metric"], row["variant"], row["variant_mean"]) == ("conv", "v7", "0.123456")
     assert (row["relative_effect"], row["relative_p_value"]) == ("0.23456", "0.01")
     assert row["role"] == "METRIC_ROLE_PRIMARY" and row["significant"] == "True"
+    assert row["relative_test"] == "delta_method"
+    assert (row["decision_scale"], row["decision_adjusted"]) == ("EFFECT_SCALE_RELATIVE", "True")
+    assert (row["decision_lower"], row["decision_p_value"]) == ("0.005", "0.02")
 
 
 def test_the_decision_panel_shows_the_headline_time_left_health_and_reasons() -> None:
