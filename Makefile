@@ -7,8 +7,9 @@ PYTHON ?= python3
 FRONTEND := services/dashboard/frontend
 VENDOR := services/dashboard/verdict_dashboard/static/vendor
 
-.PHONY: setup up down status test check check-native fuzz proto bench bench-assign bench-callgrind \
-        bench-ingest bench-stats bench-analysis bench-dashboard simulate clean
+.PHONY: setup up down status test check check-native fuzz faults manifests proto bench bench-assign \
+        bench-callgrind bench-ingest bench-stats bench-analysis bench-dashboard bench-gateway \
+        bench-scaling demo simulate clean
 
 setup: $(STAMP) $(VENDOR)/.installed
 
@@ -43,13 +44,22 @@ down: setup          ## stop what `make up` started (data persists)
 status: setup
 	$(VENV)/bin/verdict status
 
+demo: setup          ## an LLM prompt experiment decided by itself (< 3 min); leaves the suite up
+	$(PY) scripts/demo.py
+
 test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+faults: setup        ## every fault at full size; prints the table and writes docs/RELIABILITY.md
+	VERDICT_FAULTS=full VERDICT_FAULTS_REPORT=docs/RELIABILITY.md $(VENV)/bin/pytest -q -p no:cacheprovider -s tests/reliability/faults
 
 fuzz: setup          ## every RPC of every service fuzzed, 1,000 requests each (make test runs 60)
 	VERDICT_FUZZ_EXAMPLES=1000 $(VENV)/bin/pytest -q -p no:cacheprovider tests/fuzz
 
-check: setup         ## format, lint, types, proto lint, generated-code drift
+CHART := deploy/helm/verdict
+KUBE_VERSIONS := 1.27.0 1.37.0
+
+check: setup         ## format, lint, types, proto lint, generated-code drift, chart and manifests
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -58,6 +68,15 @@ check: setup         ## format, lint, types, proto lint, generated-code drift
 	  if diff -r -q $$tmp/verdict/v1 clients/python/verdict/v1 -x __pycache__; then \
 	    echo "generated code matches protos"; rm -rf $$tmp; \
 	  else echo "generated code drifted from protos: run make proto" >&2; rm -rf $$tmp; exit 1; fi
+	$(PY) scripts/render_chart.py $(CHART) -f deploy/helm/examples/plain-manifests.yaml --check deploy/kubernetes
+	@tmp=$$(mktemp -d) && $(PY) scripts/render_chart.py $(CHART) -f deploy/helm/examples/every-option.yaml \
+	  --out $$tmp >/dev/null && for k in $(KUBE_VERSIONS); do \
+	    $(VENV)/bin/kubernetes-validate --strict --quiet -k $$k deploy/kubernetes/*.yaml $$tmp/*.yaml \
+	      || { rm -rf $$tmp; exit 1; }; done; rm -rf $$tmp; \
+	  echo "manifests valid (strict) for Kubernetes $(KUBE_VERSIONS)"
+
+manifests: setup     ## render the Helm chart into deploy/kubernetes (plain manifests)
+	$(PY) scripts/render_chart.py $(CHART) -f deploy/helm/examples/plain-manifests.yaml --out deploy/kubernetes
 
 check-native: setup  ## the C accelerators under ASan + UBSan (own build), randomised and fuzz tests
 	@command -v gcc >/dev/null || { apt-get update -qq && \
@@ -68,7 +87,7 @@ proto: setup         ## regenerate clients/python/verdict/v1 from protos/
 	VENV=$(VENV) scripts/gen_proto.sh clients/python
 
 bench: setup
-	@for t in bench-assign bench-ingest bench-stats bench-analysis; do \
+	@for t in bench-assign bench-ingest bench-stats bench-analysis bench-gateway; do \
 	  $(MAKE) --no-print-directory $$t || exit 1; done
 
 bench-assign: setup   ## needs h2load (Debian nghttp2-client): installed here when missing
@@ -84,6 +103,9 @@ bench-callgrind: setup  ## instructions per Assign vs the echo; needs valgrind a
 bench-ingest: setup
 	$(PY) bench/bench_ingest.py $(ARGS)
 
+bench-scaling: setup  ## replicas of assignment and ingest, analysis on two shards, NATS JetStream
+	$(PY) bench/bench_scaling.py $(ARGS)
+
 bench-stats: setup
 	$(PY) bench/bench_stats.py
 
@@ -94,6 +116,9 @@ bench-dashboard: setup  ## console page time and live-update latency; needs chro
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	$(PY) bench/bench_dashboard.py $(ARGS)
+
+bench-gateway: setup  ## LiteLLM callback overhead; OTLP intake spans/s vs TrackEvents events/s
+	$(PY) bench/bench_gateway.py $(ARGS)
 
 simulate: setup      ## full-size statistical simulation (figures in docs/STATISTICS.md)
 	$(PY) bench/simulate.py

@@ -31,6 +31,10 @@ from verdict_platform.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The gateway tests run LiteLLM offline: its model cost map from the installed package, never
+# downloaded (read when LiteLLM is first imported).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 
 async def _create_database(server_url: str, name: str) -> None:
     conn = await asyncpg.connect(server_url)

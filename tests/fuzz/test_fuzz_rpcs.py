@@ -28,6 +28,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from support.eventually import eventually
 from support.processes import RunningService, start_service_process
@@ -49,6 +50,7 @@ SERVICES = {  # proto module, service, process
     "AssignmentService": (assignment_pb2, "assignment"),
     "IngestService": (ingest_pb2, "ingest"),
     "AnalysisService": (analysis_pb2, "analysis"),
+    "TraceService": (trace_service_pb2, "ingest"),  # OTLP/gRPC spans, served by ingest
 }
 METHODS = [
     (process, method)
@@ -94,6 +96,8 @@ class Database:
         self.run(self._conn.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        # An unclosed loop (and its self-pipe sockets) is reported by whichever later test
+        # happens to collect it, as a ResourceWarning that fails that test.
         self._loop.close()
 
 

@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from support.eventually import eventually
 from verdict_platform.settings import Settings
 
 
@@ -23,6 +23,16 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def refuses_connections(target: str) -> bool:
+    """Whether nothing listens at host:port any more (a stopping server closed its port)."""
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
 def service_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -44,22 +54,23 @@ def service_env(settings: Settings, extra: dict[str, str] | None = None) -> dict
 def wait_serving(
     target: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
-    """Waits until the health service at `target` answers SERVING."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Waits until `target` answers SERVING; fails at once if `proc` exits first."""
+
+    def serving_or_exited() -> str:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"service exited with {proc.returncode} before serving")
+            return "exited"
         with grpc.insecure_channel(target) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{target} not SERVING within {timeout} s")
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        return "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else ""
+
+    state = eventually(
+        serving_or_exited, timeout, interval=0.1, describe=lambda: f"{target} not SERVING"
+    )
+    if state == "exited":
+        assert proc is not None
+        raise RuntimeError(f"service exited with {proc.returncode} before serving")
 
 
 @dataclass

@@ -1,9 +1,15 @@
-"""A service process on the real platform bootstrap whose GetExperiment sleeps for as many
-seconds as its key says ("sleep-2"): the in-flight RPC of the graceful-shutdown test."""
+"""A service process on the real platform bootstrap whose GetExperiment for the key "hold" is
+held until the process receives SIGUSR1: the in-flight RPC of the graceful-shutdown test.
+
+It prints "holding GetExperiment" once the call has arrived, so that the test knows the RPC is
+in flight before it sends SIGTERM, and releases it only when told, so that the RPC is provably
+still running when the shutdown begins.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,11 +18,16 @@ import grpc
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform.server import Resources, ServiceDefinition, run_service
 
+HOLDING = "holding GetExperiment"
+
 
 class SlowExperiments(experiment_pb2_grpc.ExperimentServiceServicer):
     async def GetExperiment(self, request: Any, context: Any) -> Any:
-        if request.key.startswith("sleep-"):
-            await asyncio.sleep(float(request.key.removeprefix("sleep-")))
+        if request.key == "hold":
+            released = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, released.set)
+            print(HOLDING, flush=True)
+            await released.wait()
         return experiment_pb2.GetExperimentResponse(
             experiment=experiment_pb2.Experiment(key=request.key)
         )

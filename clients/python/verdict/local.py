@@ -152,7 +152,9 @@ class LocalEvaluator:
         channel: grpc.aio.Channel | None = None,
         security: ChannelSecurity = PLAINTEXT,
         backoff: Backoff = RECONNECT_BACKOFF,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
     ) -> None:
+        self._log = logger  # a gateway passes a throttled one: a down Verdict is one line a minute
         self._own_channel = channel is None
         self._channel = channel or aio_channel(target, security, SNAPSHOT_CHANNEL_OPTIONS)
         self._stub = assignment_pb2_grpc.AssignmentServiceStub(self._channel)
@@ -206,6 +208,10 @@ class LocalEvaluator:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
+    def experiment(self, key: str) -> ExperimentConfig | None:
+        """The configuration of experiment `key` in the snapshot in use; None when unknown."""
+        return None if self._evaluator is None else self._evaluator.experiments.get(key)
+
     def assign(
         self,
         unit_id: str,
@@ -232,7 +238,7 @@ class LocalEvaluator:
                 raise
             except grpc.aio.AioRpcError as error:
                 wait = next(waits)
-                log.warning("config stream broke (%s); retrying in %.1fs", error.code(), wait)
+                self._log.warning("config stream broke (%s); retrying in %.1fs", error.code(), wait)
                 await asyncio.sleep(wait)
                 continue
             await asyncio.sleep(next(waits))

@@ -75,5 +75,9 @@ async def maintain_forever(db: Executor, past_window_days: int, retention_days: 
             await asyncio.sleep(10.0)
             continue
         if created or dropped:
-            log.info("event partitions maintained", extra={"created": created, "dropped": dropped})
+            # Not `created`: a LogRecord attribute; an `extra` naming one raises and ended the loop.
+            log.info(
+                "event partitions maintained",
+                extra={"partitions_created": created, "partitions_dropped": dropped},
+            )
         await asyncio.sleep(CHECK_INTERVAL_S)

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 
 import asyncpg
 import grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 from verdict_ingest.exposures import ExposureStore
 from verdict_ingest.intake import EventIntake, ExposureIntake
+from verdict_ingest.otlp_servicer import TraceIntake, TraceServicer
+from verdict_ingest.otlp_spans import SpanMapper
 from verdict_ingest.partitions import maintain_forever
 from verdict_ingest.queue import WriteQueue
 from verdict_ingest.servicer import IngestServicer
@@ -37,20 +40,30 @@ class IngestService:
         self._queue = WriteQueue(settings.queue_events, settings.write_events)
         window = TimeWindow(settings.past_window_s, settings.future_window_s)
         limits = BatchLimits(settings.max_batch, settings.max_batch_bytes)
+        events = EventIntake(self._queue, window, limits)
         self._servicer = IngestServicer(
-            EventIntake(self._queue, window, limits),
-            ExposureIntake(ExposureStore(resources.pool), window, limits),
+            events, ExposureIntake(ExposureStore(resources.pool), window, limits)
+        )
+        # OTLP/gRPC trace intake: GenAI spans become events through the same intake.
+        self._traces = TraceServicer(
+            TraceIntake(events, SpanMapper(settings.otlp_unit_attributes), settings.max_batch)
         )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def service_names(self) -> Sequence[str]:
-        """The gRPC service this process serves."""
-        return (grpc_service_name(ingest_pb2, "IngestService"),)
+        """The gRPC services this process serves."""
+        return (
+            grpc_service_name(ingest_pb2, "IngestService"),
+            grpc_service_name(trace_service_pb2, "TraceService"),
+        )
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Adds the servicer to the server."""
+        """Adds the servicers to the server."""
         ingest_pb2_grpc.add_IngestServiceServicer_to_server(self._servicer, server)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            self._traces, server
+        )
 
     async def start(self) -> None:
         """Starts the writers and the partition maintenance."""

@@ -34,6 +34,9 @@ class IngestSettings:
     """VERDICT_INGEST_FUTURE_WINDOW_S: how far ahead of the server clock it may be (5 minutes)."""
     retention_days: int = 90
     """VERDICT_EVENT_RETENTION_DAYS: event partitions older than this many days are dropped."""
+    otlp_unit_attributes: tuple[str, ...] = ("enduser.id", "user.id")
+    """VERDICT_OTLP_UNIT_ATTRIBUTES: span (or resource) attributes holding the unit id of a GenAI
+    span, comma-separated, the first present wins."""
 
     @classmethod
     def read(cls, r: EnvReader) -> IngestSettings:
@@ -48,6 +51,7 @@ class IngestSettings:
             past_window_s=r.integer("VERDICT_INGEST_PAST_WINDOW_S", d.past_window_s, 0),
             future_window_s=r.integer("VERDICT_INGEST_FUTURE_WINDOW_S", d.future_window_s, 0),
             retention_days=r.integer("VERDICT_EVENT_RETENTION_DAYS", d.retention_days, 1),
+            otlp_unit_attributes=_names(r, "VERDICT_OTLP_UNIT_ATTRIBUTES", d.otlp_unit_attributes),
         )
         if s.queue_events < s.max_batch:
             raise SettingsError(
@@ -64,3 +68,13 @@ class IngestSettings:
     def past_window_days(self) -> int:
         """The past window in whole days, rounded up (partitions to keep ready behind today)."""
         return -(-self.past_window_s // DAY_S)
+
+
+def _names(r: EnvReader, variable: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = r.text(variable)
+    if raw is None:
+        return default
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    if not names:
+        raise SettingsError(variable, "must name at least one attribute")
+    return names

@@ -2,15 +2,18 @@
 
 verdict migrate
 verdict keys create --role ROLE --name NAME    (prints the key once)
+verdict keys put --role ROLE --name NAME         (the key on stdin or in $VERDICT_KEY)
 verdict keys list
 verdict keys revoke NAME
 verdict up | down | status                     (what `make up` / `make down` call)
+verdict metrics init-llm [--target HOST:PORT] [--api-key KEY]   (the LLM metric catalog)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +56,11 @@ async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
             key = await store.create(args.name, parse_role(args.role))
             await _announce_keys_changed(settings)
             print(key)
+        elif args.keys_command == "put":
+            outcome = await store.put(args.name, parse_role(args.role), _supplied_key())
+            if outcome != "unchanged":
+                await _announce_keys_changed(settings)
+            print(f"{args.name}: {outcome}")
         elif args.keys_command == "list":
             for k in await store.list():
                 state = "active" if k.active else f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
@@ -64,6 +72,12 @@ async def _with_store(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await pool.close()
     return 0
+
+
+def _supplied_key() -> str:
+    """The key `keys put` stores: $VERDICT_KEY (a Secret mounted as a variable), else stdin;
+    never an argument, which `ps` would show."""
+    return (os.environ.get("VERDICT_KEY") or sys.stdin.readline()).strip()
 
 
 def _missing_data(settings: Settings) -> str | None:
@@ -88,12 +102,26 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--role", required=True, help="assign, ingest, read or admin")
     create.add_argument("--name", required=True, help="unique name of the key's holder")
+    put = keys_sub.add_parser(
+        "put", help="make a supplied key (stdin or $VERDICT_KEY) the active key of NAME"
+    )
+    put.add_argument("--role", required=True, help="assign, ingest, read, analysis or admin")
+    put.add_argument("--name", required=True, help="the key holder's name")
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by name")
     revoke.add_argument("name")
     sub.add_parser("up", help="start the embedded servers (if needed) and every service")
     sub.add_parser("down", help="stop what `up` started")
     sub.add_parser("status", help="show what runs")
+    metrics = sub.add_parser("metrics", help="the metric catalog")
+    metrics_sub = metrics.add_subparsers(dest="metrics_command", required=True)
+    init_llm = metrics_sub.add_parser(
+        "init-llm", help="create the LLM metrics (over gRPC, admin key); existing ones are kept"
+    )
+    init_llm.add_argument(
+        "--target", help="ExperimentService host:port (VERDICT_ASSIGNMENT_TARGET)"
+    )
+    init_llm.add_argument("--api-key", help="admin key (else VERDICT_API_KEY, else the dev key)")
     return parser
 
 
@@ -106,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from verdict_platform import launcher
 
             return launcher.run(args.command, settings)
+        if args.command == "metrics":
+            from verdict_platform.metrics_cli import init_llm
+
+            return init_llm(settings, args.target, args.api_key)
         missing = _missing_data(settings)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)

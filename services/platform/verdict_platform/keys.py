@@ -20,6 +20,9 @@ from verdict_platform.errors import AlreadyExists, InvalidArgument, NotFound
 from verdict_platform.roles import Role
 
 KEY_PREFIX = "vdk_"
+MIN_SUPPLIED_KEY_CHARS = 32
+"""A key supplied by a deployment (`verdict keys put`) must be at least this long: ~190 bits
+when drawn from the base64 alphabet, so the fast hash stays safe to store."""
 
 
 def generate_key() -> str:
@@ -85,6 +88,49 @@ class KeyStore:
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(f"an API key named {name!r} exists") from None
         return _api_key(row), key
+
+    async def put(self, name: str, role: Role, key: str) -> str:
+        """Makes `key` the active key of `name` with `role`, for deployments that keep their
+        keys in a secret store (a Kubernetes Secret) rather than in Verdict's output. Idempotent:
+        "unchanged" when it already is; "rotated" when another key of that name was active (now
+        revoked); "created" otherwise. A key that was ever stored before is refused."""
+        if not name or len(name) > 128:
+            raise InvalidArgument.of("name", "must be 1 to 128 characters")
+        if len(key) < MIN_SUPPLIED_KEY_CHARS or any(c.isspace() for c in key):
+            raise InvalidArgument.of(
+                "key", f"must be at least {MIN_SUPPLIED_KEY_CHARS} characters, no whitespace"
+            )
+        digest = hash_key(key)
+        async with self._pool.acquire() as conn, conn.transaction():
+            current = await conn.fetchrow(
+                "SELECT key_hash, role FROM api_keys WHERE name = $1 AND revoked_at IS NULL "
+                "FOR UPDATE",
+                name,
+            )
+            if current is not None and bytes(current["key_hash"]) == digest:
+                if current["role"] == role.value:
+                    return "unchanged"
+                await conn.execute(
+                    "UPDATE api_keys SET role = $2 WHERE name = $1 AND revoked_at IS NULL",
+                    name,
+                    role.value,
+                )
+                return "rotated"
+            if current is not None:
+                await conn.execute(
+                    "UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL",
+                    name,
+                )
+            try:
+                await conn.execute(
+                    "INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3)",
+                    name,
+                    role.value,
+                    digest,
+                )
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("this key was stored before; supply a new one") from None
+        return "created" if current is None else "rotated"
 
     async def list(self) -> list[ApiKey]:
         """Every key, active or revoked, by name."""

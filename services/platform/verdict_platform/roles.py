@@ -30,6 +30,7 @@ _ASG = "/verdict.v1.AssignmentService/"
 _ING = "/verdict.v1.IngestService/"
 _ANA = "/verdict.v1.AnalysisService/"
 _KEY = "/verdict.v1.ApiKeyService/"
+_OTLP_TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/"
 
 _READ_ONLY = frozenset({Role.READ})
 _ASSIGNERS = frozenset({Role.ASSIGN})
@@ -57,6 +58,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _ING + "TrackEvents": frozenset({Role.INGEST}),
     _ING + "StreamEvents": frozenset({Role.INGEST}),
     _ING + "TrackExposures": frozenset({Role.INGEST}),
+    _OTLP_TRACES + "Export": frozenset({Role.INGEST}),  # OTLP/gRPC spans, served by ingest
     _ANA + "GetResults": _READ_ONLY,
     _ANA + "ListResultSnapshots": _READ_ONLY,
     _ANA + "WatchResults": _READ_ONLY,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +15,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from support.processes import RunningService, start_service_process
+from support.eventually import eventually
+from support.processes import RunningService, refuses_connections, start_service_process
+from support.slow_service import HOLDING
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform.settings import Settings
 
@@ -23,14 +25,27 @@ BUF = shutil.which("buf", path=str(Path(sys.executable).parent)) or "buf"
 TESTS = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def slow_service(settings: Settings) -> Iterator[RunningService]:
-    service = start_service_process(
+def _start(settings: Settings) -> RunningService:
+    return start_service_process(
         settings,
         "support.slow_service",
         "VERDICT_ASSIGNMENT_PORT",
         {"PYTHONPATH": str(TESTS), "VERDICT_GRACE_PERIOD_S": "8"},
     )
+
+
+@pytest.fixture(scope="module")
+def base_url(settings: Settings) -> Iterator[str]:
+    """http://host:port of a service process shared by the module's read-only tests."""
+    service = _start(settings)
+    yield f"http://{service.target}"
+    service.stop()
+
+
+@pytest.fixture
+def slow_service(settings: Settings) -> Iterator[RunningService]:
+    """A service process of the test's own (the test stops it)."""
+    service = _start(settings)
     yield service
     service.stop()
 
@@ -44,20 +59,31 @@ def buf_curl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_buf_curl_health_and_reflection(slow_service: RunningService) -> None:
-    base = f"http://{slow_service.target}"
-    health = buf_curl(f"{base}/grpc.health.v1.Health/Check")
+def test_buf_curl_reaches_the_health_service(base_url: str) -> None:
+    health = buf_curl(f"{base_url}/grpc.health.v1.Health/Check")
     assert health.returncode == 0, health.stderr
     assert json.loads(health.stdout) == {"status": "SERVING"}
+
+
+def test_each_service_reports_its_own_health(base_url: str) -> None:
     per_service = buf_curl(
-        "-d", '{"service": "verdict.v1.ExperimentService"}', f"{base}/grpc.health.v1.Health/Check"
+        "-d",
+        '{"service": "verdict.v1.ExperimentService"}',
+        f"{base_url}/grpc.health.v1.Health/Check",
     )
+    assert per_service.returncode == 0, per_service.stderr
     assert json.loads(per_service.stdout) == {"status": "SERVING"}
-    listed = buf_curl("--list-services", base)
+
+
+def test_buf_curl_lists_the_services_by_reflection(base_url: str) -> None:
+    listed = buf_curl("--list-services", base_url)
     assert listed.returncode == 0, listed.stderr
     assert {"verdict.v1.ExperimentService", "grpc.health.v1.Health"} <= set(listed.stdout.split())
+
+
+def test_an_rpc_without_a_key_is_unauthenticated(base_url: str) -> None:
     unauthenticated = buf_curl(
-        "-d", '{"key": "k"}', f"{base}/verdict.v1.ExperimentService/GetExperiment"
+        "-d", '{"key": "k"}', f"{base_url}/verdict.v1.ExperimentService/GetExperiment"
     )
     assert unauthenticated.returncode != 0
     assert "unauthenticated" in unauthenticated.stderr.lower()
@@ -73,14 +99,16 @@ def test_sigterm_flips_health_and_lets_in_flight_rpc_finish(
         watch = health.Watch(health_pb2.HealthCheckRequest(service="verdict.v1.ExperimentService"))
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         in_flight = stub.GetExperiment.future(
-            experiment_pb2.GetExperimentRequest(key="sleep-3"), metadata=meta
+            experiment_pb2.GetExperimentRequest(key="hold"), metadata=meta
         )
-        time.sleep(0.5)
-        started = time.monotonic()
+        eventually(lambda: HOLDING in slow_service.log())  # it reached the servicer
         slow_service.terminate()
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Past the drain delay the server refuses new connections: it is in its grace period.
+        eventually(lambda: refuses_connections(slow_service.target))
+        assert not in_flight.done()  # held by the service until told
+        slow_service.proc.send_signal(signal.SIGUSR1)
         reply = in_flight.result(timeout=20)
-        assert reply.experiment.key == "sleep-3"
-        assert time.monotonic() - started >= 2.0  # it really was still running at SIGTERM
+        assert reply.experiment.key == "hold"
     assert slow_service.proc.wait(20) == 0
     assert "stopped" in slow_service.log()

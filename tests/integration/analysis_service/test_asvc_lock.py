@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from asvc_rows import experiment, insert_experiment, unique_key
 
+from support.eventually import eventually_async
 from verdict_analysis.advisory_lock import analysis_lock, lock_key
 from verdict_analysis.alert_store import PostgresAlertLog
 from verdict_analysis.analyzer import Analyzer
 from verdict_analysis.catalog_reader import ExperimentCatalog
+from verdict_analysis.ports import StatsReader
 from verdict_analysis.snapshot_store import SnapshotStore
 from verdict_analysis.stats_reader import DatabaseLocks
 from verdict_platform.errors import Aborted
@@ -63,54 +67,44 @@ async def test_second_holder_is_aborted_until_the_first_releases(settings: Setti
         await replica_b.close()
 
 
+class HeldUntil(DatabaseLocks):
+    """Holds the real lock until `release` is set, and says when it holds it."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, experiment_key: str) -> AsyncIterator[StatsReader]:
+        async with super().hold(experiment_key) as reader:
+            self.holding.set()
+            await self.release.wait()
+            yield reader
+
+
 @pytest.mark.asyncio(loop_scope="session")
-async def test_two_concurrent_replicas_never_overlap(
+async def test_a_replica_is_refused_while_another_analyses_the_experiment(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
     key = unique_key("asvc-lock")
     await insert_experiment(pool, experiment(key))
     url = settings.require_database_url()
     pools = [await asyncpg.create_pool(url, min_size=1, max_size=3) for _ in range(2)]
-    inside = 0
-    overlaps = 0
-    outcomes: list[str] = []
-
-    class Watched(DatabaseLocks):
-        def hold(self, experiment_key: str):  # type: ignore[no-untyped-def]
-            parent = super().hold(experiment_key)
-
-            class Ctx:
-                async def __aenter__(self):  # type: ignore[no-untyped-def]
-                    nonlocal inside, overlaps
-                    reader = await parent.__aenter__()
-                    inside += 1
-                    overlaps += inside > 1
-                    await asyncio.sleep(0.05)
-                    return reader
-
-                async def __aexit__(self, *exc):  # type: ignore[no-untyped-def]
-                    nonlocal inside
-                    inside -= 1
-                    return await parent.__aexit__(*exc)
-
-            return Ctx()
-
-    async def runner(p: asyncpg.Pool) -> None:
-        analyzer = _replica(p, Watched(p))
-        for _ in range(10):
-            try:
-                await analyzer.run(key)
-                outcomes.append("ran")
-            except Aborted:
-                outcomes.append("aborted")
-            await asyncio.sleep(0.01)
-
+    held = HeldUntil(pools[0])
+    first, second = _replica(pools[0], held), _replica(pools[1], DatabaseLocks(pools[1]))
     try:
-        await asyncio.gather(runner(pools[0]), runner(pools[1]))
+        running = asyncio.create_task(first.run(key))
+        await eventually_async(held.holding.is_set)
+        try:
+            with pytest.raises(Aborted):
+                await second.run(key)
+        finally:
+            held.release.set()
+        await running
+        assert len(await SnapshotStore(pool).page(key, 100)) == 1  # the refused run stored none
+        await second.run(key)  # the lock is free again
     finally:
         for p in pools:
             await p.close()
-    assert overlaps == 0
-    assert "ran" in outcomes and "aborted" in outcomes
-    stored = await SnapshotStore(pool).page(key, 100)
-    assert len(stored) == outcomes.count("ran")
+    assert len(await SnapshotStore(pool).page(key, 100)) == 2

@@ -43,7 +43,7 @@ async def double() -> AsyncIterator[tuple[RecordingExperiments, str]]:
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_stop_carries_reason_decision_and_details(
+async def test_stop_carries_reason_decision_details_and_the_service_key(
     double: tuple[RecordingExperiments, str],
 ) -> None:
     servicer, target = double
@@ -57,6 +57,27 @@ async def test_stop_carries_reason_decision_and_details(
             {"rule": "efficacy", "interval_lower": 0.01, "p_value": float("nan")},
             experiment_pb2.STOPPING_RULE_EFFICACY,
         )
+    finally:
+        await stopper.close()
+    [(request, metadata)] = [c for c in servicer.calls if c[0].key == "exp"]
+    assert request.ship_variant_key == "treatment"
+    assert request.decision == common_pb2.DECISION_SHIP
+    assert request.rule == experiment_pb2.STOPPING_RULE_EFFICACY
+    assert json_format.MessageToDict(request.details) == {
+        "rule": "efficacy",
+        "interval_lower": 0.01,
+        "p_value": "nan",
+    }
+    assert metadata["authorization"] == "Bearer vdk_service"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_stop_refused_as_failed_precondition_raises_the_domain_error(
+    double: tuple[RecordingExperiments, str],
+) -> None:
+    _servicer, target = double
+    stopper = GrpcStopper(target, "vdk_service")
+    try:
         with pytest.raises(FailedPrecondition):
             await stopper.stop(
                 "stopped-already",
@@ -68,13 +89,3 @@ async def test_stop_carries_reason_decision_and_details(
             )
     finally:
         await stopper.close()
-    request, metadata = servicer.calls[0]
-    assert request.key == "exp" and request.ship_variant_key == "treatment"
-    assert request.decision == common_pb2.DECISION_SHIP
-    assert request.rule == experiment_pb2.STOPPING_RULE_EFFICACY
-    assert json_format.MessageToDict(request.details) == {
-        "rule": "efficacy",
-        "interval_lower": 0.01,
-        "p_value": "nan",
-    }
-    assert metadata["authorization"] == "Bearer vdk_service"

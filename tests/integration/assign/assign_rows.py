@@ -11,7 +11,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from google.protobuf import json_format
 
-from verdict.v1 import experiment_pb2
+from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2
 from verdict_platform import redis_conn
 from verdict_platform.settings import Settings
 
@@ -28,6 +28,7 @@ def experiment(
     forced: Mapping[str, str] | None = None,
     hash_attribute: str = "",
     segments: Sequence[str] = (),
+    seed: str = "",
 ) -> experiment_pb2.Experiment:
     """An experiment with variants v0, v1 ... (v0 the control), payload {"model": "m<i>"}."""
     e = experiment_pb2.Experiment(key=key, name=key, coverage=coverage)
@@ -41,6 +42,7 @@ def experiment(
     if forced:
         e.forced_variations.update(forced)
     e.hash_attribute = hash_attribute
+    e.seed = seed  # fixed by tests whose figures depend on the split (the key is random)
     e.analysis_plan.segments.extend(segments)
     return e
 
@@ -90,3 +92,14 @@ async def put(
             allocation_version,
         )
     return await announce(pool, redis, settings)
+
+
+async def serves_version(
+    stub: assignment_pb2_grpc.AssignmentServiceStub,
+    metadata: Sequence[tuple[str, str]],
+    version: int,
+) -> bool:
+    """Whether the assignment service answers from configuration `version` or a newer one."""
+    request = assignment_pb2.AssignRequest(unit_id="version-probe", skip_exposure_logging=True)
+    reply = await stub.Assign(request, metadata=metadata, timeout=5)
+    return bool(reply.config_version >= version)

@@ -4,17 +4,21 @@ a NUL character (which PostgreSQL cannot store, so the unit's exposure would be 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
+import pytest_asyncio
 from grpc_status import rpc_status
 
-from support.processes import RunningService
+from support.processes import start_service_process
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc
 from verdict_assignment.assign.fastpath import MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH
 from verdict_platform.roles import Role
+from verdict_platform.settings import Settings
 from verdict_platform.status import field_violations
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -33,27 +37,49 @@ def _request(unit_id: str, attributes: dict[str, Any]) -> assignment_pb2.AssignR
     return request
 
 
-async def test_requests_over_the_limits_are_refused_naming_the_field(
-    make_key: Callable[..., object], start_service: Callable[..., RunningService]
-) -> None:
-    key = await make_key(Role.ASSIGN)  # type: ignore[misc]
-    metadata = (("authorization", f"Bearer {key}"),)
-    service = start_service("verdict_assignment", "VERDICT_ASSIGNMENT_PORT")
-    cases = [
+@dataclass(frozen=True)
+class Served:
+    stub: assignment_pb2_grpc.AssignmentServiceStub
+    metadata: tuple[tuple[str, str], ...]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def served(
+    settings: Settings, make_key: Callable[[Role], Awaitable[str]]
+) -> AsyncIterator[Served]:
+    key = await make_key(Role.ASSIGN)
+    service = await asyncio.to_thread(
+        start_service_process, settings, "verdict_assignment", "VERDICT_ASSIGNMENT_PORT"
+    )
+    try:
+        async with grpc.aio.insecure_channel(service.target) as channel:
+            stub = assignment_pb2_grpc.AssignmentServiceStub(channel)
+            yield Served(stub, (("authorization", f"Bearer {key}"),))
+    finally:
+        await asyncio.to_thread(service.stop)
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
         (_request("u-1", {"blob": "x" * MAX_ATTRIBUTES_BYTES}), "attributes"),
         (_request("u-1", _deep(MAX_ATTRIBUTES_DEPTH + 1)), "attributes"),
         (_request("u\x00-1", {"country": "FR"}), "unit_id"),
-    ]
-    async with grpc.aio.insecure_channel(service.target) as channel:
-        stub = assignment_pb2_grpc.AssignmentServiceStub(channel)
-        for request, field in cases:
-            call = stub.Assign(request, metadata=metadata)
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await call
-            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            status = await rpc_status.aio.from_call(call)
-            assert status is not None and list(field_violations(status)) == [field]
-        # Just within the limits: answered.
-        within = _request("u-1", {**_deep(MAX_ATTRIBUTES_DEPTH), "blob": "x" * 1000})
-        reply = await stub.Assign(within, metadata=metadata)
-        assert reply is not None
+    ],
+    ids=["attributes too large", "attributes too deep", "NUL in the unit id"],
+)
+async def test_a_request_over_the_limits_is_refused_naming_the_field(
+    served: Served, request_: assignment_pb2.AssignRequest, field: str
+) -> None:
+    call = served.stub.Assign(request_, metadata=served.metadata)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = await rpc_status.aio.from_call(call)
+    assert status is not None and list(field_violations(status)) == [field]
+
+
+async def test_a_request_just_within_the_limits_is_answered(served: Served) -> None:
+    within = _request("u-1", {**_deep(MAX_ATTRIBUTES_DEPTH), "blob": "x" * 1000})
+    reply = await served.stub.Assign(within, metadata=served.metadata)
+    assert reply.config_version > 0

@@ -174,19 +174,25 @@ async def test_duplicate_key_is_already_exists(client: Client) -> None:
     assert code is Code.ALREADY_EXISTS
 
 
-async def test_unknown_key_is_not_found_and_empty_key_invalid(client: Client) -> None:
+async def test_an_unknown_key_is_not_found(client: Client) -> None:
     code, _ = await failure(
         client.stub.GetExperiment(
             experiment_pb2.GetExperimentRequest(key="nope-nope"), metadata=client.reader
         )
     )
     assert code is Code.NOT_FOUND
+
+
+async def test_an_empty_key_is_invalid_argument_naming_it(client: Client) -> None:
     code, violations = await failure(
         client.stub.GetExperiment(
             experiment_pb2.GetExperimentRequest(key=""), metadata=client.reader
         )
     )
     assert code is Code.INVALID_ARGUMENT and "key" in violations
+
+
+async def test_starting_an_unknown_experiment_is_not_found(client: Client) -> None:
     code, _ = await failure(
         client.stub.StartExperiment(
             experiment_pb2.StartExperimentRequest(key="nope-nope"), metadata=client.admin
@@ -195,10 +201,14 @@ async def test_unknown_key_is_not_found_and_empty_key_invalid(client: Client) ->
     assert code is Code.NOT_FOUND
 
 
-async def test_read_key_cannot_create_and_no_key_is_unauthenticated(client: Client) -> None:
+async def test_a_read_key_cannot_create(client: Client) -> None:
     request = experiment_pb2.CreateExperimentRequest(experiment=experiment(unique("denied")))
     code, _ = await failure(client.stub.CreateExperiment(request, metadata=client.reader))
     assert code is Code.PERMISSION_DENIED
+
+
+async def test_a_call_without_a_key_is_unauthenticated(client: Client) -> None:
+    request = experiment_pb2.CreateExperimentRequest(experiment=experiment(unique("denied")))
     code, _ = await failure(client.stub.CreateExperiment(request))
     assert code is Code.UNAUTHENTICATED
 
@@ -208,9 +218,6 @@ async def test_pagination_walks_every_item_once_newest_first(client: Client) -> 
     keys = [f"{prefix}-{i:02d}" for i in range(7)]
     for key in keys:
         await create(client, experiment(key))
-    await client.stub.StartExperiment(
-        experiment_pb2.StartExperimentRequest(key=keys[3]), metadata=client.admin
-    )
     seen: list[str] = []
     token = ""
     pages = 0
@@ -229,30 +236,46 @@ async def test_pagination_walks_every_item_once_newest_first(client: Client) -> 
     assert mine == list(reversed(keys))
     assert len(seen) == len(set(seen)) and pages >= 3
 
-    running = await client.stub.ListExperiments(
-        experiment_pb2.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_RUNNING, page_size=1000),
-        metadata=client.reader,
+
+async def test_listing_by_status_gives_only_that_status(client: Client) -> None:
+    started, draft = unique("listed-running"), unique("listed-draft")
+    for key in (started, draft):
+        await create(client, experiment(key))
+    await client.stub.StartExperiment(
+        experiment_pb2.StartExperimentRequest(key=started), metadata=client.admin
     )
-    assert {e.status for e in running.experiments} == {S.EXPERIMENT_STATUS_RUNNING}
-    assert keys[3] in {e.key for e in running.experiments}
-    drafts = await client.stub.ListExperiments(
-        experiment_pb2.ListExperimentsRequest(status=S.EXPERIMENT_STATUS_DRAFT, page_size=1000),
-        metadata=client.reader,
-    )
-    assert keys[3] not in {e.key for e in drafts.experiments}
+
+    async def listed(status: int) -> list[experiment_pb2.Experiment]:
+        reply = await client.stub.ListExperiments(
+            experiment_pb2.ListExperimentsRequest(status=status, page_size=1000),
+            metadata=client.reader,
+        )
+        return list(reply.experiments)
+
+    running = await listed(S.EXPERIMENT_STATUS_RUNNING)
+    assert {e.status for e in running} == {S.EXPERIMENT_STATUS_RUNNING}
+    assert started in {e.key for e in running} and draft not in {e.key for e in running}
+    drafts = await listed(S.EXPERIMENT_STATUS_DRAFT)
+    assert draft in {e.key for e in drafts} and started not in {e.key for e in drafts}
 
 
-async def test_bad_page_token_and_size_are_invalid_argument(client: Client) -> None:
-    for request, field in [
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
         (experiment_pb2.ListExperimentsRequest(page_token="garbage!"), "page_token"),
         (experiment_pb2.ListExperimentsRequest(page_size=1001), "page_size"),
         (experiment_pb2.ListExperimentsRequest(page_size=-1), "page_size"),
-    ]:
-        code, violations = await failure(
-            client.stub.ListExperiments(request, metadata=client.reader)
-        )
-        assert code is Code.INVALID_ARGUMENT and field in violations
-    # A token issued under one status filter is refused under another.
+    ],
+    ids=["token not ours", "page too large", "negative page size"],
+)
+async def test_bad_page_token_and_size_are_invalid_argument(
+    client: Client, request_: experiment_pb2.ListExperimentsRequest, field: str
+) -> None:
+    code, violations = await failure(client.stub.ListExperiments(request_, metadata=client.reader))
+    assert code is Code.INVALID_ARGUMENT and field in violations
+
+
+async def test_a_page_token_is_refused_under_another_status_filter(client: Client) -> None:
     for i in range(2):
         await create(client, experiment(unique(f"tok{i}")))
     first = await client.stub.ListExperiments(
@@ -269,44 +292,70 @@ async def test_bad_page_token_and_size_are_invalid_argument(client: Client) -> N
     assert code is Code.INVALID_ARGUMENT and "page_token" in violations
 
 
-async def test_update_changes_only_masked_fields_and_checks_expected_version(
-    client: Client,
-) -> None:
+async def test_update_changes_only_the_masked_fields(client: Client) -> None:
     key = unique("upd")
     created = await create(client, experiment(key, description="before"))
     patch = experiment_pb2.Experiment(key=key, name="renamed", description="ignored")
     updated = (await update(client, patch, "name", expected_version=1)).experiment
     assert (updated.name, updated.description, updated.version) == ("renamed", "before", 2)
     assert updated.allocation_version == created.allocation_version
+
+
+async def test_an_update_from_a_stale_version_is_failed_precondition(client: Client) -> None:
+    key = unique("stale")
+    await create(client, experiment(key))
+    patch = experiment_pb2.Experiment(key=key, name="renamed")
+    await update(client, patch, "name", expected_version=1)
     code, _ = await failure(update(client, patch, "name", expected_version=1))
     assert code is Code.FAILED_PRECONDITION
-    code, violations = await failure(update(client, patch, "status"))
+
+
+@pytest.mark.parametrize("paths", [("status",), ()], ids=["status is no field to update", "empty"])
+async def test_a_bad_update_mask_is_invalid_argument(
+    client: Client, paths: tuple[str, ...]
+) -> None:
+    key = unique("mask")
+    await create(client, experiment(key))
+    code, violations = await failure(update(client, experiment_pb2.Experiment(key=key), *paths))
     assert code is Code.INVALID_ARGUMENT and "update_mask" in violations
-    code, violations = await failure(update(client, patch))
-    assert code is Code.INVALID_ARGUMENT and "update_mask" in violations
-    bad = experiment(key, coverage=3.0)
-    code, violations = await failure(update(client, bad, "coverage"))
+
+
+async def test_an_invalid_updated_value_is_invalid_argument(client: Client) -> None:
+    key = unique("bad-update")
+    await create(client, experiment(key))
+    code, violations = await failure(update(client, experiment(key, coverage=3.0), "coverage"))
     assert code is Code.INVALID_ARGUMENT and "experiment.coverage" in violations
 
 
-async def test_running_experiment_variants_are_frozen_but_traffic_bumps_allocation(
-    client: Client, pool: asyncpg.Pool
-) -> None:
+async def _running(client: Client) -> str:
     key = unique("run")
     await create(client, experiment(key))
     await client.stub.StartExperiment(
         experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
     )
+    return key
 
+
+async def test_a_running_experiments_variant_keys_are_frozen(client: Client) -> None:
+    key = await _running(client)
     renamed = experiment(key)
     renamed.variants[1].key = "v8"
     code, _ = await failure(update(client, renamed, "variants"))
     assert code is Code.FAILED_PRECONDITION
+
+
+async def test_a_running_experiments_payloads_are_frozen(client: Client) -> None:
+    key = await _running(client)
     new_payload = experiment(key)
     new_payload.variants[1].payload.update({"model": "m2"})
     code, _ = await failure(update(client, new_payload, "variants"))
     assert code is Code.FAILED_PRECONDITION
 
+
+async def test_traffic_changes_while_running_bump_the_allocation_version(
+    client: Client, pool: asyncpg.Pool
+) -> None:
+    key = await _running(client)
     reweighted = experiment(key)
     reweighted.variants[0].weight, reweighted.variants[1].weight = 0.2, 0.8
     after_weights = (await update(client, reweighted, "variants")).experiment
@@ -316,98 +365,165 @@ async def test_running_experiment_variants_are_frozen_but_traffic_bumps_allocati
         await update(client, experiment_pb2.Experiment(key=key, coverage=0.5), "coverage")
     ).experiment
     assert after_coverage.allocation_version == 3
-    after_name = (
-        await update(client, experiment_pb2.Experiment(key=key, name="n"), "name")
-    ).experiment
-    assert after_name.allocation_version == 3
     row = await pool.fetchrow(
         "SELECT allocation_version, version FROM experiments WHERE key = $1", key
     )
-    assert row is not None and tuple(row) == (3, after_name.version)
+    assert row is not None and tuple(row) == (3, after_coverage.version)
 
 
-async def test_lifecycle_start_stop_with_ship_override_restart_archive(client: Client) -> None:
-    key = unique("life")
+async def test_other_changes_while_running_keep_the_allocation_version(client: Client) -> None:
+    key = await _running(client)
+    renamed = (
+        await update(client, experiment_pb2.Experiment(key=key, name="n"), "name")
+    ).experiment
+    assert (renamed.name, renamed.allocation_version) == ("n", 1)
+
+
+async def test_a_draft_cannot_stop(client: Client) -> None:
+    key = unique("draft-stop")
     await create(client, experiment(key))
-    stub, md = client.stub, client.admin
-
     code, _ = await failure(
-        stub.StopExperiment(
-            experiment_pb2.StopExperimentRequest(key=key, reason="why"), metadata=md
+        client.stub.StopExperiment(
+            experiment_pb2.StopExperimentRequest(key=key, reason="why"), metadata=client.admin
         )
     )
-    assert code is Code.FAILED_PRECONDITION  # a draft cannot stop
+    assert code is Code.FAILED_PRECONDITION
+
+
+async def test_starting_sets_running_and_the_start_time(client: Client) -> None:
+    key = unique("start")
+    await create(client, experiment(key))
     started = (
-        await stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+        await client.stub.StartExperiment(
+            experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
+        )
     ).experiment
     assert started.status == S.EXPERIMENT_STATUS_RUNNING and started.HasField("start_time")
+
+
+async def test_a_running_experiment_cannot_start_again(client: Client) -> None:
+    key = await _running(client)
     code, _ = await failure(
-        stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
-    )
-    assert code is Code.FAILED_PRECONDITION
-    code, _ = await failure(
-        stub.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(key=key), metadata=md)
+        client.stub.StartExperiment(
+            experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
+        )
     )
     assert code is Code.FAILED_PRECONDITION
 
+
+async def test_a_running_experiment_cannot_be_archived(client: Client) -> None:
+    key = await _running(client)
+    code, _ = await failure(
+        client.stub.ArchiveExperiment(
+            experiment_pb2.ArchiveExperimentRequest(key=key), metadata=client.admin
+        )
+    )
+    assert code is Code.FAILED_PRECONDITION
+
+
+async def test_a_stop_needs_a_reason(client: Client) -> None:
+    key = await _running(client)
     code, violations = await failure(
-        stub.StopExperiment(experiment_pb2.StopExperimentRequest(key=key), metadata=md)
+        client.stub.StopExperiment(
+            experiment_pb2.StopExperimentRequest(key=key), metadata=client.admin
+        )
     )
     assert code is Code.INVALID_ARGUMENT and "reason" in violations
+
+
+async def test_shipping_an_unknown_variant_is_invalid_argument(client: Client) -> None:
+    key = await _running(client)
     code, violations = await failure(
-        stub.StopExperiment(
+        client.stub.StopExperiment(
             experiment_pb2.StopExperimentRequest(
                 key=key, reason="r", decision=common_pb2.DECISION_SHIP, ship_variant_key="zz"
             ),
-            metadata=md,
+            metadata=client.admin,
         )
     )
     assert code is Code.INVALID_ARGUMENT and "ship_variant_key" in violations
 
-    stopped = (
-        await stub.StopExperiment(
-            experiment_pb2.StopExperimentRequest(
-                key=key, reason="v7 wins", decision=common_pb2.DECISION_SHIP, ship_variant_key="v7"
-            ),
-            metadata=md,
-        )
-    ).experiment
+
+async def _stopped_shipping_v7(client: Client, key: str) -> experiment_pb2.Experiment:
+    reply = await client.stub.StopExperiment(
+        experiment_pb2.StopExperimentRequest(
+            key=key, reason="v7 wins", decision=common_pb2.DECISION_SHIP, ship_variant_key="v7"
+        ),
+        metadata=client.admin,
+    )
+    stopped: experiment_pb2.Experiment = reply.experiment
+    return stopped
+
+
+async def test_a_stop_records_the_decision_and_who_made_it(client: Client) -> None:
+    stopped = await _stopped_shipping_v7(client, await _running(client))
     assert stopped.status == S.EXPERIMENT_STATUS_STOPPED
     assert stopped.decision.decision == common_pb2.DECISION_SHIP
     assert stopped.decision.ship_variant_key == "v7"
     assert stopped.decision.stopped_by == client.admin_name
+
+
+async def test_stopping_again_overrides_the_decision(client: Client) -> None:
+    key = await _running(client)
+    await _stopped_shipping_v7(client, key)
     overridden = (
-        await stub.StopExperiment(
-            experiment_pb2.StopExperimentRequest(key=key, reason="on reflection"), metadata=md
+        await client.stub.StopExperiment(
+            experiment_pb2.StopExperimentRequest(key=key, reason="on reflection"),
+            metadata=client.admin,
         )
     ).experiment
     assert overridden.decision.decision == common_pb2.DECISION_INCONCLUSIVE
     assert overridden.decision.reason == "on reflection"
 
+
+async def test_a_restart_clears_the_decision(client: Client) -> None:
+    key = await _running(client)
+    await _stopped_shipping_v7(client, key)
     restarted = (
-        await stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+        await client.stub.StartExperiment(
+            experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
+        )
     ).experiment
     assert restarted.status == S.EXPERIMENT_STATUS_RUNNING and not restarted.HasField("decision")
-    await stub.StopExperiment(
-        experiment_pb2.StopExperimentRequest(key=key, reason="done"), metadata=md
-    )
+
+
+async def _archived(client: Client) -> str:
+    key = await _running(client)
+    await _stopped_shipping_v7(client, key)
     archived = (
-        await stub.ArchiveExperiment(experiment_pb2.ArchiveExperimentRequest(key=key), metadata=md)
+        await client.stub.ArchiveExperiment(
+            experiment_pb2.ArchiveExperimentRequest(key=key), metadata=client.admin
+        )
     ).experiment
     assert archived.status == S.EXPERIMENT_STATUS_ARCHIVED
+    return key
+
+
+async def test_an_archived_experiment_cannot_be_updated(client: Client) -> None:
+    key = await _archived(client)
     code, _ = await failure(update(client, experiment_pb2.Experiment(key=key, name="x"), "name"))
     assert code is Code.FAILED_PRECONDITION
+
+
+async def test_an_archived_experiment_cannot_be_started(client: Client) -> None:
+    key = await _archived(client)
     code, _ = await failure(
-        stub.StartExperiment(experiment_pb2.StartExperimentRequest(key=key), metadata=md)
+        client.stub.StartExperiment(
+            experiment_pb2.StartExperimentRequest(key=key), metadata=client.admin
+        )
     )
     assert code is Code.FAILED_PRECONDITION
-    listed = await stub.ListExperiments(
-        experiment_pb2.ListExperimentsRequest(page_size=1000), metadata=md
+
+
+async def test_archived_experiments_are_hidden_from_the_default_listing(client: Client) -> None:
+    key = await _archived(client)
+    listed = await client.stub.ListExperiments(
+        experiment_pb2.ListExperimentsRequest(page_size=1000), metadata=client.admin
     )
-    assert key not in {e.key for e in listed.experiments}  # archived is hidden by default
+    assert key not in {e.key for e in listed.experiments}
 
 
-async def test_list_query_matches_key_or_name_ignoring_case_across_pages(client: Client) -> None:
+async def test_list_query_matches_key_or_name_ignoring_case_newest_first(client: Client) -> None:
     tag = unique("q")
     by_key = [await create(client, experiment(f"{tag}-{i}")) for i in range(3)]
     named = experiment(unique("other"), name=f"Prompt {tag.upper()} wording")
@@ -425,8 +541,13 @@ async def test_list_query_matches_key_or_name_ignoring_case_across_pages(client:
         if not token:
             break
     assert sorted(seen) == sorted([*(e.key for e in by_key), named.key])
-    # Newest first, as without a query.
-    assert seen[0] == named.key
+    assert seen[0] == named.key  # newest first, as without a query
+
+
+async def test_a_page_token_is_refused_under_another_query(client: Client) -> None:
+    tag = unique("q")
+    for i in range(2):
+        await create(client, experiment(f"{tag}-{i}"))
     first = await client.stub.ListExperiments(
         experiment_pb2.ListExperimentsRequest(page_size=1, query=tag), metadata=client.reader
     )
@@ -439,7 +560,10 @@ async def test_list_query_matches_key_or_name_ignoring_case_across_pages(client:
         )
     )
     assert code is Code.INVALID_ARGUMENT and "page_token" in violations
+
+
+async def test_the_list_query_is_literal_text_not_a_pattern(client: Client) -> None:
     percent = await client.stub.ListExperiments(
         experiment_pb2.ListExperimentsRequest(query="%"), metadata=client.reader
     )
-    assert list(percent.experiments) == []  # the text is literal, not a LIKE pattern
+    assert list(percent.experiments) == []

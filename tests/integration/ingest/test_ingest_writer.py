@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from support.eventually import eventually_async
 from verdict_ingest.encoding import COLUMNS, EncodedBatch, EventEncoder
-from verdict_ingest.partitions import drop_partitions, ensure_partitions
+from verdict_ingest.partitions import (
+    drop_partitions,
+    ensure_partitions,
+    maintain_forever,
+    plan_for,
+)
 from verdict_ingest.queue import WriteQueue
 from verdict_ingest.validation import TimeWindow
 from verdict_ingest.writer import EventWriter
@@ -107,10 +114,7 @@ async def test_unreachable_database_fails_writes_as_unavailable() -> None:
     writer = EventWriter(queue, refuse)
     task = asyncio.create_task(writer.run())
     try:
-        for _ in range(100):
-            if not queue.available:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: not queue.available, describe=lambda: "still available")
         with pytest.raises(Unavailable):
             queue.offer(batch(ev(datetime.now(UTC), "w2")))
     finally:
@@ -150,10 +154,7 @@ async def test_a_connection_left_broken_is_replaced_and_its_writes_fail_as_unava
     try:
         with pytest.raises(Unavailable):
             await asyncio.wait_for(first, 10)
-        for _ in range(200):  # the writer reconnects, then takes writes again
-            if queue.available:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: queue.available)  # the writer has reconnected
         retried = await asyncio.wait_for(queue.offer(batch(ev(now, "w3"))), 10)
     finally:
         task.cancel()
@@ -203,3 +204,25 @@ async def test_binary_copy_encoding_round_trips_through_postgres(pool: asyncpg.P
                 dict(zip(g["measure_names"], g["measure_values"], strict=True)) for g in got
             ] == [e.measures for e in events]
             assert [json.loads(g["p"]) for g in got] == [e.properties for e in events]
+
+
+async def test_maintenance_loop_survives_a_round_that_created_partitions(
+    pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Found by running the image's services on a fresh database: the loop's log line after a
+    # round that created partitions raised (an `extra` key named like a LogRecord attribute),
+    # so the hourly maintenance died after its first useful round.
+    last = plan_for(datetime.now(UTC).date(), 7, 90)
+    newest = last.first_day + timedelta(days=last.days - 1)
+    await pool.execute(f"DROP TABLE IF EXISTS events_{newest:%Y%m%d}")
+    caplog.set_level(logging.INFO, logger="verdict_ingest.partitions")
+    task = asyncio.create_task(maintain_forever(pool, 7, 90))
+    try:
+        await eventually_async(
+            lambda: any(r.getMessage() == "event partitions maintained" for r in caplog.records),
+            describe=lambda: f"task done: {task.done()}",
+        )
+        assert f"events_{newest:%Y%m%d}" in await partitions(pool)
+        assert not task.done(), "the maintenance loop ended"
+    finally:
+        task.cancel()

@@ -1,8 +1,10 @@
-"""ApiKeyService in the real assignment process: the caller's identity, keys listed by pages
-without secrets, a created key usable at once, a revoked one refused, and the errors named."""
+"""ApiKeyService in the real assignment process (one for the module): the caller's identity, keys
+listed by pages without secrets, a created key usable at once, a revoked one refused, and the
+errors named."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -10,70 +12,118 @@ import pytest
 from grpc_status import rpc_status
 
 from support.eventually import eventually
-from support.processes import RunningService
+from support.processes import start_service_process
 from verdict.v1 import keys_pb2, keys_pb2_grpc
 from verdict_platform.roles import Role
+from verdict_platform.settings import Settings
 from verdict_platform.status import field_violations
 
+Metadata = tuple[tuple[str, str]]
 
-def bearer(key: str) -> tuple[tuple[str, str]]:
+
+def bearer(key: str) -> Metadata:
     return (("authorization", f"Bearer {key}"),)
 
 
+@pytest.fixture(scope="module")
+def keys_stub(settings: Settings) -> Iterator[keys_pb2_grpc.ApiKeyServiceStub]:
+    service = start_service_process(settings, "verdict_assignment", "VERDICT_ASSIGNMENT_PORT")
+    try:
+        with grpc.insecure_channel(service.target) as channel:
+            yield keys_pb2_grpc.ApiKeyServiceStub(channel)
+    finally:
+        service.stop()
+
+
+def known(stub: keys_pb2_grpc.ApiKeyServiceStub, key: str) -> Metadata:
+    """The key's credentials, once the service has learnt of the key."""
+    metadata = bearer(key)
+    eventually(lambda: stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=metadata))
+    return metadata
+
+
 @pytest.fixture
-def keys_stub(
-    start_service: Callable[..., RunningService],
-) -> Iterator[keys_pb2_grpc.ApiKeyServiceStub]:
-    service = start_service("verdict_assignment", "VERDICT_ASSIGNMENT_PORT")
-    with grpc.insecure_channel(service.target) as channel:
-        yield keys_pb2_grpc.ApiKeyServiceStub(channel)
+def admin(keys_stub: keys_pb2_grpc.ApiKeyServiceStub, make_key_sync: str) -> Metadata:
+    return known(keys_stub, make_key_sync)
 
 
-def code_of(call: Callable[[], object]) -> grpc.RpcError:
+@pytest.fixture
+def reader(keys_stub: keys_pb2_grpc.ApiKeyServiceStub, key_sync: Callable[[Role], str]) -> Metadata:
+    return known(keys_stub, key_sync(Role.READ))
+
+
+def refusal(call: Callable[[], object]) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
         call()
     return caught.value
 
 
-def test_get_caller_names_the_key_and_its_role_for_every_role(
-    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, key_sync: Callable[[Role], str]
-) -> None:
-    for role, expected in (
+def unique(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}"
+
+
+def create(
+    stub: keys_pb2_grpc.ApiKeyServiceStub,
+    admin: Metadata,
+    name: str,
+    role: int = keys_pb2.API_KEY_ROLE_READ,
+) -> keys_pb2.CreateApiKeyResponse:
+    reply: keys_pb2.CreateApiKeyResponse = stub.CreateApiKey(
+        keys_pb2.CreateApiKeyRequest(name=name, role=role),  # type: ignore[arg-type]
+        metadata=admin,
+    )
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
         (Role.READ, keys_pb2.API_KEY_ROLE_READ),
         (Role.ADMIN, keys_pb2.API_KEY_ROLE_ADMIN),
         (Role.ASSIGN, keys_pb2.API_KEY_ROLE_ASSIGN),
         (Role.INGEST, keys_pb2.API_KEY_ROLE_INGEST),
-    ):
-        key = key_sync(role)
-        caller = eventually(
-            lambda k=key: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=bearer(k))
-        )
-        assert caller.role == expected
-        assert caller.name.startswith(f"test-sync-{role.value}-")
-    error = code_of(
+    ],
+    ids=["read", "admin", "assign", "ingest"],
+)
+def test_get_caller_names_the_key_and_its_role(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub,
+    key_sync: Callable[[Role], str],
+    role: Role,
+    expected: int,
+) -> None:
+    metadata = bearer(key_sync(role))
+    caller = eventually(lambda: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=metadata))
+    assert caller.role == expected
+    assert caller.name.startswith(f"test-sync-{role.value}-")
+
+
+def test_an_unknown_key_is_unauthenticated(keys_stub: keys_pb2_grpc.ApiKeyServiceStub) -> None:
+    error = refusal(
         lambda: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=bearer("vdk_nope"))
     )
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_created_key_works_at_once_is_listed_without_secret_and_revocation_refuses_it(
-    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, make_key_sync: str
+def test_a_created_key_can_be_used_with_its_name_and_role(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
 ) -> None:
-    admin = bearer(make_key_sync)
-    eventually(lambda: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=admin))
-    created = keys_stub.CreateApiKey(
-        keys_pb2.CreateApiKeyRequest(name="console-reader", role=keys_pb2.API_KEY_ROLE_READ),
-        metadata=admin,
-    )
+    name = unique("console-reader")
+    created = create(keys_stub, admin, name)
     assert created.secret.startswith("vdk_")
-    assert created.api_key.name == "console-reader" and not created.api_key.HasField("revoke_time")
+    assert created.api_key.name == name and not created.api_key.HasField("revoke_time")
     caller = eventually(
         lambda: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=bearer(created.secret))
     )
-    assert caller.name == "console-reader" and caller.role == keys_pb2.API_KEY_ROLE_READ
+    assert caller.name == name and caller.role == keys_pb2.API_KEY_ROLE_READ
 
-    # Pages of one: every key appears once, and no page carries a secret.
+
+def test_keys_are_listed_once_each_by_pages_without_their_secret(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
+) -> None:
+    name = unique("listed")
+    created = create(keys_stub, admin, name)
     names: list[str] = []
+    seen: list[tuple[str, int]] = []
     token = ""
     while True:
         page = keys_stub.ListApiKeys(
@@ -82,14 +132,21 @@ def test_created_key_works_at_once_is_listed_without_secret_and_revocation_refus
         assert len(page.api_keys) <= 1
         assert created.secret not in str(page)
         names.extend(k.name for k in page.api_keys)
+        seen.extend((k.name, k.create_time.ToNanoseconds()) for k in page.api_keys)
         token = page.next_page_token
         if not token:
             break
-    assert "console-reader" in names and len(names) == len(set(names))
+    # A rotated key's name appears once per key (revoked ones stay listed); no key twice.
+    assert name in names and len(seen) == len(set(seen))
 
-    revoked = keys_stub.RevokeApiKey(
-        keys_pb2.RevokeApiKeyRequest(name="console-reader"), metadata=admin
-    )
+
+def test_a_revoked_key_is_refused(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
+) -> None:
+    name = unique("revoked")
+    created = create(keys_stub, admin, name)
+    known(keys_stub, created.secret)
+    revoked = keys_stub.RevokeApiKey(keys_pb2.RevokeApiKeyRequest(name=name), metadata=admin)
     assert revoked.api_key.HasField("revoke_time")
 
     def refused() -> bool:
@@ -102,46 +159,47 @@ def test_created_key_works_at_once_is_listed_without_secret_and_revocation_refus
     eventually(refused)
 
 
-def test_bad_requests_are_named_and_readers_may_not_change_keys(
-    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, make_key_sync: str, key_sync: Callable[[Role], str]
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (keys_pb2.CreateApiKeyRequest(name="", role=keys_pb2.API_KEY_ROLE_READ), "name"),
+        (keys_pb2.CreateApiKeyRequest(name="x"), "role"),
+    ],
+    ids=["no name", "no role"],
+)
+def test_a_key_without_name_or_role_is_invalid_argument_naming_it(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub,
+    admin: Metadata,
+    request_: keys_pb2.CreateApiKeyRequest,
+    field: str,
 ) -> None:
-    admin = bearer(make_key_sync)
-    reader = bearer(key_sync(Role.READ))
-    eventually(lambda: keys_stub.GetCaller(keys_pb2.GetCallerRequest(), metadata=reader))
-
-    error = code_of(
-        lambda: keys_stub.CreateApiKey(
-            keys_pb2.CreateApiKeyRequest(name="", role=keys_pb2.API_KEY_ROLE_READ),
-            metadata=admin,
-        )
-    )
+    error = refusal(lambda: keys_stub.CreateApiKey(request_, metadata=admin))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "name" in field_violations(rpc_status.from_call(error))
+    assert field in field_violations(rpc_status.from_call(error))
 
-    error = code_of(
-        lambda: keys_stub.CreateApiKey(keys_pb2.CreateApiKeyRequest(name="x"), metadata=admin)
-    )
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "role" in field_violations(rpc_status.from_call(error))
 
-    keys_stub.CreateApiKey(
-        keys_pb2.CreateApiKeyRequest(name="twice", role=keys_pb2.API_KEY_ROLE_READ),
-        metadata=admin,
-    )
-    error = code_of(
-        lambda: keys_stub.CreateApiKey(
-            keys_pb2.CreateApiKeyRequest(name="twice", role=keys_pb2.API_KEY_ROLE_READ),
-            metadata=admin,
-        )
-    )
+def test_a_name_in_use_is_already_exists(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
+) -> None:
+    name = unique("twice")
+    create(keys_stub, admin, name)
+    error = refusal(lambda: create(keys_stub, admin, name))
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
 
-    error = code_of(
+
+def test_revoking_an_unknown_key_is_not_found(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
+) -> None:
+    error = refusal(
         lambda: keys_stub.RevokeApiKey(keys_pb2.RevokeApiKeyRequest(name="nobody"), metadata=admin)
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
-    error = code_of(
+
+def test_a_keys_page_token_not_ours_is_invalid_argument(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata
+) -> None:
+    error = refusal(
         lambda: keys_stub.ListApiKeys(
             keys_pb2.ListApiKeysRequest(page_token="garbage"), metadata=admin
         )
@@ -149,12 +207,17 @@ def test_bad_requests_are_named_and_readers_may_not_change_keys(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_token" in field_violations(rpc_status.from_call(error))
 
-    for call in (
-        lambda: keys_stub.ListApiKeys(keys_pb2.ListApiKeysRequest(), metadata=reader),
-        lambda: keys_stub.CreateApiKey(
-            keys_pb2.CreateApiKeyRequest(name="r", role=keys_pb2.API_KEY_ROLE_ADMIN),
-            metadata=reader,
-        ),
-        lambda: keys_stub.RevokeApiKey(keys_pb2.RevokeApiKeyRequest(name="twice"), metadata=reader),
-    ):
-        assert code_of(call).code() == grpc.StatusCode.PERMISSION_DENIED
+
+@pytest.mark.parametrize("rpc", ["ListApiKeys", "CreateApiKey", "RevokeApiKey"])
+def test_a_reader_may_not_see_or_change_keys(
+    keys_stub: keys_pb2_grpc.ApiKeyServiceStub, admin: Metadata, reader: Metadata, rpc: str
+) -> None:
+    name = unique("guarded")
+    create(keys_stub, admin, name)
+    requests = {
+        "ListApiKeys": keys_pb2.ListApiKeysRequest(),
+        "CreateApiKey": keys_pb2.CreateApiKeyRequest(name="r", role=keys_pb2.API_KEY_ROLE_ADMIN),
+        "RevokeApiKey": keys_pb2.RevokeApiKeyRequest(name=name),
+    }
+    error = refusal(lambda: getattr(keys_stub, rpc)(requests[rpc], metadata=reader))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED

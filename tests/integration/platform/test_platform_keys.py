@@ -7,12 +7,15 @@ import asyncio
 import hashlib
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
+import pytest_asyncio
 
+from support.eventually import eventually_async
 from support.processes import service_env
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_platform import redis_conn
@@ -65,72 +68,88 @@ class Echo(experiment_pb2_grpc.ExperimentServiceServicer):
         )
 
 
-async def test_revoked_key_is_refused(
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def guarded_target(
     settings: Settings, pool: asyncpg.Pool, redis_client: Any
-) -> None:
-    keyring = KeyRing(
-        KeyStore(pool), refresh_s=30
-    )  # long period: the Redis announcement must do it
+) -> AsyncIterator[str]:
+    """A guarded server whose key ring learns of key changes only through Redis announcements
+    (its own refresh period is far longer than any test)."""
+    keyring = KeyRing(KeyStore(pool), refresh_s=3600)
     await keyring.load()
     keyring.start()
+    channel_name = redis_conn.name(settings, redis_conn.KEYS_CHANNEL)
     listener = asyncio.create_task(
         subscribe_forever(
-            redis_client,
-            redis_conn.name(settings, redis_conn.KEYS_CHANNEL),
-            lambda _m: asyncio.sleep(0, keyring.changed()),
+            redis_client, channel_name, lambda _m: asyncio.sleep(0, keyring.changed())
         )
     )
-    channel_name = redis_conn.name(settings, redis_conn.KEYS_CHANNEL)
-    for _ in range(100):
-        if (await redis_client.pubsub_numsub(channel_name))[0][1] > 0:
-            break
-        await asyncio.sleep(0.02)
+
+    async def subscribed() -> bool:
+        return bool((await redis_client.pubsub_numsub(channel_name))[0][1] > 0)
+
+    await eventually_async(subscribed, describe=lambda: "the key ring never subscribed")
     server = guarded_server(keyring)
     experiment_pb2_grpc.add_ExperimentServiceServicer_to_server(Echo(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        done = await asyncio.to_thread(
-            cli, settings, "keys", "create", "--role", "read", "--name", "to-revoke"
-        )
-        key = done.stdout.strip()
-        meta = (("authorization", f"Bearer {key}"),)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = experiment_pb2_grpc.ExperimentServiceStub(channel)
-            request = experiment_pb2.GetExperimentRequest(key="k")
-            reply = await _eventually_ok(stub, request, meta)
-            assert reply.experiment.key == "k"
-            revoked = await asyncio.to_thread(cli, settings, "keys", "revoke", "to-revoke")
-            assert revoked.returncode == 0, revoked.stderr
-            code = await _eventually_refused(stub, request, meta)
-            assert code is grpc.StatusCode.UNAUTHENTICATED
-        row = await pool.fetchrow("SELECT revoked_at FROM api_keys WHERE name = 'to-revoke'")
-        assert row["revoked_at"] is not None
-        assert cli(settings, "keys", "revoke", "to-revoke").returncode == 1
+        yield f"127.0.0.1:{port}"
     finally:
         listener.cancel()
         await keyring.close()
         await server.stop(None)
 
 
-async def _eventually_ok(stub: Any, request: Any, meta: Any) -> Any:
-    for _ in range(50):
-        try:
-            return await stub.GetExperiment(request, metadata=meta)
-        except grpc.aio.AioRpcError as err:
-            assert err.code() is grpc.StatusCode.UNAUTHENTICATED
-            await asyncio.sleep(0.05)
-    raise AssertionError("a new key was not accepted within 2.5 s")
+async def _create_with_cli(settings: Settings, name: str) -> str:
+    create = ("keys", "create", "--role", "read", "--name", name)
+    done = await asyncio.to_thread(cli, settings, *create)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
-async def _eventually_refused(stub: Any, request: Any, meta: Any) -> grpc.StatusCode:
-    for _ in range(50):
-        try:
-            await stub.GetExperiment(request, metadata=meta)
-        except grpc.aio.AioRpcError as err:
-            return err.code()
-        await asyncio.sleep(0.05)
-    raise AssertionError("a revoked key was still accepted after 2.5 s")
+async def _get_experiment(target: str, key: str) -> experiment_pb2.GetExperimentResponse:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = experiment_pb2_grpc.ExperimentServiceStub(channel)
+        reply: experiment_pb2.GetExperimentResponse = await stub.GetExperiment(
+            experiment_pb2.GetExperimentRequest(key="k"),
+            metadata=(("authorization", f"Bearer {key}"),),
+        )
+        return reply
+
+
+async def _refused(target: str, key: str) -> grpc.StatusCode | None:
+    try:
+        await _get_experiment(target, key)
+    except grpc.aio.AioRpcError as err:
+        return err.code()
+    return None
+
+
+async def test_a_key_created_with_the_cli_is_accepted_by_a_running_server(
+    settings: Settings, guarded_target: str
+) -> None:
+    key = await _create_with_cli(settings, "to-accept")
+    reply = await eventually_async(lambda: _get_experiment(guarded_target, key))
+    assert reply.experiment.key == "k"
+
+
+async def test_a_key_revoked_with_the_cli_is_refused_by_a_running_server(
+    settings: Settings, pool: asyncpg.Pool, guarded_target: str
+) -> None:
+    key = await _create_with_cli(settings, "to-revoke")
+    await eventually_async(lambda: _get_experiment(guarded_target, key))
+    revoked = await asyncio.to_thread(cli, settings, "keys", "revoke", "to-revoke")
+    assert revoked.returncode == 0, revoked.stderr
+    code = await eventually_async(lambda: _refused(guarded_target, key))
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    row = await pool.fetchrow("SELECT revoked_at FROM api_keys WHERE name = 'to-revoke'")
+    assert row["revoked_at"] is not None
+
+
+async def test_revoking_a_key_that_is_not_active_fails(settings: Settings) -> None:
+    await _create_with_cli(settings, "revoked-twice")
+    assert cli(settings, "keys", "revoke", "revoked-twice").returncode == 0
+    assert cli(settings, "keys", "revoke", "revoked-twice").returncode == 1
 
 
 async def test_keys_cli_role_enum_matches_database_constraint(pool: asyncpg.Pool) -> None:

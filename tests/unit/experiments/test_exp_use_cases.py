@@ -185,3 +185,14 @@ async def test_a_condition_naming_an_unknown_saved_group_is_refused() -> None:
     group.values.add().string_value = "u1"
     await catalog.put_saved_group(group, "alice")
     await manager.create(experiment, "alice")  # now it names something
+
+
+async def test_a_stop_naming_an_unknown_rule_is_refused_naming_the_field() -> None:
+    manager, _, _, _ = build()
+    await manager.create(spec("a"), "alice")
+    await manager.start(StartCommand("a"), "alice")
+    with pytest.raises(InvalidArgument) as raised:
+        await manager.stop(
+            StopCommand("a", "why", common_pb2.DECISION_INCONCLUSIVE, rule=-1), "svc"
+        )
+    assert raised.value.violations[0].field == "rule"

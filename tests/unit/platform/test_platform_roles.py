@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from verdict.v1 import analysis_pb2, assignment_pb2, experiment_pb2, ingest_pb2, keys_pb2
 from verdict_platform.roles import POLICY, Role, allows, is_public
 
 ALL_METHODS = sorted(
     f"/{service.full_name}/{method.name}"
-    for module in (experiment_pb2, assignment_pb2, ingest_pb2, analysis_pb2, keys_pb2)
+    for module in (
+        experiment_pb2,
+        assignment_pb2,
+        ingest_pb2,
+        analysis_pb2,
+        keys_pb2,
+        trace_service_pb2,
+    )
     for service in module.DESCRIPTOR.services_by_name.values()
     for method in service.methods
 )
@@ -36,6 +44,7 @@ EXPECTED = {
         "/verdict.v1.IngestService/StreamEvents",
         "/verdict.v1.IngestService/TrackExposures",
         "/verdict.v1.ApiKeyService/GetCaller",
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     },
     Role.READ: {
         "/verdict.v1.ExperimentService/GetExperiment",

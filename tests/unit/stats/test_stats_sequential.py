@@ -132,3 +132,11 @@ def test_one_sided_plan_uses_the_one_sided_boundary_in_its_direction_only() -> N
     less = welch_t_test(c, t, sides=Sides.LESS, sequential=design).absolute
     assert less is not None and less.sequential_p_value is not None
     assert less.sequential_p_value > 0.5 and less.sequential_ci_lower == -math.inf
+
+
+def test_an_infinite_negative_statistic_is_no_evidence_not_a_crash() -> None:
+    # A ratio metric with a denormal denominator sum gives z = -inf; the one-sided mixture then
+    # has no evidence at all (the property test found log(0) raising here).
+    from verdict_analysis.stats.sequential import _log_one_sided
+
+    assert _log_one_sided(float("-inf"), 0.5) == float("-inf")

@@ -65,7 +65,10 @@ def _log_one_sided(z: float, a: float) -> float:
     if x < 0.0:
         # exp(x^2/2) Phi(x) = erfcx(-x/sqrt 2) / 2: the two huge terms of the other form
         # would cancel catastrophically for a large negative x.
-        return -0.5 * math.log1p(a) + math.log(float(special.erfcx(-x / _SQRT2)))
+        scaled = float(special.erfcx(-x / _SQRT2))
+        if scaled <= 0.0:  # x = -inf (e.g. a z from a denormal variance): no evidence at all
+            return -math.inf
+        return -0.5 * math.log1p(a) + math.log(scaled)
     return _LOG2 + _log_two_sided(z, a) + float(special.log_ndtr(x))
 
 

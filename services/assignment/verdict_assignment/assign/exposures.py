@@ -82,6 +82,7 @@ class ExposureSink:
         self._recent_count = 0
         self._has_data = asyncio.Event()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
         """Exposures delivered."""
@@ -128,6 +129,7 @@ class ExposureSink:
         """Stops the flusher and sends what is left (giving up after `timeout_s`)."""
         self._stopping = True
         self._has_data.set()
+        self._stop_requested.set()  # ends the flusher's wait between flushes at once
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -153,7 +155,10 @@ class ExposureSink:
                 return
             delay = last + self._interval - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
+                if self._stopping:
+                    return  # stop() sends what is left
             last = time.monotonic()
             try:
                 await self.flush()

@@ -195,6 +195,8 @@ class ExperimentManager:
         """Stops a RUNNING experiment, or overrides a STOPPED one's decision."""
         _require_key(command.key)
         lifecycle.check_stop_request(command.reason, command.decision)
+        if command.rule not in experiment_pb2.StoppingRule.values():
+            raise InvalidArgument.of("rule", f"{command.rule} is not a stopping rule")
 
         details = None
         if command.details:

@@ -1,0 +1,1 @@
+"""A deterministic renderer of the Verdict Helm chart (see `gotemplate` for the subset)."""
