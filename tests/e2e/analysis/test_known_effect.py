@@ -461,3 +461,7 @@ async def test_every_figure_equals_scipy_and_statsmodels_on_the_same_raw_events(
         f"{upper * 100:+.2f}%] (anytime-valid, Holm-adjusted interval, alpha 0.05)"
     )
     assert snapshot.recommendation.decision == common_pb2.DECISION_KEEP_RUNNING
+    # Later modules' gateways would route this experiment's units: it ends with the test.
+    await suite.experiments.StopExperiment(
+        experiment_pb2.StopExperimentRequest(key=key, reason="the test ends"), metadata=suite.admin
+    )

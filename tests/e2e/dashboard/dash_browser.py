@@ -118,7 +118,29 @@ def create_experiment(suite: Suite, metric_key: str, start: bool = True) -> str:
             stub.StartExperiment(
                 experiment_pb2.StartExperimentRequest(key=key), metadata=bearer(suite.admin_key)
             )
+            STARTED.append(key)
     return key
+
+
+STARTED: list[str] = []
+"""Experiments `create_experiment` started: stopped when the module ends (`stop_started`)."""
+
+
+def stop_started(suite: Suite) -> None:
+    """Stops the experiments this module started that still run: they assign every unit (full
+    coverage, payloads naming models "a" and "b"), which later modules' gateways would route."""
+    with grpc.insecure_channel(suite.assignment.target) as channel:
+        stub = experiment_pb2_grpc.ExperimentServiceStub(channel)
+        for key in STARTED:
+            try:
+                stub.StopExperiment(
+                    experiment_pb2.StopExperimentRequest(key=key, reason="the test module ends"),
+                    metadata=bearer(suite.admin_key),
+                )
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # already stopped
+                    raise
+    STARTED.clear()
 
 
 def experiment_status(suite: Suite, key: str) -> int:

@@ -28,6 +28,7 @@ from dash_browser import (
     send_traffic,
     shoot,
     sign_in,
+    stop_started,
 )
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -46,6 +47,7 @@ def suite(settings: Settings) -> Iterator[Suite]:
     try:
         create_metric(running, "purchase_rate", "purchase")
         yield running
+        stop_started(running)
     finally:
         running.stop()
 
