@@ -3,6 +3,7 @@
     python bench/bench_analysis.py            # writes bench/results/analysis.json
     python bench/bench_analysis.py --keep     # keeps the generated database for reruns
     python bench/bench_analysis.py --reuse verdict_bench_analysis   # skips generation
+    python bench/bench_analysis.py --units 200000 --events 2000000 --out /tmp/a.json  # reduced
 
 1,000,000 exposed units (two variants) and 10,000,000 events generated inside PostgreSQL
 with ``generate_series`` in a separate database, created and dropped here. Four metrics:
@@ -18,7 +19,8 @@ rows, and for quantiles the rolled-up values, plus the raw events received after
 watermark), with the rollups current, with one hour of raw events (the steady state with
 hourly folds: ``incremental_open_hour``) and with one whole day. The rollup's cost is
 reported as a build up to yesterday's start, a fold of 22 hours (``rollup_daily_fold_s``)
-and an hourly fold (the slower of the last two hours').
+and an hourly fold (the slower of the last two hours'). ``incremental_diagnostics_s`` is the part of
+the incremental analysis that counts the events left out (diagnostics).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from typing import cast
 import asyncpg
 
 from verdict_analysis import stats
-from verdict_analysis.metrics import CollectedStats, MetricSpec
+from verdict_analysis.metrics import CollectedStats, MetricSpec, diagnostics
 from verdict_analysis.metrics.collect import collect_stats
-from verdict_analysis.metrics.rollup import drop_rollups, refresh_rollups
+from verdict_analysis.metrics.rollup import LATE_S, drop_rollups, refresh_rollups
 from verdict_platform.db import with_database
 from verdict_platform.migrator import migrate
 
@@ -104,12 +106,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-async def generate(url: str) -> float:
+async def generate(url: str, units: int, events: int) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
-        await conn.execute(EXPOSURES_SQL, EXPERIMENT, UNITS)
+        await conn.execute(EXPOSURES_SQL, EXPERIMENT, units)
         # 0.5% of the units later seen in the other variant: excluded and counted.
         await conn.execute(
             "INSERT INTO exposure_conflicts (experiment_key, unit_id, variant_key, exposed_at)"
@@ -117,9 +119,10 @@ async def generate(url: str) -> float:
             " WHERE experiment_key = $1 AND hashtext(unit_id) % 200 = 0",
             EXPERIMENT,
         )
-        for start in range(1, EVENTS + 1, CHUNK):
-            await conn.execute(EVENTS_SQL, start, start + CHUNK - 1, UNITS, timeout=3600)
-            print(f"  events {start + CHUNK - 1:>10,} ({time.perf_counter() - started:.0f} s)")
+        for start in range(1, events + 1, CHUNK):
+            end = min(start + CHUNK - 1, events)
+            await conn.execute(EVENTS_SQL, start, end, units, timeout=3600)
+            print(f"  events {end:>10,} ({time.perf_counter() - started:.0f} s)")
         await conn.execute("VACUUM ANALYZE", timeout=3600)
     finally:
         await conn.close()
@@ -140,6 +143,9 @@ async def measure(url: str) -> dict[str, object]:
     try:
         await migrate(conn)  # a reused database may predate the rollup tables
         n_events = await conn.fetchval("SELECT count(*) FROM events")
+        n_units = await conn.fetchval(
+            "SELECT count(*) FROM exposures WHERE experiment_key = $1::text", EXPERIMENT
+        )
 
         async def raw() -> object:
             return await conn.fetchrow(RAW_SCAN_SQL, timeout=3600)
@@ -198,6 +204,16 @@ async def measure(url: str) -> dict[str, object]:
         last_fold_s, _ = await best_of(lambda: refresh(today), 1)
         hourly_fold_s = max(hourly_fold_s, last_fold_s)
         incremental_s, inc_result = await best_of(incremental, REPEATS)
+
+        async def event_counts() -> object:
+            # The diagnostics' part of the incremental analysis: the folded counts plus the
+            # events received after the watermark (inside the analysis's transaction).
+            names = [n for m in METRICS for n in diagnostics.event_names(m)]
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await conn.execute("SET LOCAL enable_nestloop = off")
+                return await diagnostics.read_event_counts(conn, EXPERIMENT, names, LATE_S)
+
+        diagnostics_s, _ = await best_of(event_counts, REPEATS)
         raw_s = min(raw_s, (await best_of(raw, 1))[0])
     finally:
         await conn.close()
@@ -210,7 +226,7 @@ async def measure(url: str) -> dict[str, object]:
     rss = peak_rss_mb()
     return {
         "events": n_events,
-        "exposed_units": UNITS,
+        "exposed_units": n_units,
         "analysed_units": collected.units,
         "excluded_units": collected.excluded_units,
         "metrics": [m.key for m in METRICS],
@@ -219,6 +235,7 @@ async def measure(url: str) -> dict[str, object]:
         "ratio": round(ratio, 2),
         "incremental_analysis_s": round(incremental_s, 3),
         "incremental_ratio": round(inc_ratio, 2),
+        "incremental_diagnostics_s": round(diagnostics_s, 3),
         "incremental_open_day_s": round(open_day_s, 3),
         "incremental_open_day_ratio": round(open_day_s / raw_s, 2),
         "incremental_open_hour_s": round(open_hour_s, 3),
@@ -256,9 +273,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", action="store_true", help="keep the generated database")
     parser.add_argument("--reuse", metavar="DB", help="use an already generated database")
+    parser.add_argument("--db", default=DB, help="name of the generated database")
+    parser.add_argument("--units", type=int, default=UNITS, help="exposed units to generate")
+    parser.add_argument("--events", type=int, default=EVENTS, help="events to generate")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
     args = parser.parse_args()
     server = os.environ.get("VERDICT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = args.reuse or DB
+    name = args.reuse or args.db
     url = with_database(server, name)
     generation_s = None
     if not args.reuse:
@@ -266,7 +287,7 @@ async def main() -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
-        generation_s = await generate(url)
+        generation_s = await generate(url, args.units, args.events)
     try:
         figures = await measure(url)
     finally:
@@ -280,8 +301,8 @@ async def main() -> None:
         **figures,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

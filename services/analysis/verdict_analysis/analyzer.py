@@ -2,7 +2,9 @@
 
 One run of one experiment holds its advisory lock throughout, so two replicas never analyse (or
 stop) the same experiment at once. Stopping rules act only on RUNNING experiments; a stopped
-experiment can still be analysed (its final results), with no action taken.
+experiment can still be analysed (its final results), with no action taken. Each snapshot
+carries the experiment's decision state (`decision_state`), worked out on the whole population;
+a segment's snapshot carries the same one.
 
 A run is an `analysis.run` span (in the caller's trace: RunAnalysis's, or the scheduler's new
 one), so the StopExperiment it calls and the alert it raises (delivered later under the same
@@ -22,7 +24,9 @@ from opentelemetry import trace
 from verdict.v1 import analysis_pb2, experiment_pb2
 from verdict_analysis import plan_mapping, rule_overrides, stats
 from verdict_analysis.alerts import NewAlert, stop_dedup_key
+from verdict_analysis.decision_state import DecisionSummary, Situation, decide
 from verdict_analysis.metrics import MetricSpec, Segment, SpecError, metric_spec_from_proto
+from verdict_analysis.planned_sample import planned_sample
 from verdict_analysis.ports import (
     AlertLog,
     Catalog,
@@ -33,10 +37,11 @@ from verdict_analysis.ports import (
     StatsReader,
     Stopper,
 )
-from verdict_analysis.snapshot_proto import DECISIONS, build_snapshot
+from verdict_analysis.snapshot_proto import DECISIONS, Observed, build_snapshot
 from verdict_analysis.stopping_rules import (
     Evaluation,
     FiredRule,
+    MetricRole,
     RuleName,
     Rules,
     SrmPolicy,
@@ -141,7 +146,9 @@ class Analyzer:
                 if last is not None and (self._clock() - last).total_seconds() < fresher_than_s:
                     return None
             definitions = await self._catalog.metrics([m.metric_key for m in experiment.metrics])
-            snapshot, evaluation = await self._analyse(experiment, definitions, reader, None)
+            snapshot, evaluation, decision = await self._analyse(
+                experiment, definitions, reader, None, None
+            )
             stored = await self._snapshots.add(snapshot)
             await self._publisher.published(experiment_key)
             if experiment.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
@@ -149,7 +156,9 @@ class Analyzer:
             for dimension in experiment.analysis_plan.segments:
                 for value in await reader.segment_values(experiment_key, dimension):
                     segment = Segment(dimension, value)
-                    part, _ = await self._analyse(experiment, definitions, reader, segment)
+                    part, _, _ = await self._analyse(
+                        experiment, definitions, reader, segment, decision
+                    )
                     await self._snapshots.add(part)
             return stored
 
@@ -159,7 +168,9 @@ class Analyzer:
         definitions: Mapping[str, experiment_pb2.Metric],
         reader: StatsReader,
         segment: Segment | None,
-    ) -> tuple[analysis_pb2.ResultSnapshot, Evaluation]:
+        decision: DecisionSummary | None,
+    ) -> tuple[analysis_pb2.ResultSnapshot, Evaluation, DecisionSummary | None]:
+        """One snapshot; without a `decision` (the whole population), works it out."""
         started = time.perf_counter()
         plan = plan_mapping.analysis_plan(experiment)
         order = plan_mapping.variant_keys(experiment)
@@ -175,7 +186,9 @@ class Analyzer:
         if plan.variant_weights is not None:
             plan = replace(plan, variant_weights={k: plan.variant_weights[k] for k in order})
         counts = {k: collected.units[k] for k in order}
-        analysis = stats.analyze_experiment(collected.metrics, plan, assignment_counts=counts)
+        context = plan_mapping.metric_context(experiment, definitions)
+        inputs = plan_mapping.with_margins(collected.metrics, context)
+        analysis = stats.analyze_experiment(inputs, plan, assignment_counts=counts)
         running = experiment.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING
         # Segments inform; only the whole population may stop an experiment.
         rules = (
@@ -187,7 +200,6 @@ class Analyzer:
             else None
         )
         now = self._clock()
-        context = plan_mapping.metric_context(experiment, definitions)
         suppress = None
         overrides = plan_mapping.rule_overrides(experiment) if rules is not _NO_RULES else []
         if overrides:
@@ -198,9 +210,7 @@ class Analyzer:
                     alpha=plan.alpha * rule_overrides.STRICTER,
                     srm_alpha=plan.srm_alpha * rule_overrides.STRICTER,
                 )
-                strict = stats.analyze_experiment(
-                    collected.metrics, strict_plan, assignment_counts=counts
-                )
+                strict = stats.analyze_experiment(inputs, strict_plan, assignment_counts=counts)
                 strict_eval = evaluate(
                     strict, context, collected.units, rules, started_at=started_at, now=now
                 )
@@ -221,18 +231,44 @@ class Analyzer:
             now=now,
             suppress=suppress,
         )
+        if decision is None:
+            primary = next(
+                (
+                    m
+                    for m in inputs
+                    if (c := context.get(m.key)) is not None and c.role is MetricRole.PRIMARY
+                ),
+                None,
+            )
+            situation = Situation(
+                units=counts,
+                excluded_units=collected.excluded_units,
+                planned=planned_sample(
+                    experiment.stopping_rules.target_sample_size or None,
+                    experiment.analysis_plan.minimum_detectable_effect,
+                    primary,
+                    plan,
+                    power=experiment.analysis_plan.power,
+                    n_arms=len(order),
+                ),
+                first_exposed_at=collected.first_exposed_at,
+                now=now,
+                stopped=not running,
+            )
+            decision = decide(analysis, context, evaluation, situation)
+        observed = Observed(collected.units, collected.excluded_units, collected.diagnostics)
         snapshot = build_snapshot(
             experiment,
             definitions,
             order,
             analysis,
-            collected.units,
-            collected.excluded_units,
+            observed,
             evaluation,
+            decision=decision,
             segment=(segment.dimension, segment.value) if segment is not None else None,
             duration_ms=(time.perf_counter() - started) * 1000.0,
         )
-        return snapshot, evaluation
+        return snapshot, evaluation, decision
 
     async def _act(
         self,

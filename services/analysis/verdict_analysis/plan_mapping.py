@@ -1,12 +1,14 @@
 """Translation of an experiment's proto configuration into the engine's plan and the rules (pure).
 
 The engine's effect scale is RELATIVE: the contract reports the adjusted interval, the expected
-loss and the stopping margins as relative lifts, so the headline p-values are relative too.
+loss and the stopping margins as relative lifts, so the decision's p-values are relative too
+(each scale's own figures stand beside them in the snapshot, with their own p-values).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, timedelta
 
 from google.protobuf import json_format
@@ -33,6 +35,11 @@ _CORRECTION = {
     experiment_pb2.MULTIPLE_TESTING_CORRECTION_BENJAMINI_HOCHBERG: (
         stats.Correction.BENJAMINI_HOCHBERG
     ),
+}
+_PROPORTION_TESTS = {
+    experiment_pb2.PROPORTION_TEST_UNSPECIFIED: stats.ProportionTest.UNPOOLED,
+    experiment_pb2.PROPORTION_TEST_UNPOOLED: stats.ProportionTest.UNPOOLED,
+    experiment_pb2.PROPORTION_TEST_POOLED: stats.ProportionTest.POOLED,
 }
 _SRM = {
     experiment_pb2.SRM_ACTION_UNSPECIFIED: SrmPolicy.ALERT,
@@ -76,6 +83,7 @@ def analysis_plan(experiment: experiment_pb2.Experiment) -> stats.AnalysisPlan:
         ),
         correction=_CORRECTION.get(plan.correction, stats.Correction.HOLM),
         effect_scale=stats.EffectScale.RELATIVE,
+        proportion_test=_PROPORTION_TESTS.get(plan.proportion_test, stats.ProportionTest.UNPOOLED),
         variant_weights=usable_weights,
         srm_alpha=srm_threshold(experiment),
     )
@@ -119,6 +127,20 @@ def metric_context(
         out[used.metric_key] = MetricContext(
             _ROLES.get(used.role, MetricRole.SECONDARY), abs(margin)
         )
+    return out
+
+
+def with_margins(
+    inputs: Sequence[stats.MetricInput], context: Mapping[str, MetricContext]
+) -> list[stats.MetricInput]:
+    """The metric inputs with each guardrail's non-inferiority margin (relative, like the plan's
+    effect scale), so that the engine's verdicts on guardrails use it; other roles carry none."""
+    out = []
+    for metric in inputs:
+        ctx = context.get(metric.key)
+        guardrail = ctx is not None and ctx.role is MetricRole.GUARDRAIL
+        margin = ctx.non_inferiority_margin if ctx is not None and guardrail else None
+        out.append(replace(metric, non_inferiority_margin=margin))
     return out
 
 

@@ -118,6 +118,12 @@ def _pct(x: float) -> str:
     return f"{x * 100:+.2f}%"
 
 
+def horizon(sequential: bool) -> str:
+    """How a figure may be read: every figure in a reason names its horizon, so that a
+    fixed-horizon one is never mistaken for one safe to watch continuously."""
+    return "anytime-valid" if sequential else "fixed-horizon"
+
+
 def _interval(effect: stats.Effect, sequential: bool) -> tuple[float, float] | None:
     if sequential:
         if effect.sequential_ci_lower is None or effect.sequential_ci_upper is None:
@@ -189,7 +195,8 @@ def _guardrails(
             if _harm_beyond(metric.direction, interval, ctx.non_inferiority_margin):
                 reason = (
                     f"guardrail {metric.key}: {comp.variant} moved {_pct(comp.relative.estimate)} "
-                    f"[{_pct(interval[0])}, {_pct(interval[1])}], harm beyond the "
+                    f"[{_pct(interval[0])}, {_pct(interval[1])}] ({horizon(sequential)} "
+                    "unadjusted interval), harm beyond the "
                     f"{ctx.non_inferiority_margin * 100:.2f}% margin ({metric.direction.value} "
                     "is good): roll back to control"
                 )
@@ -264,7 +271,7 @@ def _efficacy(
     assert best.relative is not None
     reason = (
         f"efficacy: {variant} moved {first.key} by {_pct(best.relative.estimate)} with "
-        f"sequential interval [{_pct(interval[0])}, {_pct(interval[1])}] excluding zero "
+        f"anytime-valid interval [{_pct(interval[0])}, {_pct(interval[1])}] excluding zero "
         f"({first.direction.value} is good): ship {variant}"
     )
     return FiredRule(
@@ -294,6 +301,7 @@ def _final_decision(
     if not primaries:
         return Decision.INCONCLUSIVE, "", "no primary metric"
     metric = primaries[0]
+    label = horizon(analysis.plan.sequential is not None)
     good = [c for c in metric.comparisons if c.significant and c.relative is not None]
     sign = 1.0 if metric.direction is stats.Direction.INCREASE else -1.0
     better = [c for c in good if c.relative is not None and sign * c.relative.estimate > 0]
@@ -303,7 +311,7 @@ def _final_decision(
         return (
             Decision.SHIP,
             best.variant,
-            f"{metric.key}: {best.variant} {_pct(best.relative.estimate)}, adjusted p = "
+            f"{metric.key}: {best.variant} {_pct(best.relative.estimate)}, {label} adjusted p = "
             f"{best.adjusted_p_value:.3g}",
         )
     if good:
@@ -312,8 +320,8 @@ def _final_decision(
         return (
             Decision.ROLLBACK,
             "",
-            f"{metric.key}: {worst.variant} {_pct(worst.relative.estimate)} is worse, adjusted "
-            f"p = {worst.adjusted_p_value:.3g}",
+            f"{metric.key}: {worst.variant} {_pct(worst.relative.estimate)} is worse, {label} "
+            f"adjusted p = {worst.adjusted_p_value:.3g}",
         )
     return Decision.INCONCLUSIVE, "", f"{metric.key}: no significant difference"
 
@@ -367,17 +375,32 @@ def _duration(rules: Rules, started_at: datetime | None, now: datetime) -> Fired
 def _status_lines(
     analysis: stats.ExperimentAnalysis, context: Mapping[str, MetricContext]
 ) -> list[str]:
+    """The primary metrics' relative effects, each interval with its own test's p-value (both
+    anytime-valid in a sequential plan) and the Bayesian figure labelled fixed-horizon."""
+    sequential = analysis.plan.sequential is not None
+    label = horizon(sequential)
     lines = []
     for metric in _primaries(analysis, context):
         for comp in metric.comparisons:
-            if comp.relative is None or comp.p_value is None:
+            effect = comp.relative
+            interval = _interval(effect, sequential) if effect is not None else None
+            p = None
+            if effect is not None:
+                p = effect.sequential_p_value if sequential else effect.p_value
+            if effect is None or interval is None or p is None:
                 reason = comp.reason or comp.relative_reason or metric.reason
                 lines.append(f"{metric.key}: {comp.variant} not testable yet ({reason})")
                 continue
+            chance = comp.chance_to_beat_control
+            bayes = (
+                ""
+                if chance is None
+                else (f", chance to beat control = {chance * 100:.1f}% (fixed-horizon)")
+            )
             lines.append(
-                f"{metric.key}: {comp.variant} {_pct(comp.relative.estimate)}, p = "
-                f"{comp.p_value:.3g}, chance to beat control = "
-                f"{(comp.chance_to_beat_control or 0.0) * 100:.1f}%"
+                f"{metric.key}: {comp.variant} {_pct(effect.estimate)} "
+                f"[{_pct(interval[0])}, {_pct(interval[1])}] ({label} unadjusted interval), "
+                f"{label} p = {p:.3g}{bayes}"
             )
     return lines
 

@@ -35,7 +35,18 @@ CSV_COLUMNS = (
     "significant",
     "verdict",
     "chance_to_beat_control",
+    "absolute_test",
+    "relative_test",
+    "decision_scale",
+    "decision_anytime_valid",
+    "decision_adjusted",
+    "decision_lower",
+    "decision_upper",
+    "decision_p_value",
+    "chance_fixed_horizon",
 )
+"""The figures of each scale come with their test's name; `decision_*` is the interval the
+verdict and `significant` are decided on (empty for snapshots that do not carry it)."""
 
 
 def results_csv(snapshot: analysis_pb2.ResultSnapshot, sequential: bool) -> str:
@@ -51,6 +62,17 @@ def results_csv(snapshot: analysis_pb2.ResultSnapshot, sequential: bool) -> str:
             variant = by_key.get(c.variant_key, analysis_pb2.VariantSummary())
             ab = scale_effect(c, relative=False, sequential=sequential)
             rel = scale_effect(c, relative=True, sequential=sequential)
+            basis = c.decision_basis
+            decision: list[object] = ["", "", "", "", "", ""]
+            if c.HasField("decision_basis"):
+                decision = [
+                    analysis_pb2.EffectScale.Name(basis.scale),
+                    basis.sequential,
+                    basis.adjusted,
+                    basis.interval.lower,
+                    basis.interval.upper,
+                    basis.p_value,
+                ]
             writer.writerow(
                 [
                     snapshot.experiment_key,
@@ -75,6 +97,10 @@ def results_csv(snapshot: analysis_pb2.ResultSnapshot, sequential: bool) -> str:
                     c.significant,
                     analysis_pb2.MetricVerdict.Name(c.verdict),
                     c.chance_to_beat_control,
+                    ab.test,
+                    rel.test,
+                    *decision,
+                    c.chance_to_beat_control_fixed_horizon,
                 ]
             )
     return out.getvalue()

@@ -39,6 +39,10 @@ CORRECTIONS = {
     "bh": experiment_pb2.MULTIPLE_TESTING_CORRECTION_BENJAMINI_HOCHBERG,
     "none": experiment_pb2.MULTIPLE_TESTING_CORRECTION_NONE,
 }
+PROPORTION_TESTS = {
+    "unpooled": experiment_pb2.PROPORTION_TEST_UNPOOLED,
+    "pooled": experiment_pb2.PROPORTION_TEST_POOLED,
+}
 SRM_ACTIONS = {
     "alert": experiment_pb2.SRM_ACTION_ALERT,
     "stop": experiment_pb2.SRM_ACTION_STOP,
@@ -180,6 +184,9 @@ def parse_experiment(values: Mapping[str, str]) -> Parsed:
     plan.sides = r.choice("analysis_plan.sides", SIDES, "two")  # type: ignore[assignment]
     plan.sequential = r.flag("analysis_plan.sequential")
     plan.correction = r.choice("analysis_plan.correction", CORRECTIONS, "holm")  # type: ignore[assignment]
+    plan.proportion_test = r.choice(  # type: ignore[assignment]
+        "analysis_plan.proportion_test", PROPORTION_TESTS, "unpooled"
+    )
     plan.segments.extend(
         s.strip() for s in r.text("analysis_plan.segments").split(",") if s.strip()
     )

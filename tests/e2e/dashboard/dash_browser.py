@@ -118,7 +118,29 @@ def create_experiment(suite: Suite, metric_key: str, start: bool = True) -> str:
             stub.StartExperiment(
                 experiment_pb2.StartExperimentRequest(key=key), metadata=bearer(suite.admin_key)
             )
+            STARTED.append(key)
     return key
+
+
+STARTED: list[str] = []
+"""Experiments `create_experiment` started: stopped when the module ends (`stop_started`)."""
+
+
+def stop_started(suite: Suite) -> None:
+    """Stops the experiments this module started that still run: they assign every unit (full
+    coverage, payloads naming models "a" and "b"), which later modules' gateways would route."""
+    with grpc.insecure_channel(suite.assignment.target) as channel:
+        stub = experiment_pb2_grpc.ExperimentServiceStub(channel)
+        for key in STARTED:
+            try:
+                stub.StopExperiment(
+                    experiment_pb2.StopExperimentRequest(key=key, reason="the test module ends"),
+                    metadata=bearer(suite.admin_key),
+                )
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.FAILED_PRECONDITION:  # already stopped
+                    raise
+    STARTED.clear()
 
 
 def experiment_status(suite: Suite, key: str) -> int:
@@ -180,3 +202,35 @@ def send_traffic(
         )
         assert reply.accepted == len(events), reply
     return per_variant
+
+
+def _event(unit: str, name: str, at: timestamp_pb2.Timestamp) -> ingest_pb2.Event:
+    return ingest_pb2.Event(event_id=str(uuid.uuid4()), unit_id=unit, name=name, timestamp=at)
+
+
+def send_stray_events(suite: Suite, key: str, event: str, ghosts: int, early: int) -> None:
+    """Events the analysis leaves out: `ghosts` from units never assigned, and `early` from new
+    units, each timestamped just before the unit's assignment (so before its exposure, which
+    Assign stamps, and after the experiment's first exposure when traffic came before)."""
+    events = []
+    with grpc.insecure_channel(suite.assignment.target) as channel:
+        assign = assignment_pb2_grpc.AssignmentServiceStub(channel)
+        for _ in range(early):
+            unit = f"{key}-early-{secrets.token_hex(4)}"
+            at = timestamp_pb2.Timestamp()
+            at.GetCurrentTime()
+            reply = assign.Assign(
+                assignment_pb2.AssignRequest(unit_id=unit, experiment_keys=[key]),
+                metadata=bearer(suite.assign_key),
+            )
+            assert reply.assignments[0].in_experiment
+            events.append(_event(unit, event, at))
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    events += [_event(f"{key}-ghost-{i}", event, now) for i in range(ghosts)]
+    with grpc.insecure_channel(suite.ingest.target) as channel:
+        reply = ingest_pb2_grpc.IngestServiceStub(channel).TrackEvents(
+            ingest_pb2.TrackEventsRequest(request_id=str(uuid.uuid4()), events=events),
+            metadata=bearer(suite.ingest_key),
+        )
+        assert reply.accepted == len(events), reply

@@ -7,6 +7,7 @@ the independent Python reference, to a relative 1e-9.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -33,6 +34,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def _collect(pool: asyncpg.Pool, world: World, **kwargs: object) -> CollectedStats:
     async with pool.acquire() as conn:
         return await collect_stats(conn, world.key, VARIANTS, "control", METRICS, **kwargs)  # type: ignore[arg-type]
+
+
+def _without_diagnostics(collected: CollectedStats) -> CollectedStats:
+    """The events this test stores after a fold carry a ``received_at`` before its watermark,
+    which ingest never writes (``received_at`` is the insert's time, and a watermark never
+    passes an open transaction's start): the fold-time event counts cannot see them, so the
+    diagnostics are left out here (test_asql_diagnostics checks them)."""
+    return dataclasses.replace(collected, diagnostics=None)
 
 
 async def _refresh(pool: asyncpg.Pool, world: World, hours: float, cuped: bool) -> None:
@@ -80,7 +89,7 @@ async def test_units_exposed_after_the_refresh_read_all_their_events(
     rest.events = [e for e in world.events if e.unit in late_units]
     await store(pool, rest)
     got = await _collect(pool, world, cuped_lookback_s=LOOKBACK_S, refresh=False)
-    assert_close(got, reference(world, METRICS, True))
+    assert_close(_without_diagnostics(got), _without_diagnostics(reference(world, METRICS, True)))
     # Conflicts found after the refresh exclude their units from the rolled-up sums too.
     extra = next(iter(u for u in early.exposures if u not in world.conflicts))
     async with pool.acquire() as conn:
@@ -92,11 +101,11 @@ async def test_units_exposed_after_the_refresh_read_all_their_events(
         )
     world.conflicts.add(extra)
     got = await _collect(pool, world, cuped_lookback_s=LOOKBACK_S, refresh=False)
-    assert_close(got, reference(world, METRICS, True))
+    assert_close(_without_diagnostics(got), _without_diagnostics(reference(world, METRICS, True)))
     # A later refresh adds the late units' rows; the result does not change.
     await _refresh(pool, world, 36.0, cuped=True)
     got = await _collect(pool, world, cuped_lookback_s=LOOKBACK_S, refresh=False)
-    assert_close(got, reference(world, METRICS, True))
+    assert_close(_without_diagnostics(got), _without_diagnostics(reference(world, METRICS, True)))
 
 
 async def test_until_before_the_watermark_falls_back_to_the_full_path(

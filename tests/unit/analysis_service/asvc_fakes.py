@@ -56,7 +56,8 @@ class FakeReader:
         quantile_alpha: float,
     ) -> CollectedStats:
         self.calls.append(segment)
-        return self.collected
+        # Like the adapter: diagnostics are counted for the whole population only.
+        return self.collected if segment is None else replace(self.collected, diagnostics=None)
 
     async def segment_values(self, experiment_key: str, dimension: str) -> list[str]:
         return self.segments.get(dimension, [])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from asvc_data import conversions
+from asvc_data import latency as latency_input
 from asvc_fakes import (
     FakeAlertLog,
     FakeCatalog,
@@ -16,9 +18,10 @@ from asvc_fakes import (
     FakeStopper,
 )
 
-from verdict.v1 import common_pb2, experiment_pb2
+from verdict.v1 import analysis_pb2, common_pb2, experiment_pb2
+from verdict_analysis import stats
 from verdict_analysis.analyzer import Analyzer
-from verdict_analysis.metrics import CollectedStats
+from verdict_analysis.metrics import CollectedStats, MetricDiagnostics
 from verdict_platform.errors import Aborted, FailedPrecondition, NotFound
 
 NOW = datetime(2025, 1, 15, tzinfo=UTC)
@@ -54,13 +57,25 @@ CONVERSION = experiment_pb2.Metric(
 
 
 def _analyzer(
-    experiment: experiment_pb2.Experiment, treatment: tuple[int, int], units: int = 10_000
+    experiment: experiment_pb2.Experiment,
+    treatment: tuple[int, int],
+    units: int = 10_000,
+    *,
+    extra: tuple[experiment_pb2.Metric, stats.MetricInput] | None = None,
+    **collected_fields: object,
 ) -> tuple[Analyzer, FakeSnapshots, FakePublisher, FakeStopper, FakeAlertLog, FakeLocks]:
+    """The use case on fakes; `extra` adds a metric (definition, statistics) to the catalog
+    and the collected statistics; `collected_fields` replace those of `CollectedStats`."""
     collected = CollectedStats(
         units={"control": units, "treatment": treatment[0]},
         excluded_units=3,
         metrics=[conversions("conversion", (units, 1_000), treatment)],
     )
+    definitions = [CONVERSION]
+    if extra is not None:
+        definitions.append(extra[0])
+        collected.metrics.append(extra[1])
+    collected = dataclasses.replace(collected, **collected_fields)  # type: ignore[arg-type]
     locks = FakeLocks(FakeReader(collected, {"country": ["FR", "DE"]}))
     snapshots, publisher, stopper, alerter = (
         FakeSnapshots(),
@@ -69,7 +84,7 @@ def _analyzer(
         FakeAlertLog(),
     )
     analyzer = Analyzer(
-        FakeCatalog([experiment], [CONVERSION]),
+        FakeCatalog([experiment], definitions),
         locks,
         snapshots,
         publisher,
@@ -197,3 +212,65 @@ async def test_overriding_another_rule_does_not_quiet_efficacy() -> None:
     analyzer, _, _, stopper, _, _ = _analyzer(experiment, (10_000, 1_160))
     await analyzer.run("exp")
     assert [c["rule"] for c in stopper.calls] == [experiment_pb2.STOPPING_RULE_EFFICACY]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_snapshot_carries_the_decision_plan_figures_and_diagnostics() -> None:
+    experiment = _experiment(target_sample_size=50_000)
+    experiment.analysis_plan.proportion_test = experiment_pb2.PROPORTION_TEST_POOLED
+    analyzer, snapshots, *_ = _analyzer(
+        experiment,
+        (10_000, 1_010),
+        first_exposed_at=NOW - timedelta(days=2),
+        diagnostics=(MetricDiagnostics("conversion", 7, 11, 0),),
+    )
+    snapshot = await analyzer.run("exp")
+    assert snapshot is not None
+    decision = snapshot.decision
+    assert decision.state == analysis_pb2.DECISION_STATE_KEEP_RUNNING
+    # 20,000 units in 2 days: 10,000 a day; 30,000 to go.
+    assert decision.planned_units == 50_000 and decision.exposed_units == 20_000
+    assert decision.daily_units == pytest.approx(10_000)
+    assert decision.days_remaining == pytest.approx(3.0)
+    comparison = snapshot.metrics[0].comparisons[0]
+    assert comparison.absolute.test == "z_pooled" and comparison.relative.test == "delta_method"
+    assert comparison.absolute.sequential_test == "normal_mixture_two_sided"
+    assert comparison.decision_basis.scale == analysis_pb2.EFFECT_SCALE_RELATIVE
+    assert comparison.decision_basis.sequential and comparison.decision_basis.adjusted
+    assert snapshot.sequential and snapshot.alpha == 0.05
+    assert snapshot.correction == experiment_pb2.MULTIPLE_TESTING_CORRECTION_HOLM
+    [diagnostics] = snapshot.diagnostics.metrics
+    assert (diagnostics.events_before_exposure, diagnostics.events_from_unexposed_units) == (7, 11)
+    assert snapshot.diagnostics.multiple_exposure_units == 3
+    # Segments carry the experiment's decision, worked out on the whole population.
+    for part in snapshots.rows[1:]:
+        assert part.decision == decision and not part.HasField("diagnostics")
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_guardrail_margin_from_the_catalog_reaches_its_verdict() -> None:
+    experiment = _experiment()
+    experiment.metrics.add(metric_key="latency", role=experiment_pb2.METRIC_ROLE_GUARDRAIL)
+    latency = experiment_pb2.Metric(
+        key="latency",
+        type=experiment_pb2.METRIC_TYPE_MEAN,
+        source=experiment_pb2.MetricSource(event_name="llm.call", measure="latency_ms"),
+        direction=experiment_pb2.DIRECTION_DECREASE,
+        non_inferiority_margin=0.02,
+    )
+
+    async def verdict(treatment_mean: float) -> analysis_pb2.Comparison:
+        metric = latency_input("latency", 10_000, 500.0, treatment_mean, 50.0)
+        analyzer, *_ = _analyzer(experiment, (10_000, 1_000), extra=(latency, metric))
+        snapshot = await analyzer.run("exp")
+        assert snapshot is not None
+        result = snapshot.metrics[1]
+        assert result.non_inferiority_margin == pytest.approx(0.02)
+        assert result.direction == experiment_pb2.DIRECTION_DECREASE
+        return result.comparisons[0]
+
+    # +0.6 %, significant, but within the 2 % margin: non-inferior (a win), not a loss.
+    within = await verdict(503.0)
+    assert within.verdict == analysis_pb2.METRIC_VERDICT_WIN
+    beyond = await verdict(530.0)
+    assert beyond.verdict == analysis_pb2.METRIC_VERDICT_LOSS

@@ -167,6 +167,28 @@ def test_no_rules_keep_running_with_status_reasons() -> None:
     assert any(r.startswith("conversion: treatment +30.00%") for r in result.reasons)
 
 
+def test_status_reasons_name_the_horizon_of_every_figure() -> None:
+    """A sequential plan's p-value and interval are anytime-valid and said so; the Bayesian
+    chance beside them is labelled fixed-horizon. A fixed plan's figures say fixed-horizon."""
+    (sequential,) = [r for r in _evaluate(_winning(), OFF).reasons if r.startswith("conversion")]
+    assert "(anytime-valid unadjusted interval), anytime-valid p = " in sequential
+    assert sequential.endswith("(fixed-horizon)") and "chance to beat control" in sequential
+    effect = _winning().metrics[0].comparisons[0].relative
+    assert effect is not None and effect.sequential_p_value is not None
+    assert f"anytime-valid p = {effect.sequential_p_value:.3g}," in sequential
+    fixed_analysis = analyse(
+        [conversions("conversion", (10_000, 1_000), (10_000, 1_300))],
+        {"control": 10_000, "treatment": 10_000},
+        FIXED,
+    )
+    fixed = evaluate(
+        fixed_analysis, CONTEXT, {"control": 10_000, "treatment": 10_000}, OFF,
+        started_at=None, now=NOW,
+    )  # fmt: skip
+    (line,) = [r for r in fixed.reasons if r.startswith("conversion")]
+    assert "fixed-horizon p = " in line and "anytime-valid" not in line
+
+
 def test_guardrail_harm_takes_precedence_over_efficacy() -> None:
     analysis = analyse(
         [

@@ -20,6 +20,7 @@ from verdict_analysis.metrics import (
 def test_public_interface_is_the_pure_specification() -> None:
     assert sorted(metrics.__all__) == [
         "CollectedStats",
+        "MetricDiagnostics",
         "MetricSpec",
         "Segment",
         "SpecError",

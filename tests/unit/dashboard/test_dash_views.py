@@ -14,7 +14,9 @@ from google.protobuf import json_format
 from verdict.v1 import analysis_pb2, common_pb2, experiment_pb2
 from verdict_dashboard.export import results_csv
 from verdict_dashboard.views.badges import FALLBACK_NOTE, decision_badge, status_badge
+from verdict_dashboard.views.decision import decision_panel
 from verdict_dashboard.views.effects import scale_effect
+from verdict_dashboard.views.health import health_view
 from verdict_dashboard.views.results import results_view
 
 EXPERIMENT = json_format.ParseDict(
@@ -108,9 +110,9 @@ def test_decision_states_become_badges_with_days_left() -> None:
     assert state(state="DECISION_STATE_ROLL_BACK") == "Roll back"
     assert state(state="DECISION_STATE_NO_DETECTABLE_DIFFERENCE") == "No detectable difference"
     assert state(state="DECISION_STATE_KEEP_RUNNING", daysRemaining=3.2) == (
-        "No difference yet — ~4 days left"
+        "Keep running — ~4 days left"
     )
-    assert state(state="DECISION_STATE_KEEP_RUNNING", daysRemaining="NaN") == "No difference yet"
+    assert state(state="DECISION_STATE_KEEP_RUNNING", daysRemaining="NaN") == "Keep running"
     unhealthy = decision_badge(
         snapshot(
             decision={
@@ -184,10 +186,16 @@ def test_results_are_split_into_decision_metrics_and_guardrails_with_verdicts() 
                             "scale": "EFFECT_SCALE_RELATIVE",
                             "sequential": True,
                             "adjusted": True,
+                            "interval": {"lower": -0.02, "upper": 0.43},
                             "pValue": 0.07,
                             "alpha": 0.05,
                         },
-                        "missingReasons": {"effect_size": "ratio metric"},
+                        "missingReasons": {
+                            "effect_size": "ratio metric",
+                            "absolute.sequential_p_value": "NOT_SEQUENTIAL",
+                            "adjusted_relative_interval": "NOT_DECISION_SCALE",
+                        },
+                        "warnings": ["SMALL_SAMPLE"],
                     }
                 ],
             },
@@ -199,8 +207,14 @@ def test_results_are_split_into_decision_metrics_and_guardrails_with_verdicts() 
     (conv,) = decision.rows
     assert conv.metric_name == "Conversion" and conv.control_mean == "10.0 %"
     assert conv.variant_units == "1,010" and conv.verdict == "inconclusive"
-    assert conv.basis.text == "relative · anytime-valid · adjusted · p 0.070 vs α 0.05"
-    assert conv.notes == ("effect size: ratio metric",)
+    assert conv.basis.text == (
+        "relative · anytime-valid · adjusted [−2.0 %, +43.0 %] · p 0.070 vs α 0.05"
+    )
+    # Expected absences are not news; a warning is.
+    assert conv.notes == (
+        "effect size: ratio metric",
+        "small sample: read the interval as indicative",
+    )
     (latency,) = guardrails.rows
     assert latency.verdict == "win"  # lower latency is better
     assert view.correction == "Benjamini-Hochberg" and view.sequential
@@ -227,6 +241,13 @@ def test_the_csv_export_has_one_unrounded_row_per_metric_and_variant() -> None:
                             "estimate": 0.23456,
                             "interval": {"lower": 0.01, "upper": 0.5},
                             "pValue": 0.01,
+                            "test": "delta_method",
+                        },
+                        "decisionBasis": {
+                            "scale": "EFFECT_SCALE_RELATIVE",
+                            "adjusted": True,
+                            "interval": {"lower": 0.005, "upper": 0.6},
+                            "pValue": 0.02,
                         },
                     }
                 ],
@@ -239,3 +260,113 @@ def test_the_csv_export_has_one_unrounded_row_per_metric_and_variant() -> None:
     assert (row["metric"], row["variant"], row["variant_mean"]) == ("conv", "v7", "0.123456")
     assert (row["relative_effect"], row["relative_p_value"]) == ("0.23456", "0.01")
     assert row["role"] == "METRIC_ROLE_PRIMARY" and row["significant"] == "True"
+    assert row["relative_test"] == "delta_method"
+    assert (row["decision_scale"], row["decision_adjusted"]) == ("EFFECT_SCALE_RELATIVE", "True")
+    assert (row["decision_lower"], row["decision_p_value"]) == ("0.005", "0.02")
+
+
+def test_the_decision_panel_shows_the_headline_time_left_health_and_reasons() -> None:
+    running = decision_panel(
+        snapshot(
+            decision={
+                "state": "DECISION_STATE_KEEP_RUNNING",
+                "headline": "Keep running: about 16 days left",
+                "reasons": ["conv (primary): v7 inconclusive: +2.00% [...]"],
+                "daysRemaining": 15.2,
+                "plannedUnits": 100000,
+                "exposedUnits": 20000,
+                "dailyUnits": 5000.4,
+            }
+        )
+    )
+    # The badge says "Keep running" already: the headline beside it goes on from there.
+    assert running.available and running.headline == "About 16 days left"
+    assert running.facts == (
+        ("Time left", "about 16 days"),
+        ("Units", "20,000 of 100,000 planned"),
+        ("Per day", "5,000"),
+    )
+    assert running.reasons == ("conv (primary): v7 inconclusive: +2.00% [...]",)
+    unhealthy = decision_panel(
+        snapshot(
+            decision={
+                "state": "DECISION_STATE_UNHEALTHY",
+                "healthIssues": [
+                    {"check": "HEALTH_CHECK_MULTIPLE_EXPOSURES", "message": "300 of 20300"}
+                ],
+                "daysRemaining": "NaN",
+                "dailyUnits": "NaN",
+            }
+        )
+    )
+    assert [(h.name, h.message) for h in unhealthy.health] == [
+        ("Units in several variants", "300 of 20300")
+    ]
+    assert ("Per day", "—") in unhealthy.facts
+    old = decision_panel(snapshot(recommendation={"reasons": ["conv: +2 %"]}))
+    assert not old.available and old.reasons == ("conv: +2 %",)
+    assert old.badge.detail == FALLBACK_NOTE
+
+
+def test_each_figure_names_its_test_and_the_fixed_horizon_chance_is_labelled() -> None:
+    s = snapshot(
+        metrics=[
+            {
+                "metricKey": "conv",
+                "role": "METRIC_ROLE_PRIMARY",
+                "comparisons": [
+                    {
+                        "variantKey": "v7",
+                        "chanceToBeatControl": 0.97,
+                        "chanceToBeatControlFixedHorizon": True,
+                        "absolute": {"estimate": 0.01, "test": "z_pooled"},
+                        "relative": {
+                            "estimate": 0.1,
+                            "test": "delta_method",
+                            "sequentialInterval": {"lower": 0.01, "upper": 0.2},
+                        },
+                        "decisionBasis": {"scale": "EFFECT_SCALE_RELATIVE", "sequential": True},
+                    }
+                ],
+            }
+        ]
+    )
+    (row,) = results_view(s, EXPERIMENT, METRICS).sections[0].rows
+    assert row.relative.test_text == "delta method · anytime-valid"
+    assert row.absolute.test_text == "score z (pooled) · fixed-horizon"
+    assert row.chance == "97 %" and row.chance_fixed_horizon
+
+
+def test_a_snapshot_that_states_its_plan_is_read_as_analysed() -> None:
+    fixed = snapshot(sequential=False, alpha=0.01, correction="MULTIPLE_TESTING_CORRECTION_NONE")
+    view = results_view(fixed, EXPERIMENT, METRICS)  # the experiment's plan is sequential
+    assert (view.sequential, view.alpha, view.correction) == (False, 0.01, "no correction")
+    older = results_view(snapshot(sequential=False, alpha=0), EXPERIMENT, METRICS)
+    assert older.sequential and older.alpha == 0.05
+
+
+def test_the_health_tab_lists_what_the_analysis_left_out_per_metric() -> None:
+    s = snapshot(
+        diagnostics={
+            "metrics": [
+                {
+                    "metricKey": "conv",
+                    "eventsBeforeExposure": 2,
+                    "eventsFromUnexposedUnits": 1234,
+                    "cappedUnits": 0,
+                }
+            ],
+            "multipleExposureUnits": 5,
+        },
+        decision={
+            "state": "DECISION_STATE_UNHEALTHY",
+            "healthIssues": [{"check": "HEALTH_CHECK_SRM", "message": "observed 0.52"}],
+        },
+    )
+    view = health_view(s, EXPERIMENT, None)
+    assert view.diagnostics_available
+    assert [(d.metric, d.before_exposure, d.unexposed, d.capped) for d in view.diagnostics] == [
+        ("conv", "2", "1,234", "0")
+    ]
+    assert view.excluded_units == "5" and view.issues == ("observed 0.52",)
+    assert not health_view(snapshot(), EXPERIMENT, None).diagnostics_available

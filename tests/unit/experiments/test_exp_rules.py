@@ -131,6 +131,11 @@ CASES: list[tuple[str, Callable[[experiment_pb2.Experiment], None], str]] = [
     ("alpha above 0.5", _set("analysis_plan.alpha", 0.6), "experiment.analysis_plan.alpha"),
     ("power of 1", _set("analysis_plan.power", 1.0), "experiment.analysis_plan.power"),
     (
+        "unknown proportion test",
+        _set("analysis_plan.proportion_test", 9),
+        "experiment.analysis_plan.proportion_test",
+    ),
+    (
         "negative MDE",
         _set("analysis_plan.minimum_detectable_effect", -0.1),
         "experiment.analysis_plan.minimum_detectable_effect",

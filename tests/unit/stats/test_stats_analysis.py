@@ -17,10 +17,12 @@ from verdict_analysis.stats import (
     MetricInput,
     MetricType,
     ProportionStats,
+    ProportionTest,
     RatioStats,
     Reason,
     SampleStats,
     SequentialDesign,
+    Sides,
     Verdict,
     analyze_experiment,
     holm,
@@ -271,3 +273,30 @@ def test_overflowing_ratio_is_out_of_range_not_nan() -> None:
     assert result.metrics[0].variants[1].reason is Reason.OUT_OF_RANGE
     assert result.metrics[0].comparisons[0].reason is Reason.OUT_OF_RANGE
     assert not any(math.isnan(f) for f in _walk_floats(result))
+
+
+def test_an_adjusted_interval_always_contains_the_raw_one() -> None:
+    """Found by the consistency test: with one unit in an arm, the pooled score interval's
+    bound sits where the statistic flattens near the end of its bracket, and the root found
+    again at Holm's stricter level came out one bit inside the raw one."""
+    metric = MetricInput(
+        "m0",
+        MetricType.PROPORTION,
+        "control",
+        {
+            "control": ProportionStats(51, 6),
+            "t0": ProportionStats(1, 1),
+            "t1": ProportionStats(30, 30),
+        },
+    )
+    plan = AnalysisPlan(
+        alpha=0.01,
+        sides=Sides.LESS,
+        correction=Correction.HOLM,
+        proportion_test=ProportionTest.POOLED,
+    )
+    for comp in analyze_experiment([metric], plan).metrics[0].comparisons:
+        raw, adjusted = comp.absolute, comp.decision_interval
+        assert raw is not None and adjusted is not None
+        assert adjusted.lower <= raw.ci_lower and adjusted.upper >= raw.ci_upper
+        assert comp.significant == adjusted.excludes(0.0) == (comp.adjusted_p_value <= 0.01)

@@ -86,11 +86,17 @@ class _DecisionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decisio
     DECISION_STATE_KEEP_RUNNING: _DecisionState.ValueType  # 1
     """Not enough evidence yet; `days_remaining` estimates how long to the planned sample."""
     DECISION_STATE_SHIP: _DecisionState.ValueType  # 2
-    """A variant wins on the primary metric with no guardrail harmed: ship it."""
+    """A variant wins on the first primary metric, loses on no primary metric and harms no
+    guardrail: ship it. In a fixed-horizon plan, only once the planned sample is reached (or the
+    experiment stopped), since its verdicts are not valid under continuous monitoring.
+    """
     DECISION_STATE_ROLL_BACK: _DecisionState.ValueType  # 3
-    """A variant harms a guardrail or loses on the primary metric: roll back to control."""
+    """A variant harms a guardrail beyond its margin (at any time), a stopping rule rolled back, or
+    the treatments lose on the first primary metric (fixed-horizon plans: at the planned
+    sample): roll back to control.
+    """
     DECISION_STATE_NO_DETECTABLE_DIFFERENCE: _DecisionState.ValueType  # 4
-    """The planned sample is reached and no difference was detected."""
+    """The planned sample is reached (or the experiment stopped) and no difference was detected."""
     DECISION_STATE_UNHEALTHY: _DecisionState.ValueType  # 5
     """The data cannot be trusted (see health_issues): fix that before reading any effect."""
 
@@ -102,11 +108,17 @@ DECISION_STATE_UNSPECIFIED: DecisionState.ValueType  # 0
 DECISION_STATE_KEEP_RUNNING: DecisionState.ValueType  # 1
 """Not enough evidence yet; `days_remaining` estimates how long to the planned sample."""
 DECISION_STATE_SHIP: DecisionState.ValueType  # 2
-"""A variant wins on the primary metric with no guardrail harmed: ship it."""
+"""A variant wins on the first primary metric, loses on no primary metric and harms no
+guardrail: ship it. In a fixed-horizon plan, only once the planned sample is reached (or the
+experiment stopped), since its verdicts are not valid under continuous monitoring.
+"""
 DECISION_STATE_ROLL_BACK: DecisionState.ValueType  # 3
-"""A variant harms a guardrail or loses on the primary metric: roll back to control."""
+"""A variant harms a guardrail beyond its margin (at any time), a stopping rule rolled back, or
+the treatments lose on the first primary metric (fixed-horizon plans: at the planned
+sample): roll back to control.
+"""
 DECISION_STATE_NO_DETECTABLE_DIFFERENCE: DecisionState.ValueType  # 4
-"""The planned sample is reached and no difference was detected."""
+"""The planned sample is reached (or the experiment stopped) and no difference was detected."""
 DECISION_STATE_UNHEALTHY: DecisionState.ValueType  # 5
 """The data cannot be trusted (see health_issues): fix that before reading any effect."""
 Global___DecisionState: _TypeAlias = DecisionState  # noqa: Y015
@@ -122,7 +134,7 @@ class _HealthCheckEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HealthChe
     HEALTH_CHECK_SRM: _HealthCheck.ValueType  # 1
     """Sample-ratio mismatch: the observed split differs from the planned one."""
     HEALTH_CHECK_MULTIPLE_EXPOSURES: _HealthCheck.ValueType  # 2
-    """Too many units were exposed to more than one variant."""
+    """Too many units were exposed to more than one variant (more than 1 % of the exposed units)."""
     HEALTH_CHECK_NO_DATA: _HealthCheck.ValueType  # 3
     """No unit has been exposed yet."""
 
@@ -134,7 +146,7 @@ HEALTH_CHECK_UNSPECIFIED: HealthCheck.ValueType  # 0
 HEALTH_CHECK_SRM: HealthCheck.ValueType  # 1
 """Sample-ratio mismatch: the observed split differs from the planned one."""
 HEALTH_CHECK_MULTIPLE_EXPOSURES: HealthCheck.ValueType  # 2
-"""Too many units were exposed to more than one variant."""
+"""Too many units were exposed to more than one variant (more than 1 % of the exposed units)."""
 HEALTH_CHECK_NO_DATA: HealthCheck.ValueType  # 3
 """No unit has been exposed yet."""
 Global___HealthCheck: _TypeAlias = HealthCheck  # noqa: Y015
@@ -208,6 +220,7 @@ class VariantSummary(_message.Message):
     MEAN_FIELD_NUMBER: _builtins.int
     INTERVAL_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
     variant_key: _builtins.str
     """The variant."""
     units: _builtins.int
@@ -215,11 +228,18 @@ class VariantSummary(_message.Message):
     mean: _builtins.float
     """The metric's estimate (mean per unit, rate, ratio or quantile)."""
     reason: _builtins.str
-    """Why a figure is NaN or not to be trusted (e.g. "EMPTY_ARM", "SMALL_SAMPLE"); empty when sound."""
+    """Why a figure is NaN (e.g. "EMPTY_ARM"), else the warnings on figures computed but to be
+    read with care, comma-separated (e.g. "SMALL_SAMPLE"); empty when sound.
+    """
+    method: _builtins.str
+    """How `interval` was computed: "wilson" (rates: Wilson score interval, always inside [0, 1]),
+    "student_t" (means), "ratio_delta_method", "cuped_z", "cuped_ratio_delta_method",
+    "quantile_outer_ci" (the clustered outer order-statistic interval). Empty when NaN.
+    """
     @_builtins.property
     def interval(self) -> _common_pb2.Interval:
-        """Confidence interval of the estimate (Wilson score interval for rates, so it stays in [0, 1];
-        Student t for means; the outer order-statistic interval for quantiles).
+        """Two-sided confidence interval of the estimate at level 1 - alpha, by `method` (never
+        anytime-valid: per-variant intervals are descriptive, the comparisons decide).
         """
 
     def __init__(
@@ -230,10 +250,11 @@ class VariantSummary(_message.Message):
         mean: _builtins.float = ...,
         interval: _common_pb2.Interval | None = ...,
         reason: _builtins.str = ...,
+        method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "mean", b"mean", "reason", b"reason", "units", b"units", "variant_key", b"variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "mean", b"mean", "method", b"method", "reason", b"reason", "units", b"units", "variant_key", b"variant_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -243,7 +264,8 @@ Global___VariantSummary: _TypeAlias = VariantSummary  # noqa: Y015
 class Estimate(_message.Message):
     """One effect on one scale with the inference of one test: every interval here carries the
     p-value of the same test, so the interval excludes zero exactly when its p-value is at most
-    alpha (same sides).
+    alpha (same sides; a bound exactly at zero counts as excluding it). One-sided plans have an
+    infinite bound on the side not tested.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -256,29 +278,47 @@ class Estimate(_message.Message):
     SEQUENTIAL_P_VALUE_FIELD_NUMBER: _builtins.int
     TEST_FIELD_NUMBER: _builtins.int
     MISSING_REASON_FIELD_NUMBER: _builtins.int
+    SEQUENTIAL_TEST_FIELD_NUMBER: _builtins.int
+    DF_FIELD_NUMBER: _builtins.int
     estimate: _builtins.float
     """The point estimate."""
     std_error: _builtins.float
     """Standard error of the estimate."""
     p_value: _builtins.float
-    """p-value of `test`, the test that produced `interval`."""
+    """Fixed-horizon p-value of `test`, the test that produced `interval` (unadjusted)."""
     sequential_p_value: _builtins.float
-    """Anytime-valid p-value of the same confidence sequence; NaN when the plan is not sequential."""
+    """Anytime-valid p-value of the same confidence sequence; NaN when the plan is not sequential
+    (missing_reason says "NOT_SEQUENTIAL").
+    """
     test: _builtins.str
-    """The test behind `interval` and `p_value`: "welch_t" (means), "z_unpooled" or "z_pooled_score"
-    (rates, as the plan selects), "delta_method" (relative effects and ratios), "cuped_welch_t",
-    "quantile_outer_ci". docs/STATISTICS.md defines each.
+    """The test behind `interval` and `p_value`. Absolute effects: "welch_t" (means: Welch's t,
+    Welch-Satterthwaite df), "z_unpooled" or "z_pooled" (rates, as AnalysisPlan.proportion_test
+    selects), "ratio_delta_method" (ratios, clustered by unit), "cuped_z",
+    "cuped_ratio_delta_method", "quantile_outer_ci". Relative effects: "delta_method" (t with
+    the absolute test's df when finite, else z). docs/STATISTICS.md defines each.
     """
     missing_reason: _builtins.str
-    """Why figures are NaN (e.g. "EMPTY_ARM", "ZERO_CONTROL_MEAN"); empty when all are sound."""
+    """Why figures are NaN: the reason of the whole estimate (e.g. "EMPTY_ARM",
+    "CONTROL_MEAN_ZERO"), or "NOT_SEQUENTIAL" when only the anytime-valid pair is NaN; empty
+    when all are set.
+    """
+    sequential_test: _builtins.str
+    """The boundary behind `sequential_interval` and `sequential_p_value`:
+    "normal_mixture_two_sided" or "normal_mixture_one_sided", applied to the same standardised
+    statistic as `test`; empty when the plan is not sequential.
+    """
+    df: _builtins.float
+    """Degrees of freedom of the t reference distribution of `test`; +Infinity for a z test."""
     @_builtins.property
     def interval(self) -> _common_pb2.Interval:
-        """Fixed-horizon confidence interval at level 1 - alpha, from `test`."""
+        """Fixed-horizon confidence interval at level 1 - alpha (unadjusted), from `test`. Not safe
+        to act on under continuous monitoring.
+        """
 
     @_builtins.property
     def sequential_interval(self) -> _common_pb2.Interval:
-        """Anytime-valid confidence sequence (normal mixture) of the same estimate; set only when the
-        plan is sequential. Safe to watch continuously.
+        """Anytime-valid confidence sequence of the same statistic at level 1 - alpha (unadjusted),
+        from `sequential_test`; set only when the plan is sequential. Safe to watch continuously.
         """
 
     def __init__(
@@ -292,10 +332,12 @@ class Estimate(_message.Message):
         sequential_p_value: _builtins.float = ...,
         test: _builtins.str = ...,
         missing_reason: _builtins.str = ...,
+        sequential_test: _builtins.str = ...,
+        df: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "sequential_interval", b"sequential_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimate", b"estimate", "interval", b"interval", "missing_reason", b"missing_reason", "p_value", b"p_value", "sequential_interval", b"sequential_interval", "sequential_p_value", b"sequential_p_value", "std_error", b"std_error", "test", b"test"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["df", b"df", "estimate", b"estimate", "interval", b"interval", "missing_reason", b"missing_reason", "p_value", b"p_value", "sequential_interval", b"sequential_interval", "sequential_p_value", b"sequential_p_value", "sequential_test", b"sequential_test", "std_error", b"std_error", "test", b"test"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -393,6 +435,8 @@ class Comparison(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     CHANCE_TO_BEAT_CONTROL_FIXED_HORIZON_FIELD_NUMBER: _builtins.int
     MISSING_REASONS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    EFFECT_SIZE_METHOD_FIELD_NUMBER: _builtins.int
     variant_key: _builtins.str
     """The treatment variant."""
     absolute_effect: _builtins.float
@@ -406,11 +450,15 @@ class Comparison(_message.Message):
     adjusted_p_value: _builtins.float
     """`p_value` after the plan's multiple-testing correction (equals decision_basis.p_value)."""
     chance_to_beat_control: _builtins.float
-    """Bayesian chance that the variant beats control. Always fixed-horizon (see
-    chance_to_beat_control_fixed_horizon): not safe to act on under continuous monitoring.
+    """Bayesian chance that the variant beats control, on the decision scale (flat prior,
+    Gaussian likelihood of the unadjusted estimate). Always fixed-horizon (see
+    chance_to_beat_control_fixed_horizon): not safe to act on under continuous monitoring, and
+    never used for a decision.
     """
     expected_loss: _builtins.float
-    """Bayesian expected loss of shipping the variant (relative)."""
+    """Bayesian expected loss of shipping the variant, on the decision scale; fixed-horizon like
+    chance_to_beat_control.
+    """
     effect_size: _builtins.float
     """Standardised effect size: Cohen's d for means, Cohen's h for proportions; NaN for other
     metric types (missing_reasons["effect_size"] says so).
@@ -431,6 +479,8 @@ class Comparison(_message.Message):
     """True: chance_to_beat_control and expected_loss are fixed-horizon Bayesian figures, even in a
     sequential plan.
     """
+    effect_size_method: _builtins.str
+    """The measure of `effect_size`: "cohens_d" (means) or "cohens_h" (rates); empty when NaN."""
     @_builtins.property
     def absolute_interval(self) -> _common_pb2.Interval:
         """Deprecated: absolute.sequential_interval when the plan is sequential, else
@@ -461,8 +511,17 @@ class Comparison(_message.Message):
 
     @_builtins.property
     def missing_reasons(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Figure name (e.g. "effect_size", "relative", "chance_to_beat_control") to the reason it is
-        NaN. Every NaN figure of this comparison has an entry.
+        """Figure to the reason it is NaN: keys are this message's field names ("effect_size",
+        "relative", "chance_to_beat_control", "p_value" ...) or paths inside them
+        ("absolute.sequential_interval", "relative.sequential_p_value"). Every NaN figure of this
+        comparison has an entry for its field or for a field containing it.
+        """
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Figures computed but to be read with care: "SMALL_SAMPLE" (too few units, or for rates too
+        few successes or failures, for the normal approximation), "OUTSIDE_NATURAL_RANGE" (an
+        interval of a rate's effect leaves its natural range).
         """
 
     def __init__(
@@ -487,10 +546,12 @@ class Comparison(_message.Message):
         verdict: Global___MetricVerdict.ValueType = ...,
         chance_to_beat_control_fixed_horizon: _builtins.bool = ...,
         missing_reasons: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+        effect_size_method: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["absolute", b"absolute", "absolute_interval", b"absolute_interval", "adjusted_relative_interval", b"adjusted_relative_interval", "decision_basis", b"decision_basis", "relative", b"relative", "relative_interval", b"relative_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["absolute", b"absolute", "absolute_effect", b"absolute_effect", "absolute_interval", b"absolute_interval", "adjusted_p_value", b"adjusted_p_value", "adjusted_relative_interval", b"adjusted_relative_interval", "chance_to_beat_control", b"chance_to_beat_control", "chance_to_beat_control_fixed_horizon", b"chance_to_beat_control_fixed_horizon", "decision_basis", b"decision_basis", "degenerate_reason", b"degenerate_reason", "effect_size", b"effect_size", "expected_loss", b"expected_loss", "missing_reasons", b"missing_reasons", "p_value", b"p_value", "relative", b"relative", "relative_effect", b"relative_effect", "relative_interval", b"relative_interval", "significant", b"significant", "variant_key", b"variant_key", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["absolute", b"absolute", "absolute_effect", b"absolute_effect", "absolute_interval", b"absolute_interval", "adjusted_p_value", b"adjusted_p_value", "adjusted_relative_interval", b"adjusted_relative_interval", "chance_to_beat_control", b"chance_to_beat_control", "chance_to_beat_control_fixed_horizon", b"chance_to_beat_control_fixed_horizon", "decision_basis", b"decision_basis", "degenerate_reason", b"degenerate_reason", "effect_size", b"effect_size", "effect_size_method", b"effect_size_method", "expected_loss", b"expected_loss", "missing_reasons", b"missing_reasons", "p_value", b"p_value", "relative", b"relative", "relative_effect", b"relative_effect", "relative_interval", b"relative_interval", "significant", b"significant", "variant_key", b"variant_key", "verdict", b"verdict", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -508,6 +569,9 @@ class MetricResult(_message.Message):
     VARIANTS_FIELD_NUMBER: _builtins.int
     COMPARISONS_FIELD_NUMBER: _builtins.int
     CUPED_APPLIED_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    NON_INFERIORITY_MARGIN_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     metric_key: _builtins.str
     """The metric."""
     role: _experiment_pb2.MetricRole.ValueType
@@ -516,6 +580,16 @@ class MetricResult(_message.Message):
     """Its type."""
     cuped_applied: _builtins.bool
     """True when CUPED adjusted the estimates."""
+    direction: _experiment_pb2.Direction.ValueType
+    """Which way is good for this metric (the verdicts read it)."""
+    non_inferiority_margin: _builtins.float
+    """For a guardrail: the relative harm its verdicts tolerate (0.02 = 2 %), from the metric's
+    definition; 0 for other roles.
+    """
+    reason: _builtins.str
+    """Why the metric could not be analysed at all (e.g. "MISSING_CONTROL", "INVALID_INPUT"),
+    when `comparisons` is empty; empty otherwise.
+    """
     @_builtins.property
     def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantSummary]:
         """Per variant, control first."""
@@ -533,10 +607,13 @@ class MetricResult(_message.Message):
         variants: _abc.Iterable[Global___VariantSummary] | None = ...,
         comparisons: _abc.Iterable[Global___Comparison] | None = ...,
         cuped_applied: _builtins.bool = ...,
+        direction: _experiment_pb2.Direction.ValueType = ...,
+        non_inferiority_margin: _builtins.float = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparisons", b"comparisons", "cuped_applied", b"cuped_applied", "metric_key", b"metric_key", "role", b"role", "type", b"type", "variants", b"variants"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparisons", b"comparisons", "cuped_applied", b"cuped_applied", "direction", b"direction", "metric_key", b"metric_key", "non_inferiority_margin", b"non_inferiority_margin", "reason", b"reason", "role", b"role", "type", b"type", "variants", b"variants"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,9 +698,13 @@ class HealthIssue(_message.Message):
     message: _builtins.str
     """In words, with figures."""
     value: _builtins.float
-    """The observed value (SRM: the p-value; multiple exposures: the share of units)."""
+    """The observed value (SRM: the anytime-valid p-value; multiple exposures: the share of
+    exposed units; no data: 0).
+    """
     threshold: _builtins.float
-    """The threshold it crossed."""
+    """The threshold it crossed (SRM: StoppingRules.srm_p_value_threshold or 0.001; multiple
+    exposures: 0.01).
+    """
     def __init__(
         self,
         *,
@@ -660,19 +741,27 @@ class DecisionSummary(_message.Message):
     variant_key: _builtins.str
     """The variant to ship when state is SHIP."""
     headline: _builtins.str
-    """One line a person reads, e.g. "ship mini: thumbs_up +4.1 % [+1.2 %, +7.0 %]"."""
+    """One line a person reads, e.g. "Ship mini: thumbs_up +4.1 % [+1.2 %, +7.0 %] (anytime-valid,
+    Holm-adjusted 95 % interval)". Every figure in it names its horizon in a sequential plan.
+    """
     days_remaining: _builtins.float
-    """KEEP_RUNNING: days until the planned sample at the observed daily traffic; NaN when unknown
-    (no plan or no traffic yet).
+    """KEEP_RUNNING: (planned_units - exposed_units) / daily_units, at least 0; NaN when unknown
+    (no planned sample, or daily_units NaN).
     """
     planned_units: _builtins.int
-    """Total units the plan needs (target sample size, or the sample size for the plan's MDE on the
-    primary metric); 0 when the plan does not say.
+    """Total units the plan needs: StoppingRules.target_sample_size, else the sample size for
+    AnalysisPlan.minimum_detectable_effect (relative) on the first primary metric at the
+    observed control baseline and variance (the plan's alpha unadjusted, power, sides, variants,
+    sequential design; docs/STATISTICS.md); 0 when neither can be computed.
     """
     exposed_units: _builtins.int
-    """Exposed units so far, all variants."""
+    """Exposed units analysed so far, all variants (units seen in several variants are left out):
+    the count StoppingRules.target_sample_size is compared with.
+    """
     daily_units: _builtins.float
-    """Exposed units per day since the start, averaged; NaN before the first day of data."""
+    """Exposed units per day: exposed_units over the days since the first exposure; NaN until an
+    hour of data (an early burst says little about a day's traffic).
+    """
     @_builtins.property
     def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The reasons, one per finding, with figures."""
@@ -704,7 +793,12 @@ Global___DecisionSummary: _TypeAlias = DecisionSummary  # noqa: Y015
 
 @_typing.final
 class MetricDiagnostics(_message.Message):
-    """What the analysis left out or changed for one metric, so a misconfigured gateway is visible."""
+    """What the analysis left out or changed for one metric, so a misconfigured gateway is visible.
+    Event counts cover the metric's events (numerator and denominator events of a ratio) with a
+    timestamp from the experiment's first exposure on, each classified against the exposures
+    stored when it was counted: at the hourly fold after its arrival, or, for the last hour, at
+    the analysis. An event sent more than a day late is counted from the next fold on.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -715,13 +809,21 @@ class MetricDiagnostics(_message.Message):
     metric_key: _builtins.str
     """The metric."""
     events_before_exposure: _builtins.int
-    """Events of exposed units whose timestamp is before the unit's first exposure (not counted:
-    metrics start at exposure).
+    """Events of exposed units (any variant) timestamped before the unit's first exposure: not
+    counted, since metrics start at exposure (CUPED reads some of them as its pre-exposure
+    covariate). Many of them: a gateway stamping wrong times, or sending events before it asks
+    for the assignment.
     """
     events_from_unexposed_units: _builtins.int
-    """Events of units never exposed to the experiment (not counted)."""
+    """Events of units with no exposure to this experiment: not counted. With traffic coverage
+    below 100 %, targeting or a layer, this includes every event of the units outside the
+    experiment, so read it against the coverage; with full coverage, many of them mean a
+    gateway sends another unit id than the one it asked the assignment for.
+    """
     capped_units: _builtins.int
-    """Units whose value was capped."""
+    """Analysed units whose value (MEAN metrics with capping) was above the upper or below the
+    lower threshold, so capped; 0 without capping.
+    """
     def __init__(
         self,
         *,
@@ -740,7 +842,7 @@ Global___MetricDiagnostics: _TypeAlias = MetricDiagnostics  # noqa: Y015
 
 @_typing.final
 class Diagnostics(_message.Message):
-    """Diagnostics of one snapshot."""
+    """Diagnostics of one snapshot (whole-population snapshots only; unset for segments)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -807,6 +909,7 @@ class ResultSnapshot(_message.Message):
     CORRECTION_FIELD_NUMBER: _builtins.int
     ALPHA_FIELD_NUMBER: _builtins.int
     SEQUENTIAL_FIELD_NUMBER: _builtins.int
+    SIDES_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     """Identifier, increasing with time."""
     experiment_key: _builtins.str
@@ -821,6 +924,8 @@ class ResultSnapshot(_message.Message):
     """The significance level of the plan."""
     sequential: _builtins.bool
     """True when intervals and p-values on the decision basis are anytime-valid."""
+    sides: _common_pb2.Sides.ValueType
+    """Sidedness of every test in this snapshot (one-sided intervals have an infinite bound)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was computed."""
@@ -847,7 +952,9 @@ class ResultSnapshot(_message.Message):
 
     @_builtins.property
     def decision(self) -> Global___DecisionSummary:
-        """The decision state a person can act on."""
+        """The decision state a person can act on, worked out on the whole population (a segment's
+        snapshot carries the experiment's).
+        """
 
     @_builtins.property
     def diagnostics(self) -> Global___Diagnostics:
@@ -871,10 +978,11 @@ class ResultSnapshot(_message.Message):
         correction: _experiment_pb2.MultipleTestingCorrection.ValueType = ...,
         alpha: _builtins.float = ...,
         sequential: _builtins.bool = ...,
+        sides: _common_pb2.Sides.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decision", b"decision", "diagnostics", b"diagnostics", "recommendation", b"recommendation", "segment", b"segment", "srm", b"srm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "correction", b"correction", "create_time", b"create_time", "decision", b"decision", "diagnostics", b"diagnostics", "duration_ms", b"duration_ms", "excluded_units", b"excluded_units", "experiment_key", b"experiment_key", "id", b"id", "metrics", b"metrics", "recommendation", b"recommendation", "segment", b"segment", "sequential", b"sequential", "srm", b"srm", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "correction", b"correction", "create_time", b"create_time", "decision", b"decision", "diagnostics", b"diagnostics", "duration_ms", b"duration_ms", "excluded_units", b"excluded_units", "experiment_key", b"experiment_key", "id", b"id", "metrics", b"metrics", "recommendation", b"recommendation", "segment", b"segment", "sequential", b"sequential", "sides", b"sides", "srm", b"srm", "units", b"units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -112,6 +112,34 @@ MULTIPLE_TESTING_CORRECTION_BENJAMINI_HOCHBERG: MultipleTestingCorrection.ValueT
 """Benjamini-Hochberg (false discovery rate)."""
 Global___MultipleTestingCorrection: _TypeAlias = MultipleTestingCorrection  # noqa: Y015
 
+class _ProportionTest:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProportionTestEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProportionTest.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROPORTION_TEST_UNSPECIFIED: _ProportionTest.ValueType  # 0
+    """Not set; the server uses PROPORTION_TEST_UNPOOLED."""
+    PROPORTION_TEST_UNPOOLED: _ProportionTest.ValueType  # 1
+    """Wald z with the unpooled variance p_c(1-p_c)/n_c + p_t(1-p_t)/n_t (test "z_unpooled")."""
+    PROPORTION_TEST_POOLED: _ProportionTest.ValueType  # 2
+    """Score z with the variance restricted to each null difference (at 0: the classic pooled
+    z-test), with the Farrington-Manning score interval that inverts it (test "z_pooled").
+    """
+
+class ProportionTest(_ProportionTest, metaclass=_ProportionTestEnumTypeWrapper):
+    """Which two-proportion test gives a BINOMIAL metric's absolute effect, its interval and p-value."""
+
+PROPORTION_TEST_UNSPECIFIED: ProportionTest.ValueType  # 0
+"""Not set; the server uses PROPORTION_TEST_UNPOOLED."""
+PROPORTION_TEST_UNPOOLED: ProportionTest.ValueType  # 1
+"""Wald z with the unpooled variance p_c(1-p_c)/n_c + p_t(1-p_t)/n_t (test "z_unpooled")."""
+PROPORTION_TEST_POOLED: ProportionTest.ValueType  # 2
+"""Score z with the variance restricted to each null difference (at 0: the classic pooled
+z-test), with the Farrington-Manning score interval that inverts it (test "z_pooled").
+"""
+Global___ProportionTest: _TypeAlias = ProportionTest  # noqa: Y015
+
 class _SrmAction:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -483,12 +511,16 @@ class AnalysisPlan(_message.Message):
     CUPED_LOOKBACK_FIELD_NUMBER: _builtins.int
     CORRECTION_FIELD_NUMBER: _builtins.int
     SEGMENTS_FIELD_NUMBER: _builtins.int
+    PROPORTION_TEST_FIELD_NUMBER: _builtins.int
     alpha: _builtins.float
     """Significance level in (0, 0.5]; 0 means the default 0.05."""
     power: _builtins.float
     """Target power in (0, 1); 0 means the default 0.8."""
     minimum_detectable_effect: _builtins.float
-    """Minimum detectable effect, relative to control (0.02 = 2%); used for the target sample size."""
+    """Minimum detectable effect, relative to control (0.02 = 2%). Without
+    StoppingRules.target_sample_size, the analysis plans the sample for it on the first primary
+    metric at the observed control baseline (DecisionSummary.planned_units).
+    """
     sides: _common_pb2.Sides.ValueType
     """Sidedness of the tests."""
     sequential: _builtins.bool
@@ -497,6 +529,10 @@ class AnalysisPlan(_message.Message):
     """Tuning sample size N* of the normal-mixture confidence sequence; 0 means 5,000."""
     correction: Global___MultipleTestingCorrection.ValueType
     """Correction over metrics x variants."""
+    proportion_test: Global___ProportionTest.ValueType
+    """The test of BINOMIAL metrics' absolute effects (relative effects always use the delta
+    method).
+    """
     @_builtins.property
     def cuped_lookback(self) -> _duration_pb2.Duration:
         """Lookback window for CUPED's pre-exposure covariate; zero disables CUPED."""
@@ -519,10 +555,11 @@ class AnalysisPlan(_message.Message):
         cuped_lookback: _duration_pb2.Duration | None = ...,
         correction: Global___MultipleTestingCorrection.ValueType = ...,
         segments: _abc.Iterable[_builtins.str] | None = ...,
+        proportion_test: Global___ProportionTest.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cuped_lookback", b"cuped_lookback"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "correction", b"correction", "cuped_lookback", b"cuped_lookback", "minimum_detectable_effect", b"minimum_detectable_effect", "power", b"power", "segments", b"segments", "sequential", b"sequential", "sequential_tuning_n", b"sequential_tuning_n", "sides", b"sides"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "correction", b"correction", "cuped_lookback", b"cuped_lookback", "minimum_detectable_effect", b"minimum_detectable_effect", "power", b"power", "proportion_test", b"proportion_test", "segments", b"segments", "sequential", b"sequential", "sequential_tuning_n", b"sequential_tuning_n", "sides", b"sides"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,10 +8,18 @@ leave PostgreSQL. See docs in :mod:`.sql` for the queries' shape, and docs/ARCHI
 which path runs when.
 """
 
-from .spec import CollectedStats, MetricSpec, Segment, SpecError, metric_spec_from_proto
+from .spec import (
+    CollectedStats,
+    MetricDiagnostics,
+    MetricSpec,
+    Segment,
+    SpecError,
+    metric_spec_from_proto,
+)
 
 __all__ = [
     "CollectedStats",
+    "MetricDiagnostics",
     "MetricSpec",
     "Segment",
     "SpecError",

@@ -16,8 +16,8 @@ import asyncpg
 
 from verdict_analysis import stats
 
-from . import quantile_rollup, quantile_sql, rollup, rollup_moments, sql
-from .spec import CollectedStats, MetricSpec, Segment
+from . import diagnostics, quantile_rollup, quantile_sql, rollup, rollup_moments, sql
+from .spec import CollectedStats, MetricDiagnostics, MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
 
@@ -223,7 +223,34 @@ async def collect_stats(
             inputs.append(
                 stats.MetricInput(spec.key, spec.type, control_key, variants, spec.direction)
             )
-    return CollectedStats(units=units.counts, excluded_units=excluded, metrics=inputs)
+        found = None
+        if segment is None and until is None:
+            found = await _diagnostics(conn, plan, metrics, rows)
+    return CollectedStats(
+        units=units.counts,
+        excluded_units=excluded,
+        metrics=inputs,
+        first_exposed_at=units.first_exposed_at,
+        diagnostics=found,
+    )
+
+
+async def _diagnostics(
+    conn: asyncpg.Connection,
+    plan: _Plan,
+    metrics: Sequence[MetricSpec],
+    rows: Mapping[str, Mapping[str, object]],
+) -> tuple[MetricDiagnostics, ...]:
+    """Per metric, the events left out (folded counts plus the raw tail) and capped units."""
+    names = [n for spec in metrics for n in diagnostics.event_names(spec)]
+    counts = await diagnostics.read_event_counts(
+        conn, plan.scope.experiment_key, names, rollup.LATE_S, folded=plan.rollups
+    )
+    capped = [
+        sum(int(row.get(f"m{i}_capped") or 0) for row in rows.values())  # type: ignore[call-overload]
+        for i in range(len(metrics))
+    ]
+    return diagnostics.metric_diagnostics(metrics, counts, capped)
 
 
 async def _unit_counts(

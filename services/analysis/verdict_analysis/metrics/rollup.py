@@ -43,7 +43,7 @@ import asyncpg
 
 from verdict_analysis import stats
 
-from . import quantile_rollup, rollup_moments, sql
+from . import diagnostics, quantile_rollup, rollup_moments, sql
 from .fold_events import StagedEvents
 from .spec import MetricSpec
 
@@ -147,7 +147,8 @@ async def refresh_rollups(
 ) -> sql.Rollup | None:
     """Folds the events received before the new watermark into the rollup, and adds newly
     exposed units; returns the rollup (None when the metrics have no rollable column).
-    Quantile metrics' rollups (:mod:`.quantile_rollup`) are refreshed to the same watermark.
+    Quantile metrics' rollups (:mod:`.quantile_rollup`) and the counts of events left out
+    (:mod:`.diagnostics`) are brought to the same watermark.
 
     The new watermark is ``watermark``, else :func:`next_watermark`; it never moves back
     (a refresh before the next step of ``fold_s`` folds nothing). Runs in its own
@@ -166,9 +167,14 @@ async def refresh_rollups(
         await quantile_rollup.refresh_quantile_rollups(
             conn, experiment_key, metrics, watermark, staged
         )
-        if not columns:
-            return None
-        return await _refresh_additive(conn, experiment_key, columns, lookback, watermark, staged)
+        rolled = None
+        if columns:
+            rolled = await _refresh_additive(
+                conn, experiment_key, columns, lookback, watermark, staged
+            )
+        # The events left out, counted over the same staged events (no scan of its own).
+        await diagnostics.fold_event_counts(conn, experiment_key, names, watermark, staged)
+        return rolled
     finally:
         await staged.drop()
 
@@ -367,4 +373,8 @@ async def drop_rollups(conn: asyncpg.Connection, experiment_key: str) -> None:
         )
         await conn.execute(
             "DELETE FROM analysis_quantile_state WHERE experiment_key = $1::text", experiment_key
+        )
+        await conn.execute(
+            "DELETE FROM analysis_event_diagnostics WHERE experiment_key = $1::text",
+            experiment_key,
         )

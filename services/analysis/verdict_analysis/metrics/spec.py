@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from verdict.v1 import experiment_pb2
 from verdict_analysis import stats
 
-__all__ = ["MetricSpec", "Segment", "SpecError", "metric_spec_from_proto"]
+__all__ = [
+    "CollectedStats",
+    "MetricDiagnostics",
+    "MetricSpec",
+    "Segment",
+    "SpecError",
+    "metric_spec_from_proto",
+]
 
 
 class SpecError(ValueError):
@@ -111,6 +119,19 @@ def metric_spec_from_proto(metric: experiment_pb2.Metric) -> MetricSpec:
 
 
 @dataclass(frozen=True)
+class MetricDiagnostics:
+    """What the analysis of one metric left out or changed (docs/ARCHITECTURE.md, Analysis)."""
+
+    key: str
+    events_before_exposure: int
+    """The metric's events of exposed units timestamped before the unit's first exposure."""
+    events_from_unexposed_units: int
+    """The metric's events of units not exposed to the experiment."""
+    capped_units: int
+    """Analysed units whose value was capped."""
+
+
+@dataclass(frozen=True)
 class CollectedStats:
     """What :func:`collect_stats` measured for one experiment (and optionally one segment)."""
 
@@ -120,3 +141,7 @@ class CollectedStats:
     """Units seen in more than one variant, left out of every metric."""
     metrics: list[stats.MetricInput]
     """One per metric spec, in order, ready for :func:`stats.analyze_experiment`."""
+    first_exposed_at: datetime | None = None
+    """The earliest exposure of an analysed unit."""
+    diagnostics: tuple[MetricDiagnostics, ...] | None = None
+    """Per metric spec, in order; None when not counted (a segment, or ``until``)."""

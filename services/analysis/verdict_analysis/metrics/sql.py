@@ -297,7 +297,8 @@ def sufficient_stats_query(
     """One query returning, per variant, the sufficient statistics of every metric.
 
     Columns: ``variant_key``, ``units``, then ``m{i}_{field}`` for metric ``i`` and each
-    field of :func:`stats_fields`. Quantile metrics are skipped (their own queries).
+    field of :func:`stats_fields`, and ``m{i}_capped`` (units whose value was capped) for a
+    capped metric. Quantile metrics are skipped (their own queries).
     ``lower`` bounds the events' ``ts`` from below (it must not cut any counted event);
     with ``rollup``, per-unit sums come from the rollup plus the events after it.
     """
@@ -319,11 +320,19 @@ def sufficient_stats_query(
         ref = {role: f"pu.{index[c]}" for role, c in cols.items()}
         if spec.type is stats.MetricType.PROPORTION:
             ref["y"] = f"(pu.{index[cols['y']]} > 0)::int"
+        capped = ""
         if spec.type is stats.MetricType.MEAN and spec.capping is not None:
             for role, c in cols.items():
                 lo, hi = _cap_bounds(p, i, index[c], spec.capping, caps)
                 ref[role] = f"least(greatest(pu.{index[c]}, {lo}), {hi})"
+                if role == "y":  # the diagnostics' capped units: the metric's own value
+                    value = f"pu.{index[c]}"
+                    capped = (
+                        f"count(*) FILTER (WHERE {value} > {hi} OR {value} < {lo}) AS m{i}_capped"
+                    )
         outs.extend(_variant_sums(spec, i, ref, use_cuped))
+        if capped:
+            outs.append(capped)
     lookback = cuped_lookback_s if cuped_lookback_s is not None else 0.0
     join = _event_join(p, [c.event_name for c in columns], lookback, lower)
     if scope.until is not None:

@@ -123,7 +123,14 @@ def _decide(
     """The comparison with its decision: the adjusted interval and its p-value agree."""
     effect = decision_effect(comp.absolute, comp.relative, plan)
     assert effect is not None  # a raw p-value implies the decision effect
-    interval = effect.interval_at(level, sequential=plan.sequential is not None)
+    sequential = plan.sequential is not None
+    interval = effect.interval_at(level, sequential=sequential)
+    raw = effect.sequential_interval if sequential else effect.interval
+    if raw is not None:
+        # At a level no larger than the plan's, the interval contains the raw one; found again
+        # by root finding (the pooled score test near its bracket's end), it could miss it by
+        # the last bit.
+        interval = Interval(min(interval.lower, raw.lower), max(interval.upper, raw.upper))
     p_adj = agreeing_p_value(p_adj, interval, plan.alpha)
     warnings = comp.warnings
     if (

@@ -182,6 +182,11 @@ def _analysis_plan(plan: experiment_pb2.AnalysisPlan, v: Violations, at: str) ->
         f"{at}.correction",
         "unknown value",
     )
+    v.check(
+        is_known(experiment_pb2.ProportionTest.DESCRIPTOR, plan.proportion_test),
+        f"{at}.proportion_test",
+        "unknown value",
+    )
     segments: set[str] = set()
     for i, segment in enumerate(plan.segments):
         v.check(

@@ -43,6 +43,7 @@ DEFAULTS = {
     "analysis_plan.sides": "two",
     "analysis_plan.sequential": "on",
     "analysis_plan.correction": "holm",
+    "analysis_plan.proportion_test": "unpooled",
     "stopping_rules.srm_action": "alert",
     "stopping_rules.min_units_per_variant": "1000",
     "stopping_rules.guardrail_harm": "on",

@@ -113,9 +113,11 @@
 
   function exposuresOption(data) {
     const series = [];
+    // A line needs two days; before that, each day's point is drawn as a dot.
+    const symbol = data.days.length < 2 ? "circle" : "none";
     Object.keys(data.observed).forEach(function (variant, i) {
       const color = PALETTE[i % PALETTE.length];
-      series.push({ name: variant, type: "line", color: color, symbol: "none", data: data.observed[variant] });
+      series.push({ name: variant, type: "line", color: color, symbol: symbol, symbolSize: 8, data: data.observed[variant] });
       series.push({ name: variant + " planned", type: "line", color: color, symbol: "none",
         lineStyle: { type: "dashed", width: 1 }, data: data.planned[variant] });
     });

@@ -44,11 +44,13 @@ def decision_badge(snapshot: analysis_pb2.ResultSnapshot) -> Badge:
     if state == analysis_pb2.DECISION_STATE_NO_DETECTABLE_DIFFERENCE:
         return Badge("nodiff", "No detectable difference", decision.headline or reasons)
     if state == analysis_pb2.DECISION_STATE_KEEP_RUNNING:
+        # "Keep running", not "no difference yet": a fixed-horizon plan keeps running even
+        # past a significant interval until its planned sample.
         left = decision.days_remaining
         if math.isfinite(left) and left > 0:
-            label = f"No difference yet — ~{max(1, math.ceil(left))} days left"
+            label = f"Keep running — ~{max(1, math.ceil(left))} days left"
         else:
-            label = "No difference yet"
+            label = "Keep running"
         return Badge("running", label, decision.headline or reasons)
     return _from_recommendation(snapshot)
 
@@ -63,7 +65,7 @@ def _from_recommendation(snapshot: analysis_pb2.ResultSnapshot) -> Badge:
         return Badge("rollback", "Roll back", FALLBACK_NOTE)
     if rec.decision == common_pb2.DECISION_INCONCLUSIVE:
         return Badge("nodiff", "No detectable difference", FALLBACK_NOTE)
-    return Badge("running", "No difference yet", FALLBACK_NOTE)
+    return Badge("running", "Keep running", FALLBACK_NOTE)
 
 
 def status_badge(

@@ -14,6 +14,17 @@ from verdict.v1 import analysis_pb2, experiment_pb2
 from verdict_dashboard import formatting as f
 
 NAN = math.nan
+TEST_LABELS = {
+    "welch_t": "Welch t",
+    "z_unpooled": "z (unpooled)",
+    "z_pooled": "score z (pooled)",
+    "ratio_delta_method": "delta method (ratio)",
+    "cuped_z": "CUPED z",
+    "cuped_ratio_delta_method": "CUPED delta method",
+    "quantile_outer_ci": "outer CI (quantile)",
+    "delta_method": "delta method",
+}
+"""The contract's test names (`Estimate.test`), as a reader says them."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +38,20 @@ class Effect:
     anytime: bool
     """True when the interval and p-value are anytime-valid (sequential)."""
     test: str
+    """The test behind the interval and p-value (the contract's name); empty when unknown."""
     missing: str
     """Why the figures are missing; empty when sound."""
     text: str
     interval_text: str
     p_text: str
+
+    @property
+    def test_text(self) -> str:
+        """E.g. "delta method · anytime-valid": which test produced the figures shown."""
+        if not self.test:
+            return ""
+        name = TEST_LABELS.get(self.test, self.test.replace("_", " "))
+        return f"{name} · {'anytime-valid' if self.anytime else 'fixed-horizon'}"
 
     @property
     def excludes_zero(self) -> bool:
@@ -118,14 +138,20 @@ def correction_name(correction: int) -> str:
 
 
 def decision_basis(comparison: analysis_pb2.Comparison) -> Basis:
-    """The interval `significant` is decided on, e.g. "relative · anytime-valid · adjusted"."""
+    """The interval `significant` is decided on, with its p-value, e.g. "relative ·
+    anytime-valid · adjusted [+1.2 %, +7.0 %] · p 0.003 vs α 0.05"."""
     if not comparison.HasField("decision_basis"):
         return Basis("not available from this analysis", False)
     basis = comparison.decision_basis
-    scale = "absolute" if basis.scale == analysis_pb2.EFFECT_SCALE_ABSOLUTE else "relative"
-    parts = [scale, "anytime-valid" if basis.sequential else "fixed-horizon"]
-    if basis.adjusted:
-        parts.append("adjusted")
+    absolute = basis.scale == analysis_pb2.EFFECT_SCALE_ABSOLUTE
+    parts = ["absolute" if absolute else "relative"]
+    parts.append("anytime-valid" if basis.sequential else "fixed-horizon")
+    if math.isnan(basis.p_value):
+        return Basis(" · ".join([*parts, "no interval (see the notes)"]), True)
+    bounds = f.interval(
+        basis.interval.lower, basis.interval.upper, "number" if absolute else "percent"
+    )
+    parts.append(f"adjusted {bounds}" if basis.adjusted else bounds)
     parts.append(f"p {f.p_value(basis.p_value)} vs α {basis.alpha:g}")
     return Basis(" · ".join(parts), True)
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from verdict.v1 import analysis_pb2, experiment_pb2
 from verdict_dashboard import formatting as f
 from verdict_dashboard.views.badges import Badge, decision_badge
+from verdict_dashboard.views.decision import DecisionPanel, decision_panel
 from verdict_dashboard.views.effects import (
     Basis,
     Effect,
@@ -18,6 +19,14 @@ from verdict_dashboard.views.effects import (
     scale_effect,
     verdict_of,
 )
+
+QUIET_REASONS = frozenset({"NOT_SEQUENTIAL", "NOT_DECISION_SCALE", "NOT_DEFINED_FOR_METRIC_TYPE"})
+"""Missing figures that are not news: anytime-valid pairs of a fixed-horizon plan, the other
+scale's adjusted interval, Cohen's d of a ratio."""
+WARNING_TEXT = {
+    "SMALL_SAMPLE": "small sample: read the interval as indicative",
+    "OUTSIDE_NATURAL_RANGE": "the interval leaves the rate's natural range: too few units",
+}
 
 ROLE_LABELS = {
     experiment_pb2.METRIC_ROLE_PRIMARY: "primary",
@@ -41,7 +50,9 @@ class ResultRow:
     relative: Effect
     absolute: Effect
     chance: str
-    """Chance to beat control (fixed-horizon), or a dash."""
+    """Chance to beat control, or a dash."""
+    chance_fixed_horizon: bool
+    """The chance is fixed-horizon beside anytime-valid figures: labelled so."""
     verdict: str
     verdict_label: str
     basis: Basis
@@ -66,6 +77,7 @@ class ResultsView:
     created: datetime | None
     created_iso: str
     badge: Badge
+    decision: DecisionPanel
     sections: tuple[Section, ...]
     correction: str
     sequential: bool
@@ -101,11 +113,7 @@ def _rows(
         kind, label = verdict_of(comparison, direction, relative)
         c_mean, c_units = _mean_text(control, result.type)
         v_mean, v_units = _mean_text(by_variant.get(comparison.variant_key), result.type)
-        notes = [
-            f"{k.replace('_', ' ')}: {v}" for k, v in sorted(comparison.missing_reasons.items())
-        ]
-        if comparison.degenerate_reason and not notes:
-            notes.append(comparison.degenerate_reason.replace("_", " ").lower())
+        notes = _notes(comparison)
         chance = comparison.chance_to_beat_control
         rows.append(
             ResultRow(
@@ -122,6 +130,11 @@ def _rows(
                 relative=relative,
                 absolute=absolute,
                 chance=f.percent(chance, 0) if math.isfinite(chance) else f.DASH,
+                chance_fixed_horizon=sequential
+                and (
+                    comparison.chance_to_beat_control_fixed_horizon
+                    or not comparison.HasField("decision_basis")
+                ),
                 verdict=kind,
                 verdict_label=label,
                 basis=decision_basis(comparison),
@@ -129,6 +142,27 @@ def _rows(
             )
         )
     return rows
+
+
+def _notes(comparison: analysis_pb2.Comparison) -> list[str]:
+    """Why figures are missing (leaving out the expected absences) and the warnings."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(comparison.missing_reasons.items()):
+        if reason not in QUIET_REASONS and "." not in key:
+            by_reason.setdefault(reason, []).append(key)
+    notes = []
+    for reason, keys in by_reason.items():
+        if {"absolute", "relative"} & set(keys):
+            what = "effects"
+        elif "decision_basis" in keys:
+            what = "decision"
+        else:
+            what = ", ".join(k.replace("_", " ") for k in keys)
+        notes.append(f"{what}: {reason.replace('_', ' ').lower()}")
+    if comparison.degenerate_reason and not comparison.missing_reasons:
+        notes.append(comparison.degenerate_reason.replace("_", " ").lower())
+    notes += [WARNING_TEXT.get(w, w.replace("_", " ").lower()) for w in comparison.warnings]
+    return notes
 
 
 def _bound(x: float) -> float | None:
@@ -164,7 +198,11 @@ def results_view(
     metrics: Mapping[str, experiment_pb2.Metric],
 ) -> ResultsView:
     """The Results tab for `snapshot` of `experiment` (catalog `metrics` name and orient rows)."""
-    sequential = snapshot.sequential or experiment.analysis_plan.sequential
+    plan = experiment.analysis_plan
+    # A snapshot that states its plan (alpha set) is read as analysed, whatever the plan says
+    # now; older snapshots fall back to the experiment's plan.
+    stated = snapshot.alpha > 0
+    sequential = snapshot.sequential if stated else plan.sequential
     decision_rows: list[ResultRow] = []
     guardrail_rows: list[ResultRow] = []
     order = {experiment_pb2.METRIC_ROLE_PRIMARY: 0, experiment_pb2.METRIC_ROLE_SECONDARY: 1}
@@ -185,8 +223,8 @@ def results_view(
     created = (
         snapshot.create_time.ToDatetime(tzinfo=UTC) if snapshot.HasField("create_time") else None
     )
-    correction = snapshot.correction or experiment.analysis_plan.correction
-    alpha = snapshot.alpha or experiment.analysis_plan.alpha or 0.05
+    correction = snapshot.correction if stated else plan.correction
+    alpha = snapshot.alpha if stated else plan.alpha or 0.05
     notes = []
     if any(not r.basis.available for r in (*decision_rows, *guardrail_rows)):
         notes.append(
@@ -202,6 +240,7 @@ def results_view(
         created=created,
         created_iso=created.isoformat() if created else "",
         badge=decision_badge(snapshot),
+        decision=decision_panel(snapshot),
         sections=tuple(sections),
         correction=correction_name(correction),
         sequential=sequential,

@@ -58,6 +58,8 @@ def review(
         f"{'sequential (anytime-valid)' if plan.sequential else 'fixed horizon'} · "
         f"{correction_name(plan.correction)} correction"
     )
+    if plan.proportion_test == experiment_pb2.PROPORTION_TEST_POOLED:
+        plan_text += " · pooled score test for rates"
     if plan.segments:
         plan_text += f" · segments: {', '.join(plan.segments)}"
     targeting = (
