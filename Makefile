@@ -17,6 +17,7 @@ NATIVE := clients/python/verdict/evaluation/_native.c \
           services/assignment/verdict_assignment/assign/_fastpath.c
 
 $(STAMP): requirements.lock scripts/dev_paths.py scripts/build_native.py $(NATIVE)
+	-@scripts/system_packages.sh gcc  # the C accelerators; without them the Python reference runs
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(PY) scripts/dev_paths.py
@@ -26,9 +27,7 @@ $(STAMP): requirements.lock scripts/dev_paths.py scripts/build_native.py $(NATIV
 # The console's browser libraries (htmx, ECharts; axe-core for the browser tests), pinned by the
 # lockfile, served by the console itself: nothing loads from a CDN.
 $(VENDOR)/.installed: $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
-	@command -v npm >/dev/null || { echo "make setup: npm is missing. The web console's browser \
-	libraries come from the npm registry: install Node.js 20 and npm (Debian: apt-get install \
-	nodejs npm) and run make setup again." >&2; exit 1; }
+	@scripts/system_packages.sh npm
 	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp $(FRONTEND)/node_modules/htmx.org/dist/htmx.min.js \
@@ -48,6 +47,7 @@ demo: setup          ## an LLM prompt experiment decided by itself (< 3 min); le
 	$(PY) scripts/demo.py
 
 test: setup          ## every test: unit, integration, e2e, reliability (reduced sizes)
+	@scripts/system_packages.sh chromium
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 faults: setup        ## every fault at full size; prints the table and writes docs/RELIABILITY.md
@@ -118,8 +118,7 @@ bench-analysis: setup
 	$(PY) bench/bench_analysis.py $(ARGS)
 
 bench-dashboard: setup  ## console page time and live-update latency; needs chromium (installed when missing)
-	@command -v chromium >/dev/null || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@scripts/system_packages.sh chromium
 	$(PY) bench/bench_dashboard.py $(ARGS)
 
 bench-gateway: setup  ## LiteLLM callback overhead; OTLP intake spans/s vs TrackEvents events/s
