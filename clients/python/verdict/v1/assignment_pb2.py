@@ -27,31 +27,37 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from verdict.v1 import experiment_pb2 as verdict_dot_v1_dot_experiment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bverdict/v1/assignment.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bverdict/v1/experiment.proto\"\x85\x01\n\rAssignRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12+\n\nattributes\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x65xperiment_keys\x18\x03 \x03(\t\x12\x1d\n\x15skip_exposure_logging\x18\x04 \x01(\x08\"\xa8\x01\n\nAssignment\x12\x16\n\x0e\x65xperiment_key\x18\x01 \x01(\t\x12\x13\n\x0bvariant_key\x18\x02 \x01(\t\x12,\n\x06reason\x18\x03 \x01(\x0e\x32\x1c.verdict.v1.AssignmentReason\x12(\n\x07payload\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rin_experiment\x18\x05 \x01(\x08\"U\n\x0e\x41ssignResponse\x12+\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x16.verdict.v1.Assignment\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\x03\"\xad\x01\n\x0e\x43onfigSnapshot\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12+\n\x0b\x65xperiments\x18\x02 \x03(\x0b\x32\x16.verdict.v1.Experiment\x12,\n\x0csaved_groups\x18\x03 \x03(\x0b\x32\x16.verdict.v1.SavedGroup\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetConfigSnapshotRequest\"I\n\x19GetConfigSnapshotResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.ConfigSnapshot\"+\n\x12WatchConfigRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"C\n\x13WatchConfigResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.ConfigSnapshot*\xee\x02\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41SSIGNMENT_REASON_ASSIGNED\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_FORCED\x10\x02\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x03\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_TARGETED\x10\x04\x12$\n ASSIGNMENT_REASON_NOT_IN_TRAFFIC\x10\x05\x12!\n\x1d\x41SSIGNMENT_REASON_NOT_RUNNING\x10\x06\x12!\n\x1d\x41SSIGNMENT_REASON_UNKNOWN_KEY\x10\x07\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_IN_LAYER\x10\x08\x12\'\n#ASSIGNMENT_REASON_NO_HASH_ATTRIBUTE\x10\t2\x88\x02\n\x11\x41ssignmentService\x12?\n\x06\x41ssign\x12\x19.verdict.v1.AssignRequest\x1a\x1a.verdict.v1.AssignResponse\x12`\n\x11GetConfigSnapshot\x12$.verdict.v1.GetConfigSnapshotRequest\x1a%.verdict.v1.GetConfigSnapshotResponse\x12P\n\x0bWatchConfig\x12\x1e.verdict.v1.WatchConfigRequest\x1a\x1f.verdict.v1.WatchConfigResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bverdict/v1/assignment.proto\x12\nverdict.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bverdict/v1/experiment.proto\"\xb7\x02\n\rAssignRequest\x12\x0f\n\x07unit_id\x18\x01 \x01(\t\x12+\n\nattributes\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0f\x65xperiment_keys\x18\x03 \x03(\t\x12\x1d\n\x15skip_exposure_logging\x18\x04 \x01(\x08\x12J\n\x11\x66orced_variations\x18\x05 \x03(\x0b\x32/.verdict.v1.AssignRequest.ForcedVariationsEntry\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x12\x1a\n\x12min_config_version\x18\x07 \x01(\x03\x1a\x37\n\x15\x46orcedVariationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb3\x01\n\x0b\x45xplanation\x12\x16\n\x0ehash_attribute\x18\x01 \x01(\t\x12\x12\n\nhash_value\x18\x02 \x01(\t\x12\x13\n\x06\x62ucket\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0elayer_position\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x18\n\x10\x66\x61iled_condition\x18\x05 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\tB\t\n\x07_bucketB\x11\n\x0f_layer_position\"\xd6\x01\n\nAssignment\x12\x16\n\x0e\x65xperiment_key\x18\x01 \x01(\t\x12\x13\n\x0bvariant_key\x18\x02 \x01(\t\x12,\n\x06reason\x18\x03 \x01(\x0e\x32\x1c.verdict.v1.AssignmentReason\x12(\n\x07payload\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rin_experiment\x18\x05 \x01(\x08\x12,\n\x0b\x65xplanation\x18\x06 \x01(\x0b\x32\x17.verdict.v1.Explanation\"U\n\x0e\x41ssignResponse\x12+\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x16.verdict.v1.Assignment\x12\x16\n\x0e\x63onfig_version\x18\x02 \x01(\x03\"\xad\x01\n\x0e\x43onfigSnapshot\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12+\n\x0b\x65xperiments\x18\x02 \x03(\x0b\x32\x16.verdict.v1.Experiment\x12,\n\x0csaved_groups\x18\x03 \x03(\x0b\x32\x16.verdict.v1.SavedGroup\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1a\n\x18GetConfigSnapshotRequest\"I\n\x19GetConfigSnapshotResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.ConfigSnapshot\"+\n\x12WatchConfigRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"C\n\x13WatchConfigResponse\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x1a.verdict.v1.ConfigSnapshot*\xd1\x03\n\x10\x41ssignmentReason\x12!\n\x1d\x41SSIGNMENT_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41SSIGNMENT_REASON_ASSIGNED\x10\x01\x12\x1c\n\x18\x41SSIGNMENT_REASON_FORCED\x10\x02\x12\x1c\n\x18\x41SSIGNMENT_REASON_STICKY\x10\x03\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_TARGETED\x10\x04\x12$\n ASSIGNMENT_REASON_NOT_IN_TRAFFIC\x10\x05\x12!\n\x1d\x41SSIGNMENT_REASON_NOT_RUNNING\x10\x06\x12!\n\x1d\x41SSIGNMENT_REASON_UNKNOWN_KEY\x10\x07\x12\"\n\x1e\x41SSIGNMENT_REASON_NOT_IN_LAYER\x10\x08\x12\'\n#ASSIGNMENT_REASON_NO_HASH_ATTRIBUTE\x10\t\x12\x1e\n\x1a\x41SSIGNMENT_REASON_HELD_OUT\x10\n\x12\"\n\x1e\x41SSIGNMENT_REASON_FILTERED_OUT\x10\x0b\x12\x1d\n\x19\x41SSIGNMENT_REASON_QA_MODE\x10\x0c\x32\x88\x02\n\x11\x41ssignmentService\x12?\n\x06\x41ssign\x12\x19.verdict.v1.AssignRequest\x1a\x1a.verdict.v1.AssignResponse\x12`\n\x11GetConfigSnapshot\x12$.verdict.v1.GetConfigSnapshotRequest\x1a%.verdict.v1.GetConfigSnapshotResponse\x12P\n\x0bWatchConfig\x12\x1e.verdict.v1.WatchConfigRequest\x1a\x1f.verdict.v1.WatchConfigResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'verdict.v1.assignment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASSIGNMENTREASON']._serialized_start=923
-  _globals['_ASSIGNMENTREASON']._serialized_end=1289
+  _globals['_ASSIGNREQUEST_FORCEDVARIATIONSENTRY']._loaded_options = None
+  _globals['_ASSIGNREQUEST_FORCEDVARIATIONSENTRY']._serialized_options = b'8\001'
+  _globals['_ASSIGNMENTREASON']._serialized_start=1329
+  _globals['_ASSIGNMENTREASON']._serialized_end=1794
   _globals['_ASSIGNREQUEST']._serialized_start=136
-  _globals['_ASSIGNREQUEST']._serialized_end=269
-  _globals['_ASSIGNMENT']._serialized_start=272
-  _globals['_ASSIGNMENT']._serialized_end=440
-  _globals['_ASSIGNRESPONSE']._serialized_start=442
-  _globals['_ASSIGNRESPONSE']._serialized_end=527
-  _globals['_CONFIGSNAPSHOT']._serialized_start=530
-  _globals['_CONFIGSNAPSHOT']._serialized_end=703
-  _globals['_GETCONFIGSNAPSHOTREQUEST']._serialized_start=705
-  _globals['_GETCONFIGSNAPSHOTREQUEST']._serialized_end=731
-  _globals['_GETCONFIGSNAPSHOTRESPONSE']._serialized_start=733
-  _globals['_GETCONFIGSNAPSHOTRESPONSE']._serialized_end=806
-  _globals['_WATCHCONFIGREQUEST']._serialized_start=808
-  _globals['_WATCHCONFIGREQUEST']._serialized_end=851
-  _globals['_WATCHCONFIGRESPONSE']._serialized_start=853
-  _globals['_WATCHCONFIGRESPONSE']._serialized_end=920
-  _globals['_ASSIGNMENTSERVICE']._serialized_start=1292
-  _globals['_ASSIGNMENTSERVICE']._serialized_end=1556
+  _globals['_ASSIGNREQUEST']._serialized_end=447
+  _globals['_ASSIGNREQUEST_FORCEDVARIATIONSENTRY']._serialized_start=392
+  _globals['_ASSIGNREQUEST_FORCEDVARIATIONSENTRY']._serialized_end=447
+  _globals['_EXPLANATION']._serialized_start=450
+  _globals['_EXPLANATION']._serialized_end=629
+  _globals['_ASSIGNMENT']._serialized_start=632
+  _globals['_ASSIGNMENT']._serialized_end=846
+  _globals['_ASSIGNRESPONSE']._serialized_start=848
+  _globals['_ASSIGNRESPONSE']._serialized_end=933
+  _globals['_CONFIGSNAPSHOT']._serialized_start=936
+  _globals['_CONFIGSNAPSHOT']._serialized_end=1109
+  _globals['_GETCONFIGSNAPSHOTREQUEST']._serialized_start=1111
+  _globals['_GETCONFIGSNAPSHOTREQUEST']._serialized_end=1137
+  _globals['_GETCONFIGSNAPSHOTRESPONSE']._serialized_start=1139
+  _globals['_GETCONFIGSNAPSHOTRESPONSE']._serialized_end=1212
+  _globals['_WATCHCONFIGREQUEST']._serialized_start=1214
+  _globals['_WATCHCONFIGREQUEST']._serialized_end=1257
+  _globals['_WATCHCONFIGRESPONSE']._serialized_start=1259
+  _globals['_WATCHCONFIGRESPONSE']._serialized_end=1326
+  _globals['_ASSIGNMENTSERVICE']._serialized_start=1797
+  _globals['_ASSIGNMENTSERVICE']._serialized_end=2061
 # @@protoc_insertion_point(module_scope)

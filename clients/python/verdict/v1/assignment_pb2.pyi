@@ -33,7 +33,7 @@ class _AssignmentReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Assi
     ASSIGNMENT_REASON_ASSIGNED: _AssignmentReason.ValueType  # 1
     """Assigned by hashing into the bucket ranges."""
     ASSIGNMENT_REASON_FORCED: _AssignmentReason.ValueType  # 2
-    """Forced by the experiment's QA allow-list."""
+    """Forced by the experiment's QA allow-list or the request's forced_variations."""
     ASSIGNMENT_REASON_STICKY: _AssignmentReason.ValueType  # 3
     """Kept from an earlier assignment after the allocation changed."""
     ASSIGNMENT_REASON_NOT_TARGETED: _AssignmentReason.ValueType  # 4
@@ -48,6 +48,12 @@ class _AssignmentReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Assi
     """The unit falls outside the experiment's range in its layer."""
     ASSIGNMENT_REASON_NO_HASH_ATTRIBUTE: _AssignmentReason.ValueType  # 9
     """The unit has no value for the experiment's hash attribute."""
+    ASSIGNMENT_REASON_HELD_OUT: _AssignmentReason.ValueType  # 10
+    """The unit is in the control group of the holdout covering the experiment."""
+    ASSIGNMENT_REASON_FILTERED_OUT: _AssignmentReason.ValueType  # 11
+    """The unit does not pass the experiment's filters."""
+    ASSIGNMENT_REASON_QA_MODE: _AssignmentReason.ValueType  # 12
+    """The experiment is in QA mode and the request forces no variant of it."""
 
 class AssignmentReason(_AssignmentReason, metaclass=_AssignmentReasonEnumTypeWrapper):
     """Why a unit got (or did not get) a variant."""
@@ -57,7 +63,7 @@ ASSIGNMENT_REASON_UNSPECIFIED: AssignmentReason.ValueType  # 0
 ASSIGNMENT_REASON_ASSIGNED: AssignmentReason.ValueType  # 1
 """Assigned by hashing into the bucket ranges."""
 ASSIGNMENT_REASON_FORCED: AssignmentReason.ValueType  # 2
-"""Forced by the experiment's QA allow-list."""
+"""Forced by the experiment's QA allow-list or the request's forced_variations."""
 ASSIGNMENT_REASON_STICKY: AssignmentReason.ValueType  # 3
 """Kept from an earlier assignment after the allocation changed."""
 ASSIGNMENT_REASON_NOT_TARGETED: AssignmentReason.ValueType  # 4
@@ -72,6 +78,12 @@ ASSIGNMENT_REASON_NOT_IN_LAYER: AssignmentReason.ValueType  # 8
 """The unit falls outside the experiment's range in its layer."""
 ASSIGNMENT_REASON_NO_HASH_ATTRIBUTE: AssignmentReason.ValueType  # 9
 """The unit has no value for the experiment's hash attribute."""
+ASSIGNMENT_REASON_HELD_OUT: AssignmentReason.ValueType  # 10
+"""The unit is in the control group of the holdout covering the experiment."""
+ASSIGNMENT_REASON_FILTERED_OUT: AssignmentReason.ValueType  # 11
+"""The unit does not pass the experiment's filters."""
+ASSIGNMENT_REASON_QA_MODE: AssignmentReason.ValueType  # 12
+"""The experiment is in QA mode and the request forces no variant of it."""
 Global___AssignmentReason: _TypeAlias = AssignmentReason  # noqa: Y015
 
 @_typing.final
@@ -80,14 +92,45 @@ class AssignRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ForcedVariationsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     UNIT_ID_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     EXPERIMENT_KEYS_FIELD_NUMBER: _builtins.int
     SKIP_EXPOSURE_LOGGING_FIELD_NUMBER: _builtins.int
+    FORCED_VARIATIONS_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    MIN_CONFIG_VERSION_FIELD_NUMBER: _builtins.int
     unit_id: _builtins.str
-    """The unit (usually a user id); 1 to 256 bytes."""
+    """The unit (usually a user id); 1 to 256 bytes. It is the value of the default hash attribute
+    "id": an `id` in `attributes` that differs from it is INVALID_ARGUMENT.
+    """
     skip_exposure_logging: _builtins.bool
     """Do not log exposures for this call (e.g. to preview)."""
+    explain: _builtins.bool
+    """Explain each answer (Assignment.explanation). Off by default; costs more per call."""
+    min_config_version: _builtins.int
+    """Answer from a configuration at least this recent (e.g. a change's config_version); waits up
+    to 2 s for this replica to load it, else UNAVAILABLE. 0: any.
+    """
     @_builtins.property
     def attributes(self) -> _struct_pb2.Struct:
         """The unit's attributes for targeting and hashing, e.g. {"country": "FR", "plan": "pro"}."""
@@ -96,6 +139,13 @@ class AssignRequest(_message.Message):
     def experiment_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Experiments to assign; empty: every running experiment."""
 
+    @_builtins.property
+    def forced_variations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """QA: experiment key to the variant this request gets (reason FORCED, never logged as an
+        exposure). Needs the `qa` or `admin` role (PERMISSION_DENIED otherwise); an unknown
+        experiment or variant is INVALID_ARGUMENT. At most 100 entries.
+        """
+
     def __init__(
         self,
         *,
@@ -103,14 +153,66 @@ class AssignRequest(_message.Message):
         attributes: _struct_pb2.Struct | None = ...,
         experiment_keys: _abc.Iterable[_builtins.str] | None = ...,
         skip_exposure_logging: _builtins.bool = ...,
+        forced_variations: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        explain: _builtins.bool = ...,
+        min_config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "experiment_keys", b"experiment_keys", "skip_exposure_logging", b"skip_exposure_logging", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "experiment_keys", b"experiment_keys", "explain", b"explain", "forced_variations", b"forced_variations", "min_config_version", b"min_config_version", "skip_exposure_logging", b"skip_exposure_logging", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AssignRequest: _TypeAlias = AssignRequest  # noqa: Y015
+
+@_typing.final
+class Explanation(_message.Message):
+    """Why a unit got its answer, for debugging (AssignRequest.explain)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HASH_ATTRIBUTE_FIELD_NUMBER: _builtins.int
+    HASH_VALUE_FIELD_NUMBER: _builtins.int
+    BUCKET_FIELD_NUMBER: _builtins.int
+    LAYER_POSITION_FIELD_NUMBER: _builtins.int
+    FAILED_CONDITION_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    hash_attribute: _builtins.str
+    """The attribute hashed (the hash attribute, or the fallback attribute when it was used)."""
+    hash_value: _builtins.str
+    """The value hashed; empty when the unit has none."""
+    bucket: _builtins.float
+    """The unit's bucket in [0, 1), when it was computed."""
+    layer_position: _builtins.float
+    """The unit's position in the experiment's layer, when it has one."""
+    failed_condition: _builtins.str
+    """The part of the targeting condition that failed, as JSON; empty when targeting passed."""
+    detail: _builtins.str
+    """One sentence, e.g. "bucket 0.734 is outside coverage [0, 0.5)"."""
+    def __init__(
+        self,
+        *,
+        hash_attribute: _builtins.str = ...,
+        hash_value: _builtins.str = ...,
+        bucket: _builtins.float | None = ...,
+        layer_position: _builtins.float | None = ...,
+        failed_condition: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_bucket", b"_bucket", "_layer_position", b"_layer_position", "bucket", b"bucket", "layer_position", b"layer_position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_bucket", b"_bucket", "_layer_position", b"_layer_position", "bucket", b"bucket", "detail", b"detail", "failed_condition", b"failed_condition", "hash_attribute", b"hash_attribute", "hash_value", b"hash_value", "layer_position", b"layer_position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__bucket: _TypeAlias = _typing.Literal["bucket"]  # noqa: Y015
+    _WhichOneofArgType__bucket: _TypeAlias = _typing.Literal["_bucket", b"_bucket"]  # noqa: Y015
+    _WhichOneofReturnType__layer_position: _TypeAlias = _typing.Literal["layer_position"]  # noqa: Y015
+    _WhichOneofArgType__layer_position: _TypeAlias = _typing.Literal["_layer_position", b"_layer_position"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__bucket) -> _WhichOneofReturnType__bucket | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__layer_position) -> _WhichOneofReturnType__layer_position | None: ...
+
+Global___Explanation: _TypeAlias = Explanation  # noqa: Y015
 
 @_typing.final
 class Assignment(_message.Message):
@@ -123,6 +225,7 @@ class Assignment(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     IN_EXPERIMENT_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
     experiment_key: _builtins.str
     """The experiment."""
     variant_key: _builtins.str
@@ -135,6 +238,10 @@ class Assignment(_message.Message):
     def payload(self) -> _struct_pb2.Struct:
         """The variant's configuration (model, prompt version, params); unset when not in the experiment."""
 
+    @_builtins.property
+    def explanation(self) -> Global___Explanation:
+        """Set when the request asked for explanations."""
+
     def __init__(
         self,
         *,
@@ -143,10 +250,11 @@ class Assignment(_message.Message):
         reason: Global___AssignmentReason.ValueType = ...,
         payload: _struct_pb2.Struct | None = ...,
         in_experiment: _builtins.bool = ...,
+        explanation: Global___Explanation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "payload", b"payload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_key", b"experiment_key", "in_experiment", b"in_experiment", "payload", b"payload", "reason", b"reason", "variant_key", b"variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment_key", b"experiment_key", "explanation", b"explanation", "in_experiment", b"in_experiment", "payload", b"payload", "reason", b"reason", "variant_key", b"variant_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -406,12 +406,16 @@ class Variant(_message.Message):
     IS_CONTROL_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    RANGE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Unique within the experiment; a slug (lowercase letters, digits, '-' and '_')."""
     name: _builtins.str
     """Human-readable name."""
     weight: _builtins.float
-    """Share of the covered traffic in [0, 1]; the weights of an experiment sum to 1."""
+    """Share of the covered traffic in [0, 1]; the weights of an experiment sum to 1. When every
+    variant leaves it 0 (unset), traffic is split equally; an explicit split with some weights 0
+    is allowed (a variant kept out of traffic), but not all of them.
+    """
     is_control: _builtins.bool
     """True for exactly one variant: the baseline every other variant is compared with."""
     description: _builtins.str
@@ -420,6 +424,14 @@ class Variant(_message.Message):
     def payload(self) -> _struct_pb2.Struct:
         """The configuration callers apply, e.g. {"model": "gpt-4o", "prompt_version": "v7",
         "temperature": 0.2}. At most 64 KiB serialised (VERDICT_MAX_PAYLOAD_BYTES), 10 levels deep.
+        """
+
+    @_builtins.property
+    def range(self) -> Global___BucketRange:
+        """Explicit bucket range of this variant, for splits that weights cannot express (GrowthBook's
+        `ranges`). Either every variant has one or none does; ranges lie in [0, 1], do not overlap,
+        and when set they replace weights and coverage (a unit whose bucket is in no range is not in
+        traffic).
         """
 
     def __init__(
@@ -431,14 +443,79 @@ class Variant(_message.Message):
         is_control: _builtins.bool = ...,
         payload: _struct_pb2.Struct | None = ...,
         description: _builtins.str = ...,
+        range: Global___BucketRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "is_control", b"is_control", "key", b"key", "name", b"name", "payload", b"payload", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "is_control", b"is_control", "key", b"key", "name", b"name", "payload", b"payload", "range", b"range", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Variant: _TypeAlias = Variant  # noqa: Y015
+
+@_typing.final
+class BucketRange(_message.Message):
+    """A half-open interval [start, end) of [0, 1]."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    start: _builtins.float
+    """Inclusive start, in [0, 1]."""
+    end: _builtins.float
+    """Exclusive end, in [start, 1]."""
+    def __init__(
+        self,
+        *,
+        start: _builtins.float = ...,
+        end: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BucketRange: _TypeAlias = BucketRange  # noqa: Y015
+
+@_typing.final
+class Filter(_message.Message):
+    """Keeps only the units whose hash under another seed falls in one of `ranges` (GrowthBook's
+    `filters`): e.g. "the 20 % of units not in experiment X" without a shared layer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEED_FIELD_NUMBER: _builtins.int
+    RANGES_FIELD_NUMBER: _builtins.int
+    ATTRIBUTE_FIELD_NUMBER: _builtins.int
+    HASH_VERSION_FIELD_NUMBER: _builtins.int
+    seed: _builtins.str
+    """The seed hashed with, e.g. another experiment's seed (or key)."""
+    attribute: _builtins.str
+    """Attribute hashed; empty: the experiment's hash attribute (and its fallback)."""
+    hash_version: _builtins.int
+    """Hash version: 2 (default when 0) or 1."""
+    @_builtins.property
+    def ranges(self) -> _containers.RepeatedCompositeFieldContainer[Global___BucketRange]:
+        """The ranges a unit must fall in; 1 to 20 entries."""
+
+    def __init__(
+        self,
+        *,
+        seed: _builtins.str = ...,
+        ranges: _abc.Iterable[Global___BucketRange] | None = ...,
+        attribute: _builtins.str = ...,
+        hash_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attribute", b"attribute", "hash_version", b"hash_version", "ranges", b"ranges", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Filter: _TypeAlias = Filter  # noqa: Y015
 
 @_typing.final
 class Layer(_message.Message):
@@ -747,6 +824,11 @@ class Experiment(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     RULE_OVERRIDES_FIELD_NUMBER: _builtins.int
+    FALLBACK_ATTRIBUTE_FIELD_NUMBER: _builtins.int
+    FILTERS_FIELD_NUMBER: _builtins.int
+    HOLDOUT_KEY_FIELD_NUMBER: _builtins.int
+    HOLDOUT_FIELD_NUMBER: _builtins.int
+    QA_MODE_FIELD_NUMBER: _builtins.int
     key: _builtins.str
     """Unique key; a slug (lowercase letters, digits, '-' and '_'), 1 to 64 characters."""
     name: _builtins.str
@@ -758,17 +840,40 @@ class Experiment(_message.Message):
     status: Global___ExperimentStatus.ValueType
     """Lifecycle status; output only (changed by Start, Stop, Archive)."""
     coverage: _builtins.float
-    """Share of eligible units that enter the experiment, in [0, 1]."""
+    """Share of eligible units that enter the experiment, in [0, 1]. Absent: 1 (everyone eligible).
+    An explicit 0 is allowed for a draft only: StartExperiment refuses an experiment that can
+    enrol nobody (FAILED_PRECONDITION).
+    """
     hash_attribute: _builtins.str
-    """Attribute whose value is hashed; "id" (the default) is the unit id."""
+    """Attribute whose value is hashed; "id" (the default, when empty) is the unit id. Exposures
+    record the attribute and the value hashed, and analysis counts each such value as one unit.
+    """
     seed: _builtins.str
     """Hash seed; defaults to the key."""
     hash_version: _builtins.int
-    """Hash version: 2 (default) or 1."""
+    """Hash version: 2 (the default, when 0) or 1 (GrowthBook's default, kept by imports)."""
     allocation_version: _builtins.int
     """Bumped whenever weights or coverage change while running; output only."""
     version: _builtins.int
     """Bumped on every change; pass it back as expected_version to avoid lost updates. Output only."""
+    fallback_attribute: _builtins.str
+    """Attribute hashed when the unit has no value for `hash_attribute` (GrowthBook's
+    `fallbackAttribute`), e.g. "device_id" for a user_id experiment. A unit assigned through its
+    fallback keeps its variant once the primary attribute appears (sticky assignment). Empty: none.
+    """
+    holdout_key: _builtins.str
+    """Key of the holdout that covers this experiment: units in the holdout's control variant are
+    kept out of it (reason HELD_OUT). Empty: none.
+    """
+    holdout: _builtins.bool
+    """This experiment is a holdout: its control variant is the held-out group, kept out of every
+    experiment naming it in `holdout_key`, and analysed against its other variant (everyone
+    else) like any experiment. Has exactly two variants and no layer.
+    """
+    qa_mode: _builtins.bool
+    """QA mode: only requests forcing a variant (AssignRequest.forced_variations, or the QA
+    allow-list) are enrolled; everyone else is answered QA_MODE and not exposed.
+    """
     @_builtins.property
     def variants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Variant]:
         """At least two variants, exactly one control. At most 20 entries."""
@@ -825,6 +930,10 @@ class Experiment(_message.Message):
         through StartExperiment). Cleared when the experiment stops. At most 10 entries.
         """
 
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
+        """Units must pass every filter to be eligible. At most 10 entries."""
+
     def __init__(
         self,
         *,
@@ -834,7 +943,7 @@ class Experiment(_message.Message):
         hypothesis: _builtins.str = ...,
         status: Global___ExperimentStatus.ValueType = ...,
         variants: _abc.Iterable[Global___Variant] | None = ...,
-        coverage: _builtins.float = ...,
+        coverage: _builtins.float | None = ...,
         targeting: _struct_pb2.Struct | None = ...,
         layer: Global___Layer | None = ...,
         hash_attribute: _builtins.str = ...,
@@ -852,12 +961,19 @@ class Experiment(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         rule_overrides: _abc.Iterable[Global___RuleOverride] | None = ...,
+        fallback_attribute: _builtins.str = ...,
+        filters: _abc.Iterable[Global___Filter] | None = ...,
+        holdout_key: _builtins.str = ...,
+        holdout: _builtins.bool = ...,
+        qa_mode: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["analysis_plan", b"analysis_plan", "create_time", b"create_time", "decision", b"decision", "layer", b"layer", "schedule", b"schedule", "start_time", b"start_time", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_coverage", b"_coverage", "analysis_plan", b"analysis_plan", "coverage", b"coverage", "create_time", b"create_time", "decision", b"decision", "layer", b"layer", "schedule", b"schedule", "start_time", b"start_time", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_version", b"allocation_version", "analysis_plan", b"analysis_plan", "coverage", b"coverage", "create_time", b"create_time", "decision", b"decision", "description", b"description", "forced_variations", b"forced_variations", "hash_attribute", b"hash_attribute", "hash_version", b"hash_version", "hypothesis", b"hypothesis", "key", b"key", "layer", b"layer", "metrics", b"metrics", "name", b"name", "rule_overrides", b"rule_overrides", "schedule", b"schedule", "seed", b"seed", "start_time", b"start_time", "status", b"status", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time", "variants", b"variants", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_coverage", b"_coverage", "allocation_version", b"allocation_version", "analysis_plan", b"analysis_plan", "coverage", b"coverage", "create_time", b"create_time", "decision", b"decision", "description", b"description", "fallback_attribute", b"fallback_attribute", "filters", b"filters", "forced_variations", b"forced_variations", "hash_attribute", b"hash_attribute", "hash_version", b"hash_version", "holdout", b"holdout", "holdout_key", b"holdout_key", "hypothesis", b"hypothesis", "key", b"key", "layer", b"layer", "metrics", b"metrics", "name", b"name", "qa_mode", b"qa_mode", "rule_overrides", b"rule_overrides", "schedule", b"schedule", "seed", b"seed", "start_time", b"start_time", "status", b"status", "stopping_rules", b"stopping_rules", "targeting", b"targeting", "update_time", b"update_time", "variants", b"variants", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__coverage: _TypeAlias = _typing.Literal["coverage"]  # noqa: Y015
+    _WhichOneofArgType__coverage: _TypeAlias = _typing.Literal["_coverage", b"_coverage"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__coverage) -> _WhichOneofReturnType__coverage | None: ...
 
 Global___Experiment: _TypeAlias = Experiment  # noqa: Y015
 
@@ -1086,6 +1202,11 @@ class CreateExperimentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def experiment(self) -> Global___Experiment:
         """The stored experiment, in DRAFT."""
@@ -1094,10 +1215,11 @@ class CreateExperimentResponse(_message.Message):
         self,
         *,
         experiment: Global___Experiment | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiment", b"experiment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1252,6 +1374,11 @@ class UpdateExperimentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def experiment(self) -> Global___Experiment:
         """The updated experiment."""
@@ -1260,10 +1387,11 @@ class UpdateExperimentResponse(_message.Message):
         self,
         *,
         experiment: Global___Experiment | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiment", b"experiment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1312,6 +1440,11 @@ class StartExperimentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def experiment(self) -> Global___Experiment:
         """The running experiment."""
@@ -1320,10 +1453,11 @@ class StartExperimentResponse(_message.Message):
         self,
         *,
         experiment: Global___Experiment | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiment", b"experiment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1382,6 +1516,11 @@ class StopExperimentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def experiment(self) -> Global___Experiment:
         """The stopped experiment."""
@@ -1390,10 +1529,11 @@ class StopExperimentResponse(_message.Message):
         self,
         *,
         experiment: Global___Experiment | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiment", b"experiment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1428,6 +1568,11 @@ class ArchiveExperimentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPERIMENT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def experiment(self) -> Global___Experiment:
         """The archived experiment."""
@@ -1436,10 +1581,11 @@ class ArchiveExperimentResponse(_message.Message):
         self,
         *,
         experiment: Global___Experiment | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiment", b"experiment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1678,6 +1824,11 @@ class PutSavedGroupResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SAVED_GROUP_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes this change: pass it as
+    AssignRequest.min_config_version to read your own write from any replica.
+    """
     @_builtins.property
     def saved_group(self) -> Global___SavedGroup:
         """The stored group."""
@@ -1686,10 +1837,11 @@ class PutSavedGroupResponse(_message.Message):
         self,
         *,
         saved_group: Global___SavedGroup | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["saved_group", b"saved_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["saved_group", b"saved_group"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "saved_group", b"saved_group"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1806,3 +1958,75 @@ class ListAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class ImportGrowthBookRequest(_message.Message):
+    """Request of ImportGrowthBook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    payload_json: _builtins.str
+    """A GrowthBook SDK payload ({"features": ..., "savedGroups": ...}) or a features object, as
+    JSON. At most 4 MiB.
+    """
+    dry_run: _builtins.bool
+    """Check and convert only; store nothing."""
+    start: _builtins.bool
+    """Start the imported experiments (default: leave them as drafts)."""
+    def __init__(
+        self,
+        *,
+        payload_json: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+        start: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "payload_json", b"payload_json", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportGrowthBookRequest: _TypeAlias = ImportGrowthBookRequest  # noqa: Y015
+
+@_typing.final
+class ImportGrowthBookResponse(_message.Message):
+    """Response of ImportGrowthBook."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENTS_FIELD_NUMBER: _builtins.int
+    SAVED_GROUPS_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """The configuration version that includes the import; 0 on a dry run."""
+    @_builtins.property
+    def experiments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Experiment]:
+        """The experiments as imported (or as they would be, on a dry run)."""
+
+    @_builtins.property
+    def saved_groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___SavedGroup]:
+        """The saved groups imported."""
+
+    @_builtins.property
+    def skipped(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What was not imported and why, e.g. "features.f.rules[0]: a force rule is not an experiment"."""
+
+    def __init__(
+        self,
+        *,
+        experiments: _abc.Iterable[Global___Experiment] | None = ...,
+        saved_groups: _abc.Iterable[Global___SavedGroup] | None = ...,
+        skipped: _abc.Iterable[_builtins.str] | None = ...,
+        config_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "experiments", b"experiments", "saved_groups", b"saved_groups", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportGrowthBookResponse: _TypeAlias = ImportGrowthBookResponse  # noqa: Y015

@@ -108,6 +108,11 @@ class ExperimentServiceStub:
                 request_serializer=verdict_dot_v1_dot_experiment__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=verdict_dot_v1_dot_experiment__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.ImportGrowthBook = channel.unary_unary(
+                '/verdict.v1.ExperimentService/ImportGrowthBook',
+                request_serializer=verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookRequest.SerializeToString,
+                response_deserializer=verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookResponse.FromString,
+                _registered_method=True)
 
 
 class ExperimentServiceServicer:
@@ -243,6 +248,18 @@ class ExperimentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportGrowthBook(self, request, context):
+        """Imports experiments (and the saved groups they reference) from a GrowthBook SDK payload or
+        features JSON, keeping every unit's bucket: variations, weights, coverage, hash attribute,
+        fallback attribute, hash version (GrowthBook's default 1 is kept), seed, namespace (as a
+        layer), filters, ranges, conditions and saved groups. Imported experiments are drafts unless
+        `start` is set. Returns INVALID_ARGUMENT naming the offending JSON path, ALREADY_EXISTS when
+        a key is taken, UNAUTHENTICATED, PERMISSION_DENIED without the admin role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExperimentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -315,6 +332,11 @@ def add_ExperimentServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=verdict_dot_v1_dot_experiment__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=verdict_dot_v1_dot_experiment__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'ImportGrowthBook': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportGrowthBook,
+                    request_deserializer=verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookRequest.FromString,
+                    response_serializer=verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -699,6 +721,33 @@ class ExperimentService:
             '/verdict.v1.ExperimentService/ListAuditEvents',
             verdict_dot_v1_dot_experiment__pb2.ListAuditEventsRequest.SerializeToString,
             verdict_dot_v1_dot_experiment__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportGrowthBook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/verdict.v1.ExperimentService/ImportGrowthBook',
+            verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookRequest.SerializeToString,
+            verdict_dot_v1_dot_experiment__pb2.ImportGrowthBookResponse.FromString,
             options,
             channel_credentials,
             insecure,

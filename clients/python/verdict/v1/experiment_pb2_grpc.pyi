@@ -106,6 +106,14 @@ class ExperimentServiceStub:
     """Lists the audit log, newest first, for one experiment or for all. Returns INVALID_ARGUMENT for
     a bad page token, UNAUTHENTICATED, PERMISSION_DENIED.
     """
+    ImportGrowthBook: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.ImportGrowthBookRequest, _experiment_pb2.ImportGrowthBookResponse]
+    """Imports experiments (and the saved groups they reference) from a GrowthBook SDK payload or
+    features JSON, keeping every unit's bucket: variations, weights, coverage, hash attribute,
+    fallback attribute, hash version (GrowthBook's default 1 is kept), seed, namespace (as a
+    layer), filters, ranges, conditions and saved groups. Imported experiments are drafts unless
+    `start` is set. Returns INVALID_ARGUMENT naming the offending JSON path, ALREADY_EXISTS when
+    a key is taken, UNAUTHENTICATED, PERMISSION_DENIED without the admin role.
+    """
 
 @_typing.type_check_only
 class ExperimentServiceAsyncStub(ExperimentServiceStub):
@@ -184,6 +192,14 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ListAuditEventsRequest, _experiment_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Lists the audit log, newest first, for one experiment or for all. Returns INVALID_ARGUMENT for
     a bad page token, UNAUTHENTICATED, PERMISSION_DENIED.
+    """
+    ImportGrowthBook: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ImportGrowthBookRequest, _experiment_pb2.ImportGrowthBookResponse]  # type: ignore[assignment]
+    """Imports experiments (and the saved groups they reference) from a GrowthBook SDK payload or
+    features JSON, keeping every unit's bucket: variations, weights, coverage, hash attribute,
+    fallback attribute, hash version (GrowthBook's default 1 is kept), seed, namespace (as a
+    layer), filters, ranges, conditions and saved groups. Imported experiments are drafts unless
+    `start` is set. Returns INVALID_ARGUMENT naming the offending JSON path, ALREADY_EXISTS when
+    a key is taken, UNAUTHENTICATED, PERMISSION_DENIED without the admin role.
     """
 
 class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -344,6 +360,20 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_experiment_pb2.ListAuditEventsResponse, _abc.Awaitable[_experiment_pb2.ListAuditEventsResponse]]:
         """Lists the audit log, newest first, for one experiment or for all. Returns INVALID_ARGUMENT for
         a bad page token, UNAUTHENTICATED, PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportGrowthBook(
+        self,
+        request: _experiment_pb2.ImportGrowthBookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_experiment_pb2.ImportGrowthBookResponse, _abc.Awaitable[_experiment_pb2.ImportGrowthBookResponse]]:
+        """Imports experiments (and the saved groups they reference) from a GrowthBook SDK payload or
+        features JSON, keeping every unit's bucket: variations, weights, coverage, hash attribute,
+        fallback attribute, hash version (GrowthBook's default 1 is kept), seed, namespace (as a
+        layer), filters, ranges, conditions and saved groups. Imported experiments are drafts unless
+        `start` is set. Returns INVALID_ARGUMENT naming the offending JSON path, ALREADY_EXISTS when
+        a key is taken, UNAUTHENTICATED, PERMISSION_DENIED without the admin role.
         """
 
 def add_ExperimentServiceServicer_to_server(servicer: ExperimentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -305,6 +305,8 @@ class Exposure(_message.Message):
     TIMESTAMP_FIELD_NUMBER: _builtins.int
     ALLOCATION_VERSION_FIELD_NUMBER: _builtins.int
     SEGMENTS_FIELD_NUMBER: _builtins.int
+    HASH_ATTRIBUTE_FIELD_NUMBER: _builtins.int
+    HASH_VALUE_FIELD_NUMBER: _builtins.int
     experiment_key: _builtins.str
     """The experiment."""
     variant_key: _builtins.str
@@ -313,6 +315,12 @@ class Exposure(_message.Message):
     """The unit; 1 to 256 bytes."""
     allocation_version: _builtins.int
     """Allocation version the assignment was made under."""
+    hash_attribute: _builtins.str
+    """The attribute hashed to bucket the unit (empty: "id", the unit id itself)."""
+    hash_value: _builtins.str
+    """The value hashed; empty when it is the unit id. Analysis counts each distinct value as one
+    unit and attributes a unit's metric events to the value its exposure recorded.
+    """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """When it was assigned."""
@@ -330,10 +338,12 @@ class Exposure(_message.Message):
         timestamp: _timestamp_pb2.Timestamp | None = ...,
         allocation_version: _builtins.int = ...,
         segments: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        hash_attribute: _builtins.str = ...,
+        hash_value: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timestamp", b"timestamp"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_version", b"allocation_version", "experiment_key", b"experiment_key", "segments", b"segments", "timestamp", b"timestamp", "unit_id", b"unit_id", "variant_key", b"variant_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_version", b"allocation_version", "experiment_key", b"experiment_key", "hash_attribute", b"hash_attribute", "hash_value", b"hash_value", "segments", b"segments", "timestamp", b"timestamp", "unit_id", b"unit_id", "variant_key", b"variant_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

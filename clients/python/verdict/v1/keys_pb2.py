@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15verdict/v1/keys.proto\x12\nverdict.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x06\x41piKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetCallerRequest\"G\n\x11GetCallerResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListApiKeysResponse\x12$\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x12.verdict.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\"K\n\x14\x43reateApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.verdict.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"#\n\x13RevokeApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x14RevokeApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.verdict.v1.ApiKey*\xa6\x01\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_ROLE_ASSIGN\x10\x01\x12\x17\n\x13\x41PI_KEY_ROLE_INGEST\x10\x02\x12\x15\n\x11\x41PI_KEY_ROLE_READ\x10\x03\x12\x16\n\x12\x41PI_KEY_ROLE_ADMIN\x10\x04\x12\x19\n\x15\x41PI_KEY_ROLE_ANALYSIS\x10\x05\x32\xcf\x02\n\rApiKeyService\x12H\n\tGetCaller\x12\x1c.verdict.v1.GetCallerRequest\x1a\x1d.verdict.v1.GetCallerResponse\x12N\n\x0bListApiKeys\x12\x1e.verdict.v1.ListApiKeysRequest\x1a\x1f.verdict.v1.ListApiKeysResponse\x12Q\n\x0c\x43reateApiKey\x12\x1f.verdict.v1.CreateApiKeyRequest\x1a .verdict.v1.CreateApiKeyResponse\x12Q\n\x0cRevokeApiKey\x12\x1f.verdict.v1.RevokeApiKeyRequest\x1a .verdict.v1.RevokeApiKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15verdict/v1/keys.proto\x12\nverdict.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x01\n\x06\x41piKey\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10GetCallerRequest\"G\n\x11GetCallerResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x13ListApiKeysResponse\x12$\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x12.verdict.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04role\x18\x02 \x01(\x0e\x32\x16.verdict.v1.ApiKeyRole\"K\n\x14\x43reateApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.verdict.v1.ApiKey\x12\x0e\n\x06secret\x18\x02 \x01(\t\"#\n\x13RevokeApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x14RevokeApiKeyResponse\x12#\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x12.verdict.v1.ApiKey*\xbb\x01\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PI_KEY_ROLE_ASSIGN\x10\x01\x12\x17\n\x13\x41PI_KEY_ROLE_INGEST\x10\x02\x12\x15\n\x11\x41PI_KEY_ROLE_READ\x10\x03\x12\x16\n\x12\x41PI_KEY_ROLE_ADMIN\x10\x04\x12\x19\n\x15\x41PI_KEY_ROLE_ANALYSIS\x10\x05\x12\x13\n\x0f\x41PI_KEY_ROLE_QA\x10\x06\x32\xcf\x02\n\rApiKeyService\x12H\n\tGetCaller\x12\x1c.verdict.v1.GetCallerRequest\x1a\x1d.verdict.v1.GetCallerResponse\x12N\n\x0bListApiKeys\x12\x1e.verdict.v1.ListApiKeysRequest\x1a\x1f.verdict.v1.ListApiKeysResponse\x12Q\n\x0c\x43reateApiKey\x12\x1f.verdict.v1.CreateApiKeyRequest\x1a .verdict.v1.CreateApiKeyResponse\x12Q\n\x0cRevokeApiKey\x12\x1f.verdict.v1.RevokeApiKeyRequest\x1a .verdict.v1.RevokeApiKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'verdict.v1.keys_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_APIKEYROLE']._serialized_start=722
-  _globals['_APIKEYROLE']._serialized_end=888
+  _globals['_APIKEYROLE']._serialized_end=909
   _globals['_APIKEY']._serialized_start=71
   _globals['_APIKEY']._serialized_end=229
   _globals['_GETCALLERREQUEST']._serialized_start=231
@@ -52,6 +52,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEAPIKEYREQUEST']._serialized_end=658
   _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=660
   _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=719
-  _globals['_APIKEYSERVICE']._serialized_start=891
-  _globals['_APIKEYSERVICE']._serialized_end=1226
+  _globals['_APIKEYSERVICE']._serialized_start=912
+  _globals['_APIKEYSERVICE']._serialized_end=1247
 # @@protoc_insertion_point(module_scope)

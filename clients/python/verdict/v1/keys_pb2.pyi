@@ -38,6 +38,8 @@ class _ApiKeyRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApiKeyRole
     """Operators: everything, including configuration changes, analysis runs and keys."""
     API_KEY_ROLE_ANALYSIS: _ApiKeyRole.ValueType  # 5
     """The analysis service's own identity: may stop experiments when a stopping rule fires."""
+    API_KEY_ROLE_QA: _ApiKeyRole.ValueType  # 6
+    """QA and support: Assign with forced variations and explanations, read experiments."""
 
 class ApiKeyRole(_ApiKeyRole, metaclass=_ApiKeyRoleEnumTypeWrapper):
     """What a key may do."""
@@ -54,6 +56,8 @@ API_KEY_ROLE_ADMIN: ApiKeyRole.ValueType  # 4
 """Operators: everything, including configuration changes, analysis runs and keys."""
 API_KEY_ROLE_ANALYSIS: ApiKeyRole.ValueType  # 5
 """The analysis service's own identity: may stop experiments when a stopping rule fires."""
+API_KEY_ROLE_QA: ApiKeyRole.ValueType  # 6
+"""QA and support: Assign with forced variations and explanations, read experiments."""
 Global___ApiKeyRole: _TypeAlias = ApiKeyRole  # noqa: Y015
 
 @_typing.final
