@@ -31,6 +31,7 @@ ROLE_TO_PROTO = {
     Role.READ: keys_pb2.API_KEY_ROLE_READ,
     Role.ADMIN: keys_pb2.API_KEY_ROLE_ADMIN,
     Role.ANALYSIS: keys_pb2.API_KEY_ROLE_ANALYSIS,
+    Role.QA: keys_pb2.API_KEY_ROLE_QA,
 }
 PROTO_TO_ROLE = {v: k for k, v in ROLE_TO_PROTO.items()}
 

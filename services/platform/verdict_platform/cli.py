@@ -100,12 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("--role", required=True, help="assign, ingest, read or admin")
+    create.add_argument("--role", required=True, help="assign, ingest, read, qa, analysis or admin")
     create.add_argument("--name", required=True, help="unique name of the key's holder")
     put = keys_sub.add_parser(
         "put", help="make a supplied key (stdin or $VERDICT_KEY) the active key of NAME"
     )
-    put.add_argument("--role", required=True, help="assign, ingest, read, analysis or admin")
+    put.add_argument("--role", required=True, help="assign, ingest, read, qa, analysis or admin")
     put.add_argument("--name", required=True, help="the key holder's name")
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by name")

@@ -2,6 +2,11 @@
 
 Admin may call everything. A method missing from the table is refused for every other role, so a
 new RPC is closed until someone decides who may call it.
+
+Within a method, a handler that grants more to some roles (Assign's `forced_variations`: `qa` and
+`admin` only, see `may_force`) reads the caller's role from the guard:
+`verdict_platform.guard.current_principal().role`, set for every guarded call before its handler
+runs (a contextvar, so it is the caller of the RPC being served, also across awaits).
 """
 
 from __future__ import annotations
@@ -23,6 +28,19 @@ class Role(StrEnum):
     ANALYSIS = "analysis"
     """The analysis service's own identity: stops experiments when a stopping rule fires, so
     the audit log tells a rule's action from a person's."""
+    QA = "qa"
+    """QA and support: Assign (with forced variations and explanations), the config snapshot,
+    and reading experiments; no changes."""
+
+
+FORCERS = frozenset({Role.QA, Role.ADMIN})
+"""Roles whose Assign requests may force variants (`AssignRequest.forced_variations`)."""
+
+
+def may_force(role: Role) -> bool:
+    """True when a caller with `role` may force variants in Assign (PERMISSION_DENIED
+    otherwise). In a handler: `may_force(current_principal().role)`."""
+    return role in FORCERS
 
 
 _EXP = "/verdict.v1.ExperimentService/"
@@ -33,28 +51,30 @@ _KEY = "/verdict.v1.ApiKeyService/"
 _OTLP_TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/"
 
 _READ_ONLY = frozenset({Role.READ})
-_ASSIGNERS = frozenset({Role.ASSIGN})
+_EXP_READERS = frozenset({Role.READ, Role.QA})
+_ASSIGNERS = frozenset({Role.ASSIGN, Role.QA})
 _ANY_KEY = frozenset(Role)
 
 # Roles besides ADMIN allowed per method.
 POLICY: dict[str, frozenset[Role]] = {
     _EXP + "CreateExperiment": frozenset(),
-    _EXP + "GetExperiment": _READ_ONLY,
-    _EXP + "ListExperiments": _READ_ONLY,
+    _EXP + "GetExperiment": _EXP_READERS,
+    _EXP + "ListExperiments": _EXP_READERS,
     _EXP + "UpdateExperiment": frozenset(),
     _EXP + "StartExperiment": frozenset(),
     _EXP + "StopExperiment": frozenset({Role.ANALYSIS}),
     _EXP + "ArchiveExperiment": frozenset(),
     _EXP + "CreateMetric": frozenset(),
-    _EXP + "GetMetric": _READ_ONLY,
-    _EXP + "ListMetrics": _READ_ONLY,
+    _EXP + "GetMetric": _EXP_READERS,
+    _EXP + "ListMetrics": _EXP_READERS,
     _EXP + "UpdateMetric": frozenset(),
     _EXP + "PutSavedGroup": frozenset(),
-    _EXP + "ListSavedGroups": _READ_ONLY,
-    _EXP + "ListAuditEvents": _READ_ONLY,
+    _EXP + "ListSavedGroups": _EXP_READERS,
+    _EXP + "ListAuditEvents": _EXP_READERS,
+    _EXP + "ImportGrowthBook": frozenset(),  # creates experiments: admin only, as the contract says
     _ASG + "Assign": _ASSIGNERS,
-    _ASG + "GetConfigSnapshot": frozenset({Role.ASSIGN, Role.READ}),
-    _ASG + "WatchConfig": frozenset({Role.ASSIGN, Role.READ}),
+    _ASG + "GetConfigSnapshot": frozenset({Role.ASSIGN, Role.READ, Role.QA}),
+    _ASG + "WatchConfig": frozenset({Role.ASSIGN, Role.READ, Role.QA}),
     _ING + "TrackEvents": frozenset({Role.INGEST}),
     _ING + "StreamEvents": frozenset({Role.INGEST}),
     _ING + "TrackExposures": frozenset({Role.INGEST}),

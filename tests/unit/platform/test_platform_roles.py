@@ -6,7 +6,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from verdict.v1 import analysis_pb2, assignment_pb2, experiment_pb2, ingest_pb2, keys_pb2
-from verdict_platform.roles import POLICY, Role, allows, is_public
+from verdict_platform.roles import POLICY, Role, allows, is_public, may_force
 
 ALL_METHODS = sorted(
     f"/{service.full_name}/{method.name}"
@@ -72,8 +72,25 @@ EXPECTED[Role.ANALYSIS] = {
     "/verdict.v1.ApiKeyService/GetCaller",
 }
 
+EXPECTED[Role.QA] = {
+    "/verdict.v1.AssignmentService/Assign",
+    "/verdict.v1.AssignmentService/GetConfigSnapshot",
+    "/verdict.v1.AssignmentService/WatchConfig",
+    "/verdict.v1.ExperimentService/GetExperiment",
+    "/verdict.v1.ExperimentService/ListExperiments",
+    "/verdict.v1.ExperimentService/GetMetric",
+    "/verdict.v1.ExperimentService/ListMetrics",
+    "/verdict.v1.ExperimentService/ListSavedGroups",
+    "/verdict.v1.ExperimentService/ListAuditEvents",
+    "/verdict.v1.ApiKeyService/GetCaller",
+}
 
-@pytest.mark.parametrize("role", [Role.ASSIGN, Role.INGEST, Role.READ, Role.ANALYSIS])
+
+def test_only_qa_and_admin_may_force_variants() -> None:
+    assert {role for role in Role if may_force(role)} == {Role.QA, Role.ADMIN}
+
+
+@pytest.mark.parametrize("role", [Role.ASSIGN, Role.INGEST, Role.READ, Role.ANALYSIS, Role.QA])
 def test_role_matrix(role: Role) -> None:
     allowed = {m for m in ALL_METHODS if allows(role, m)}
     assert allowed == EXPECTED[role]
@@ -82,9 +99,11 @@ def test_role_matrix(role: Role) -> None:
 def test_configuration_changes_need_admin() -> None:
     for method in ALL_METHODS:
         if method.rsplit("/", 1)[1].startswith(
-            ("Create", "Update", "Start", "Stop", "Put", "Revoke")
+            ("Create", "Update", "Start", "Stop", "Put", "Revoke", "Import", "Archive")
         ):
-            assert not any(allows(r, method) for r in (Role.ASSIGN, Role.INGEST, Role.READ))
+            assert not any(
+                allows(r, method) for r in (Role.ASSIGN, Role.INGEST, Role.READ, Role.QA)
+            )
             if not method.endswith("/StopExperiment"):
                 assert not allows(Role.ANALYSIS, method)
 

@@ -20,6 +20,7 @@ ROLE_NAMES = {
     keys_pb2.API_KEY_ROLE_INGEST: "ingest",
     keys_pb2.API_KEY_ROLE_READ: "read",
     keys_pb2.API_KEY_ROLE_ADMIN: "admin",
+    keys_pb2.API_KEY_ROLE_QA: "qa",
 }
 
 
