@@ -47,7 +47,15 @@ class AlreadyExists(VerdictError):
 
 
 class FailedPrecondition(VerdictError):
-    """The resource is not in a state that allows the operation (e.g. variants while running)."""
+    """The resource is not in a state that allows the operation (e.g. variants while running).
+
+    `violations` name the fields of the resource that stand in the way (e.g. "coverage": "is 0:
+    the experiment would enrol nobody"); they travel as google.rpc.PreconditionFailure details.
+    """
+
+    def __init__(self, message: str = "", violations: Sequence[FieldViolation] = ()) -> None:
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+        super().__init__(message)
 
 
 class Aborted(VerdictError):

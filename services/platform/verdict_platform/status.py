@@ -1,8 +1,9 @@
 """The one mapping from domain errors to gRPC status codes, with google.rpc rich details.
 
-`InvalidArgument` carries a `google.rpc.BadRequest` with one field violation per offending field;
-clients read it with `grpc_status.rpc_status.from_call`. Anything unexpected is logged with its
-traceback and answered INTERNAL without leaking details.
+`InvalidArgument` carries a `google.rpc.BadRequest` with one field violation per offending field,
+and a `FailedPrecondition` that names fields a `google.rpc.PreconditionFailure` (type "FIELD",
+subject the field path); clients read them with `grpc_status.rpc_status.from_call`. Anything
+unexpected is logged with its traceback and answered INTERNAL without leaking details.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from verdict_platform.telemetry.catalog import DEPENDENCY_ERRORS
 log = logging.getLogger(__name__)
 
 DETAILS_KEY = "grpc-status-details-bin"
+PRECONDITION_TYPE_FIELD = "FIELD"
+"""`PreconditionFailure.Violation.type` of a violation whose subject is a field path."""
 
 _CODES: tuple[tuple[type[errors.VerdictError], grpc.StatusCode], ...] = (
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
@@ -107,6 +110,18 @@ def to_failure(error: BaseException) -> RpcFailure:
         detail = any_pb2.Any()
         detail.Pack(bad_request)
         status.details.append(detail)
+    if isinstance(error, errors.FailedPrecondition) and error.violations:
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=PRECONDITION_TYPE_FIELD, subject=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(failure)
+        status.details.append(detail)
     return RpcFailure(code, message, ((DETAILS_KEY, status.SerializeToString()),))
 
 
@@ -118,4 +133,16 @@ def field_violations(status: status_pb2.Status) -> dict[str, str]:
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             found.update({v.field: v.description for v in bad_request.field_violations})
+    return found
+
+
+def precondition_violations(status: status_pb2.Status) -> dict[str, str]:
+    """Field to description of the PreconditionFailure details in a status (for clients and
+    tests): what a FAILED_PRECONDITION names as standing in the way."""
+    found: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+            failure = error_details_pb2.PreconditionFailure()
+            detail.Unpack(failure)
+            found.update({v.subject: v.description for v in failure.violations})
     return found

@@ -31,6 +31,16 @@ class FakeWrites:
     async def experiment_for_update(self, key: str) -> experiment_pb2.Experiment | None:
         return self.state.experiments.get(key)
 
+    async def experiment_for_share(self, key: str) -> experiment_pb2.Experiment | None:
+        return self.state.experiments.get(key)
+
+    async def experiments_naming_holdout(self, key: str) -> list[str]:
+        return sorted(
+            e.key
+            for e in self.state.experiments.values()
+            if e.holdout_key == key and e.status != experiment_pb2.EXPERIMENT_STATUS_ARCHIVED
+        )
+
     async def insert_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> bool:
         if experiment.key in self.state.experiments:
             return False
@@ -99,6 +109,9 @@ class FakeStore:
 
     async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
         return self.state.experiments.get(key)
+
+    async def config_version(self) -> int:
+        return self.state.config_version
 
     async def experiments(
         self,

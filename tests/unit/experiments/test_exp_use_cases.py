@@ -88,7 +88,8 @@ async def test_unknown_metric_needs_the_catalog() -> None:
     metric = experiment_pb2.Metric(key="conv", type=experiment_pb2.METRIC_TYPE_BINOMIAL)
     metric.source.event_name = "converted"
     await catalog.create_metric(metric, "alice")
-    assert (await manager.create(with_metric, "alice")).metrics[0].metric_key == "conv"
+    created = (await manager.create(with_metric, "alice")).experiment
+    assert created.metrics[0].metric_key == "conv"
 
 
 async def test_stop_details_and_reason_are_audited() -> None:
@@ -101,7 +102,7 @@ async def test_stop_details_and_reason_are_audited() -> None:
         decision=common_pb2.DECISION_ROLLBACK,
         details={"rule": "guardrail_harm"},
     )
-    stopped = await manager.stop(command, "analysis")
+    stopped = (await manager.stop(command, "analysis")).experiment
     assert stopped.decision.stopped_by == "analysis"
     entry = store.state.audit[-1]
     assert (entry.action, entry.reason) == ("experiment.stopped", "guardrail harm")

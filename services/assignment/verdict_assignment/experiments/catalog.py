@@ -91,8 +91,9 @@ class Catalog:
 
     async def put_saved_group(
         self, requested: experiment_pb2.SavedGroup, actor: str
-    ) -> experiment_pb2.SavedGroup:
-        """Creates or replaces a saved group; the assignment snapshot follows it."""
+    ) -> tuple[experiment_pb2.SavedGroup, int]:
+        """Creates or replaces a saved group; the assignment snapshot follows it. Returns the
+        group and the configuration version that includes it."""
         validate_saved_group(requested).raise_if_any()
         now = self._clock()
         group = experiment_pb2.SavedGroup()
@@ -108,7 +109,7 @@ class Catalog:
             version = await writes.bump_config_version()
             await check_snapshot_budget(writes, self._max_snapshot_bytes)
         await self._publisher.publish(version)
-        return group
+        return group, version
 
     async def saved_groups(
         self, size: int, token: str

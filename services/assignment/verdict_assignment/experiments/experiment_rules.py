@@ -15,6 +15,7 @@ from google.protobuf.struct_pb2 import Struct
 
 from verdict.evaluation import validate_condition
 from verdict.v1 import common_pb2, experiment_pb2
+from verdict_assignment.experiments.allocation_rules import validate_allocation
 from verdict_assignment.experiments.checks import (
     SLUG_RULE,
     Violations,
@@ -30,6 +31,8 @@ WEIGHT_TOLERANCE = 1e-6
 SEGMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,127}")
 """A segment is recorded as a key of the exposure's segments, which ingest checks the same way."""
 DEFAULT_HASH_ATTRIBUTE = "id"
+DEFAULT_COVERAGE = 1.0
+"""An experiment created without `coverage` covers everyone eligible (the contract's default)."""
 DEFAULT_HASH_VERSION = 2
 HASH_VERSIONS = (1, 2)
 
@@ -42,15 +45,23 @@ def struct_to_dict(struct: Struct) -> dict[str, object]:
 
 
 def with_defaults(experiment: _Experiment) -> _Experiment:
-    """A copy with the hashing defaults filled in: seed = key, hash attribute "id", version 2."""
+    """A copy with the documented defaults written out, so that what is stored (and served to
+    every evaluator) says what it means: coverage 1 when absent, seed = key, hash attribute
+    "id", hash version 2 (also each filter's). Weights all 0 stay 0: that is the contract's
+    "equal split", and writing 1/n would change what the caller sees for nothing."""
     filled = _Experiment()
     filled.CopyFrom(experiment)
+    if not filled.HasField("coverage"):
+        filled.coverage = DEFAULT_COVERAGE
     if not filled.seed:
         filled.seed = filled.key
     if not filled.hash_attribute:
         filled.hash_attribute = DEFAULT_HASH_ATTRIBUTE
     if filled.hash_version == 0:
         filled.hash_version = DEFAULT_HASH_VERSION
+    for f in filled.filters:
+        if f.hash_version == 0:
+            f.hash_version = DEFAULT_HASH_VERSION
     return filled
 
 
@@ -66,9 +77,11 @@ def validate_experiment(
     v = Violations()
     v.check(is_slug(experiment.key), f"{prefix}.key", SLUG_RULE)
     _variants(experiment, v, prefix)
-    v.check(in_closed(experiment.coverage, 0.0, 1.0), f"{prefix}.coverage", "must be in [0, 1]")
+    if experiment.HasField("coverage"):
+        v.check(in_closed(experiment.coverage, 0.0, 1.0), f"{prefix}.coverage", "must be in [0, 1]")
     _targeting(experiment, v, prefix, known_groups)
     _hashing(experiment, v, prefix)
+    validate_allocation(experiment, v, prefix)
     _metrics(experiment, known_metrics, v, prefix)
     _analysis_plan(experiment.analysis_plan, v, f"{prefix}.analysis_plan")
     _stopping_rules(experiment, v, f"{prefix}.stopping_rules")
@@ -98,11 +111,12 @@ def _variants(experiment: _Experiment, v: Violations, prefix: str) -> None:
             in_closed(variant.weight, 0.0, 1.0), f"{at}.weight", "must be in [0, 1]"
         )
     total = sum(variant.weight for variant in variants)
-    if variants and weights_ok:
+    # All 0 is the contract's equal split; otherwise the explicit split must be whole.
+    if variants and weights_ok and any(variant.weight for variant in variants):
         v.check(
             abs(total - 1.0) <= WEIGHT_TOLERANCE,
             f"{prefix}.variants",
-            f"weights must sum to 1 (they sum to {total:.9g})",
+            f"weights must sum to 1, or all be 0 for an equal split (they sum to {total:.9g})",
         )
 
 

@@ -4,9 +4,9 @@
     DRAFT, STOPPED --archive--> ARCHIVED (read-only)
 
 Every transition returns a new message with `version` bumped and `update_time` set; the caller
-validates, stores and records it. Changes to what decides a unit's bucket (weights, coverage, layer,
-hashing) once the experiment has run bump `allocation_version`, so that units already assigned
-keep their variant (sticky assignment).
+validates, stores and records it. Changes to what decides a unit's bucket (weights, ranges,
+coverage, layer, filters, hashing and the fallback attribute) once the experiment has run bump
+`allocation_version`, so that units already assigned keep their variant (sticky assignment).
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ UPDATABLE = frozenset(
         "stopping_rules",
         "schedule",
         "forced_variations",
+        "fallback_attribute",
+        "filters",
+        "holdout_key",
+        "holdout",
+        "qa_mode",
     }
 )
 """Top-level fields an update mask may name; the rest are the key and output-only fields."""
 
-_BUCKETING = ("coverage", "hash_attribute", "seed", "hash_version")
+_BUCKETING = ("coverage", "hash_attribute", "seed", "hash_version", "fallback_attribute")
 
 STATUS_NAMES: dict[int, str] = {
     experiment_pb2.EXPERIMENT_STATUS_DRAFT: "DRAFT",
@@ -101,12 +106,14 @@ def mask_paths(mask: FieldMask) -> list[str]:
 
 
 def _shape(variants: Sequence[experiment_pb2.Variant]) -> list[bytes]:
-    """The variants without their weights: what may not change once the experiment ran."""
+    """The variants without their weights and ranges: what may not change once the experiment
+    ran (the split may, like weights, keeping assigned units sticky)."""
     shapes = []
     for variant in variants:
         copy = experiment_pb2.Variant()
         copy.CopyFrom(variant)
         copy.weight = 0.0
+        copy.ClearField("range")
         shapes.append(copy.SerializeToString(deterministic=True))
     return shapes
 
@@ -115,18 +122,21 @@ def _allocation(experiment: Experiment) -> tuple[object, ...]:
     """What decides which bucket a unit falls in."""
     return (
         [variant.weight for variant in experiment.variants],
+        [variant.range.SerializeToString(deterministic=True) for variant in experiment.variants],
         *(getattr(experiment, name) for name in _BUCKETING),
         experiment.layer.SerializeToString(deterministic=True),
+        [f.SerializeToString(deterministic=True) for f in experiment.filters],
     )
 
 
 def apply_update(
     stored: Experiment, patch: Experiment, paths: Sequence[str], now: datetime
 ) -> Experiment:
-    """`stored` with the masked fields taken from `patch`.
+    """`stored` with the masked fields taken from `patch`, defaults filled in: a masked field
+    the patch leaves absent takes its default (`coverage`: 1, as on create).
 
     Raises FailedPrecondition for an archived experiment, or for variants changed beyond their
-    weights after DRAFT (keys, payloads, control flag, count).
+    weights and ranges after DRAFT (keys, payloads, control flag, count).
     """
     if stored.status == experiment_pb2.EXPERIMENT_STATUS_ARCHIVED:
         raise FailedPrecondition(f"experiment {stored.key!r} is archived and read-only")
@@ -140,7 +150,7 @@ def apply_update(
     ) != _shape(updated.variants):
         raise FailedPrecondition(
             f"experiment {stored.key!r} is {_status(stored)}: its variants can only change in "
-            "DRAFT (weights excepted)"
+            "DRAFT (weights and ranges excepted)"
         )
     if stored.status != experiment_pb2.EXPERIMENT_STATUS_DRAFT and _allocation(
         stored

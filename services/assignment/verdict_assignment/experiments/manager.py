@@ -2,12 +2,17 @@
 
 Each change runs in one transaction that stores the experiment and its version, appends to the
 audit log and bumps the configuration version; after commit the new version is published so
-that assignment replicas reload.
+that assignment replicas reload, and returned (`Committed.config_version`) so that the caller can
+ask any replica for an answer at least that recent (AssignRequest.min_config_version).
+
+Beyond each experiment's own rules (`experiment_rules`), a change is checked against what it
+depends on: a live experiment must be able to enrol someone (`enrolment`), and holdouts and the
+experiments naming them follow `holdouts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
@@ -16,8 +21,9 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.struct_pb2 import Struct
 
 from verdict.v1 import experiment_pb2
-from verdict_assignment.experiments import lifecycle
+from verdict_assignment.experiments import holdouts, lifecycle
 from verdict_assignment.experiments.changes import as_json, diff
+from verdict_assignment.experiments.enrolment import refuse_enrolling_nobody
 from verdict_assignment.experiments.experiment_rules import validate_experiment
 from verdict_assignment.experiments.paging import (
     decode_token,
@@ -49,6 +55,14 @@ NOT_ARCHIVED = (
     experiment_pb2.EXPERIMENT_STATUS_RUNNING,
     experiment_pb2.EXPERIMENT_STATUS_STOPPED,
 )
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An experiment as a change left it, and the configuration version that includes it."""
+
+    experiment: Experiment
+    config_version: int
 
 
 @dataclass(frozen=True)
@@ -102,14 +116,25 @@ class ExperimentManager:
     async def _known_metrics(self, writes: ConfigWrites, experiment: Experiment) -> set[str]:
         return await writes.known_metric_keys({m.metric_key for m in experiment.metrics})
 
-    async def create(self, requested: Experiment, actor: str) -> Experiment:
+    async def _validate(self, writes: ConfigWrites, experiment: Experiment) -> None:
+        """InvalidArgument naming every field of `experiment` (a request's `experiment`) that
+        breaks its rules, including a `holdout_key` that names no usable holdout."""
+        known = await self._known_metrics(writes, experiment)
+        groups = await writes.saved_group_keys()
+        v = validate_experiment(experiment, known, known_groups=groups)
+        key = experiment.holdout_key
+        if key and not any(item.field == "experiment.holdout_key" for item in v.items):
+            problem = holdouts.reference_problem(key, await writes.experiment_for_share(key))
+            if problem is not None:
+                v.add("experiment.holdout_key", problem)
+        v.raise_if_any()
+
+    async def create(self, requested: Experiment, actor: str) -> Committed:
         """Stores a new experiment in DRAFT; InvalidArgument, AlreadyExists."""
         now = self._clock()
         experiment = lifecycle.new_experiment(requested, now)
         async with self._store.writes() as writes:
-            known = await self._known_metrics(writes, experiment)
-            groups = await writes.saved_group_keys()
-            validate_experiment(experiment, known, known_groups=groups).raise_if_any()
+            await self._validate(writes, experiment)
             if not await writes.insert_experiment(experiment, actor):
                 raise AlreadyExists(f"experiment {experiment.key!r} exists already")
             changes = diff(None, as_json(experiment))
@@ -117,7 +142,7 @@ class ExperimentManager:
                 writes, AuditEntry("experiment.created", actor, now, experiment.key, changes)
             )
         await self._publisher.publish(version)
-        return experiment
+        return Committed(experiment, version)
 
     async def get(self, key: str) -> Experiment:
         """One experiment; InvalidArgument for an empty key, NotFound."""
@@ -158,8 +183,10 @@ class ExperimentManager:
 
     async def update(
         self, patch: Experiment, mask: FieldMask, expected_version: int, actor: str
-    ) -> Experiment:
-        """Applies the masked fields; see `lifecycle.apply_update` for what may change when."""
+    ) -> Committed:
+        """Applies the masked fields; see `lifecycle.apply_update` for what may change when.
+        An experiment that has left DRAFT may not become one that enrols nobody, and a running
+        one keeps a running holdout (FailedPrecondition, naming the field)."""
         _require_key_of(patch)
         paths = lifecycle.mask_paths(mask)
 
@@ -171,11 +198,31 @@ class ExperimentManager:
                 )
             return lifecycle.apply_update(stored, patch, paths, self._clock())
 
-        return await self._change(patch.key, "experiment.updated", actor, change, validate=True)
+        async def check(writes: ConfigWrites, stored: Experiment, updated: Experiment) -> None:
+            await self._validate(writes, updated)
+            if stored.holdout != updated.holdout:
+                named = await writes.experiments_naming_holdout(stored.key)
+                holdouts.check_holdout_change(stored, updated, named, "experiment.")
+            if updated.status != experiment_pb2.EXPERIMENT_STATUS_DRAFT:
+                refuse_enrolling_nobody(updated, "update the live experiment", "experiment.")
+            if updated.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
+                await self._refuse_unless_holdout_runs(
+                    writes, updated, "update the running experiment", "experiment."
+                )
 
-    async def start(self, command: StartCommand, actor: str) -> Experiment:
+        return await self._change(patch.key, "experiment.updated", actor, change, check=check)
+
+    async def _refuse_unless_holdout_runs(
+        self, writes: ConfigWrites, experiment: Experiment, action: str, prefix: str
+    ) -> None:
+        key = experiment.holdout_key
+        holdout = await writes.experiment_for_share(key) if key else None
+        holdouts.refuse_unless_holdout_runs(experiment, holdout, action, prefix)
+
+    async def start(self, command: StartCommand, actor: str) -> Committed:
         """Starts a DRAFT experiment or restarts a STOPPED one (see `lifecycle.start` for the
-        rule overrides a restart records)."""
+        rule overrides a restart records). FailedPrecondition, naming the field, for an
+        experiment that would enrol nobody or whose holdout is not running."""
         _require_key(command.key)
 
         def change(stored: Experiment) -> Experiment:
@@ -187,11 +234,15 @@ class ExperimentManager:
                 actor=actor,
             )
 
+        async def check(writes: ConfigWrites, stored: Experiment, started: Experiment) -> None:
+            refuse_enrolling_nobody(started, "start")
+            await self._refuse_unless_holdout_runs(writes, started, "start", "")
+
         return await self._change(
-            command.key, "experiment.started", actor, change, reason=command.reason
+            command.key, "experiment.started", actor, change, reason=command.reason, check=check
         )
 
-    async def stop(self, command: StopCommand, actor: str) -> Experiment:
+    async def stop(self, command: StopCommand, actor: str) -> Committed:
         """Stops a RUNNING experiment, or overrides a STOPPED one's decision."""
         _require_key(command.key)
         lifecycle.check_stop_request(command.reason, command.decision)
@@ -227,12 +278,14 @@ class ExperimentManager:
             rule=rule,
         )
 
-    async def archive(self, key: str, actor: str) -> Experiment:
-        """Archives an experiment that is not running (archiving twice changes nothing)."""
+    async def archive(self, key: str, actor: str) -> Committed:
+        """Archives an experiment that is not running (archiving twice changes nothing, and
+        answers the current configuration version). A holdout named by experiments that are not
+        archived stays (FailedPrecondition)."""
         _require_key(key)
         stored = await self.get(key)
         if stored.status == experiment_pb2.EXPERIMENT_STATUS_ARCHIVED:
-            return stored
+            return Committed(stored, await self._store.config_version())
 
         def change(current: Experiment) -> Experiment:
             archived = lifecycle.archive(current, self._clock())
@@ -240,7 +293,12 @@ class ExperimentManager:
                 raise FailedPrecondition(f"experiment {key!r} was archived meanwhile")
             return archived
 
-        return await self._change(key, "experiment.archived", actor, change)
+        async def check(writes: ConfigWrites, stored: Experiment, archived: Experiment) -> None:
+            if archived.holdout:
+                named = await writes.experiments_naming_holdout(key)
+                holdouts.refuse_archiving_named_holdout(archived, named)
+
+        return await self._change(key, "experiment.archived", actor, change, check=check)
 
     async def _change(
         self,
@@ -249,20 +307,18 @@ class ExperimentManager:
         actor: str,
         change: Callable[[Experiment], Experiment],
         *,
-        validate: bool = False,
+        check: Callable[[ConfigWrites, Experiment, Experiment], Awaitable[None]] | None = None,
         reason: str = "",
         extra: Mapping[str, Any] | None = None,
         rule: str = "",
-    ) -> Experiment:
+    ) -> Committed:
         async with self._store.writes() as writes:
             stored = await writes.experiment_for_update(key)
             if stored is None:
                 raise NotFound(f"experiment {key!r} not found")
             updated = change(stored)
-            if validate:
-                known = await self._known_metrics(writes, updated)
-                groups = await writes.saved_group_keys()
-                validate_experiment(updated, known, known_groups=groups).raise_if_any()
+            if check is not None:
+                await check(writes, stored, updated)
             await writes.save_experiment(updated, actor)
             changes = {**diff(as_json(stored), as_json(updated)), **(extra or {})}
             at = updated.update_time.ToDatetime(tzinfo=UTC)
@@ -271,7 +327,7 @@ class ExperimentManager:
             if updated.status in LIVE:
                 await check_snapshot_budget(writes, self._max_snapshot_bytes)
         await self._publisher.publish(version)
-        return updated
+        return Committed(updated, version)
 
     async def _commit(self, writes: ConfigWrites, entry: AuditEntry) -> int:
         """Records the change and bumps the configuration version, inside the transaction."""

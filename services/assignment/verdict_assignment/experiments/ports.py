@@ -46,6 +46,15 @@ class ConfigWrites(Protocol):
         """The stored experiment, locked until commit; None when unknown."""
         ...
 
+    async def experiment_for_share(self, key: str) -> experiment_pb2.Experiment | None:
+        """The stored experiment, kept from changing until commit (e.g. the holdout a change
+        depends on); None when unknown."""
+        ...
+
+    async def experiments_naming_holdout(self, key: str) -> list[str]:
+        """The keys of the experiments, not archived, whose `holdout_key` is `key`."""
+        ...
+
     async def insert_experiment(self, experiment: experiment_pb2.Experiment, actor: str) -> bool:
         """Stores a new experiment (and its first version); False when the key is taken."""
         ...
@@ -105,6 +114,10 @@ class ConfigStore(Protocol):
 
     async def experiment(self, key: str) -> experiment_pb2.Experiment | None:
         """One experiment; None when unknown."""
+        ...
+
+    async def config_version(self) -> int:
+        """The current configuration version (for a change that changed nothing)."""
         ...
 
     async def experiments(

@@ -65,6 +65,21 @@ class PostgresWrites:
         )
         return None if row is None else experiment_from_row(row)
 
+    async def experiment_for_share(self, key: str) -> experiment_pb2.Experiment | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE key = $1 FOR SHARE", key
+        )
+        return None if row is None else experiment_from_row(row)
+
+    async def experiments_naming_holdout(self, key: str) -> list[str]:
+        # The spec is proto JSON, whose field names are lowerCamelCase.
+        rows = await self._conn.fetch(
+            """SELECT key FROM experiments
+               WHERE spec->>'holdoutKey' = $1 AND status <> 'archived' ORDER BY key""",
+            key,
+        )
+        return [row["key"] for row in rows]
+
     async def _version(self, experiment: experiment_pb2.Experiment, spec: str, actor: str) -> None:
         await self._conn.execute(
             """INSERT INTO experiment_versions
@@ -219,6 +234,11 @@ class PostgresConfigStore:
             f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE key = $1", key
         )
         return experiment_from_row(rows[0]) if rows else None
+
+    async def config_version(self) -> int:
+        rows = await self._fetch("SELECT version FROM config_state WHERE id = 1")
+        version: int = rows[0]["version"]
+        return version
 
     async def experiments(
         self,

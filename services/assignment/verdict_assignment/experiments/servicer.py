@@ -54,8 +54,10 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     async def CreateExperiment(
         self, request: experiment_pb2.CreateExperimentRequest, context: Any
     ) -> experiment_pb2.CreateExperimentResponse:
-        created = await self._experiments.create(request.experiment, _actor())
-        return experiment_pb2.CreateExperimentResponse(experiment=created)
+        done = await self._experiments.create(request.experiment, _actor())
+        return experiment_pb2.CreateExperimentResponse(
+            experiment=done.experiment, config_version=done.config_version
+        )
 
     async def GetExperiment(
         self, request: experiment_pb2.GetExperimentRequest, context: Any
@@ -75,17 +77,21 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     async def UpdateExperiment(
         self, request: experiment_pb2.UpdateExperimentRequest, context: Any
     ) -> experiment_pb2.UpdateExperimentResponse:
-        updated = await self._experiments.update(
+        done = await self._experiments.update(
             request.experiment, request.update_mask, request.expected_version, _actor()
         )
-        return experiment_pb2.UpdateExperimentResponse(experiment=updated)
+        return experiment_pb2.UpdateExperimentResponse(
+            experiment=done.experiment, config_version=done.config_version
+        )
 
     async def StartExperiment(
         self, request: experiment_pb2.StartExperimentRequest, context: Any
     ) -> experiment_pb2.StartExperimentResponse:
         command = StartCommand(request.key, request.reason, list(request.rule_overrides))
-        started = await self._experiments.start(command, _actor())
-        return experiment_pb2.StartExperimentResponse(experiment=started)
+        done = await self._experiments.start(command, _actor())
+        return experiment_pb2.StartExperimentResponse(
+            experiment=done.experiment, config_version=done.config_version
+        )
 
     async def StopExperiment(
         self, request: experiment_pb2.StopExperimentRequest, context: Any
@@ -101,14 +107,18 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
             details=details,
             rule=request.rule,
         )
-        stopped = await self._experiments.stop(command, _actor())
-        return experiment_pb2.StopExperimentResponse(experiment=stopped)
+        done = await self._experiments.stop(command, _actor())
+        return experiment_pb2.StopExperimentResponse(
+            experiment=done.experiment, config_version=done.config_version
+        )
 
     async def ArchiveExperiment(
         self, request: experiment_pb2.ArchiveExperimentRequest, context: Any
     ) -> experiment_pb2.ArchiveExperimentResponse:
-        archived = await self._experiments.archive(request.key, _actor())
-        return experiment_pb2.ArchiveExperimentResponse(experiment=archived)
+        done = await self._experiments.archive(request.key, _actor())
+        return experiment_pb2.ArchiveExperimentResponse(
+            experiment=done.experiment, config_version=done.config_version
+        )
 
     async def CreateMetric(
         self, request: experiment_pb2.CreateMetricRequest, context: Any
@@ -137,8 +147,8 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     async def PutSavedGroup(
         self, request: experiment_pb2.PutSavedGroupRequest, context: Any
     ) -> experiment_pb2.PutSavedGroupResponse:
-        group = await self._catalog.put_saved_group(request.saved_group, _actor())
-        return experiment_pb2.PutSavedGroupResponse(saved_group=group)
+        group, version = await self._catalog.put_saved_group(request.saved_group, _actor())
+        return experiment_pb2.PutSavedGroupResponse(saved_group=group, config_version=version)
 
     async def ListSavedGroups(
         self, request: experiment_pb2.ListSavedGroupsRequest, context: Any

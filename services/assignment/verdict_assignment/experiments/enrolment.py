@@ -1,0 +1,61 @@
+"""Whether an experiment can enrol anyone (pure).
+
+A draft may hold a configuration that enrols nobody (coverage 0 while it is being prepared); a
+running experiment may not: StartExperiment, and UpdateExperiment of an experiment that has left
+DRAFT, refuse it with FAILED_PRECONDITION naming each field that keeps everyone out. Such an
+experiment would look live and collect nothing, and its zero values are the easiest mistake to
+make (a client that forgets `coverage` used to store 0).
+
+Not traps, so not refused: every variant weight 0 (an equal split, per the contract); some
+variants with an empty range or weight 0 (kept out of traffic) while another has traffic; QA
+mode (forced requests enrol).
+"""
+
+from __future__ import annotations
+
+from verdict.v1 import experiment_pb2
+from verdict_platform.errors import FailedPrecondition, FieldViolation
+
+NOBODY = "the experiment would enrol nobody"
+
+
+def _empty(bucket_range: experiment_pb2.BucketRange) -> bool:
+    return not bucket_range.start < bucket_range.end
+
+
+def nobody_reasons(experiment: experiment_pb2.Experiment, prefix: str = "") -> list[FieldViolation]:
+    """Each field whose value keeps every unit out, at `prefix` + its path; empty when the
+    experiment can enrol someone."""
+    found: list[FieldViolation] = []
+    variants = experiment.variants
+    ranged = bool(variants) and all(variant.HasField("range") for variant in variants)
+    if ranged:  # explicit ranges replace weights and coverage
+        if all(_empty(variant.range) for variant in variants):
+            found.append(
+                FieldViolation(f"{prefix}variants", f"every variant's range is empty: {NOBODY}")
+            )
+    elif experiment.HasField("coverage") and experiment.coverage <= 0:
+        found.append(FieldViolation(f"{prefix}coverage", f"is 0: {NOBODY}"))
+    if experiment.HasField("layer") and not experiment.layer.start < experiment.layer.end:
+        found.append(FieldViolation(f"{prefix}layer", f"its range is empty: {NOBODY}"))
+    for i, f in enumerate(experiment.filters):
+        if all(_empty(r) for r in f.ranges):
+            found.append(
+                FieldViolation(f"{prefix}filters[{i}].ranges", f"every range is empty: {NOBODY}")
+            )
+    return found
+
+
+def refuse_enrolling_nobody(
+    experiment: experiment_pb2.Experiment, action: str, prefix: str = ""
+) -> None:
+    """FailedPrecondition naming every field that keeps everyone out of `experiment`;
+    `action` says what is refused ("start", "update a running experiment")."""
+    reasons = nobody_reasons(experiment, prefix)
+    if reasons:
+        detail = "; ".join(f"{r.field} {r.description}" for r in reasons)
+        raise FailedPrecondition(
+            f"cannot {action} {experiment.key!r}: {detail} (a draft may hold this, a live "
+            "experiment may not)",
+            reasons,
+        )
