@@ -80,7 +80,9 @@ class ApiKeyServicer(keys_pb2_grpc.ApiKeyServiceServicer):
     ) -> keys_pb2.CreateApiKeyResponse:
         role = PROTO_TO_ROLE.get(request.role)
         if role is None:
-            raise InvalidArgument.of("role", "is required: assign, ingest, read or admin")
+            raise InvalidArgument.of(
+                "role", "is required: assign, ingest, read, qa, analysis or admin"
+            )
         async with unavailable_on_disconnect():
             stored, secret = await self._store.issue(request.name, role)
         await self._announce()

@@ -22,19 +22,20 @@ from verdict_platform.keys import KeyStore
 from verdict_platform.roles import Role
 from verdict_platform.server import Resources
 from verdict_platform.settings import Settings
-from verdict_platform.status import field_violations
+from verdict_platform.status import field_violations, precondition_violations
 
 Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
 class Client:
-    """A stub on the test server and the credentials of an admin and a reader."""
+    """A stub on the test server and the credentials of an admin, a reader and a QA key."""
 
     stub: experiment_pb2_grpc.ExperimentServiceStub
     admin: Metadata
     reader: Metadata
     admin_name: str
+    qa: Metadata
 
 
 @asynccontextmanager
@@ -45,7 +46,11 @@ async def serving(
     make_key: Callable[[Role], Awaitable[str]],
 ) -> AsyncIterator[Client]:
     """Serves ExperimentService on a free port until the block exits."""
-    admin, reader = await make_key(Role.ADMIN), await make_key(Role.READ)
+    admin, reader, qa = (
+        await make_key(Role.ADMIN),
+        await make_key(Role.READ),
+        await make_key(Role.QA),
+    )
     keyring = KeyRing(KeyStore(pool), 0.5)
     await keyring.load()
     servicer = build_experiment_servicer(Resources(settings, pool, redis_client, keyring))
@@ -60,6 +65,7 @@ async def serving(
                 admin=(("authorization", f"Bearer {admin}"),),
                 reader=(("authorization", f"Bearer {reader}"),),
                 admin_name=keyring.authenticate(f"Bearer {admin}").name,
+                qa=(("authorization", f"Bearer {qa}"),),
             )
     finally:
         await server.stop(None)
@@ -92,4 +98,15 @@ async def failure(call: Any) -> tuple[grpc.StatusCode, dict[str, str]]:
     except grpc.aio.AioRpcError as error:
         status = await rpc_status.aio.from_call(call)
         return error.code(), ({} if status is None else field_violations(status))
+    raise AssertionError("the call succeeded")
+
+
+async def precondition_failure(call: Any) -> tuple[grpc.StatusCode, dict[str, str]]:
+    """Awaits a call expected to fail: its status code and the fields its PreconditionFailure
+    details name."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        status = await rpc_status.aio.from_call(call)
+        return error.code(), ({} if status is None else precondition_violations(status))
     raise AssertionError("the call succeeded")

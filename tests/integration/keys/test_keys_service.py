@@ -82,8 +82,9 @@ def create(
         (Role.ADMIN, keys_pb2.API_KEY_ROLE_ADMIN),
         (Role.ASSIGN, keys_pb2.API_KEY_ROLE_ASSIGN),
         (Role.INGEST, keys_pb2.API_KEY_ROLE_INGEST),
+        (Role.QA, keys_pb2.API_KEY_ROLE_QA),
     ],
-    ids=["read", "admin", "assign", "ingest"],
+    ids=["read", "admin", "assign", "ingest", "qa"],
 )
 def test_get_caller_names_the_key_and_its_role(
     keys_stub: keys_pb2_grpc.ApiKeyServiceStub,
