@@ -2,7 +2,8 @@
 
 A draft may hold a configuration that enrols nobody (coverage 0 while it is being prepared); a
 running experiment may not: StartExperiment, and UpdateExperiment of an experiment that has left
-DRAFT, refuse it with FAILED_PRECONDITION naming each field that keeps everyone out. Such an
+DRAFT into such a state, refuse it with FAILED_PRECONDITION naming each field that keeps everyone
+out. Such an
 experiment would look live and collect nothing, and its zero values are the easiest mistake to
 make (a client that forgets `coverage` used to store 0).
 
@@ -47,11 +48,19 @@ def nobody_reasons(experiment: experiment_pb2.Experiment, prefix: str = "") -> l
 
 
 def refuse_enrolling_nobody(
-    experiment: experiment_pb2.Experiment, action: str, prefix: str = ""
+    experiment: experiment_pb2.Experiment,
+    action: str,
+    prefix: str = "",
+    before: experiment_pb2.Experiment | None = None,
 ) -> None:
     """FailedPrecondition naming every field that keeps everyone out of `experiment`;
-    `action` says what is refused ("start", "update a running experiment")."""
+    `action` says what is refused ("start", "update the live experiment"). With `before` (an
+    update), only the fields the change makes keep everyone out: an experiment stored that way
+    earlier (before coverage had a default) can still be edited, e.g. to fix it."""
     reasons = nobody_reasons(experiment, prefix)
+    if before is not None:
+        already = {r.field for r in nobody_reasons(before, prefix)}
+        reasons = [r for r in reasons if r.field not in already]
     if reasons:
         detail = "; ".join(f"{r.field} {r.description}" for r in reasons)
         raise FailedPrecondition(

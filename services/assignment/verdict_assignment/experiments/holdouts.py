@@ -5,9 +5,9 @@ The choices, for an operator who wants a holdout to mean what it says:
 
 - `holdout_key` names an existing, not archived experiment with `holdout` set (INVALID_ARGUMENT
   on create and update otherwise, at `experiment.holdout_key`).
-- An experiment starts (or keeps running through an update) only while its holdout runs
-  (FAILED_PRECONDITION at `holdout_key`): started earlier, the experiment would enrol units the
-  holdout is meant to keep out of everything.
+- An experiment starts, and a running experiment moves under a holdout (`holdout_key` changed),
+  only while that holdout runs (FAILED_PRECONDITION at `holdout_key`): otherwise the experiment
+  would enrol units the holdout is meant to keep out of everything.
 - `holdout` itself changes only in DRAFT, and is not cleared while experiments that are not
   archived name it (FAILED_PRECONDITION at `holdout`).
 - A holdout is not archived while experiments that are not archived name it (FAILED_PRECONDITION

@@ -186,7 +186,7 @@ class ExperimentManager:
     ) -> Committed:
         """Applies the masked fields; see `lifecycle.apply_update` for what may change when.
         An experiment that has left DRAFT may not become one that enrols nobody, and a running
-        one keeps a running holdout (FailedPrecondition, naming the field)."""
+        one moves only under a running holdout (FailedPrecondition, naming the field)."""
         _require_key_of(patch)
         paths = lifecycle.mask_paths(mask)
 
@@ -204,8 +204,11 @@ class ExperimentManager:
                 named = await writes.experiments_naming_holdout(stored.key)
                 holdouts.check_holdout_change(stored, updated, named, "experiment.")
             if updated.status != experiment_pb2.EXPERIMENT_STATUS_DRAFT:
-                refuse_enrolling_nobody(updated, "update the live experiment", "experiment.")
-            if updated.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
+                refuse_enrolling_nobody(
+                    updated, "update the live experiment", "experiment.", before=stored
+                )
+            moved = updated.holdout_key != stored.holdout_key
+            if moved and updated.status == experiment_pb2.EXPERIMENT_STATUS_RUNNING:
                 await self._refuse_unless_holdout_runs(
                     writes, updated, "update the running experiment", "experiment."
                 )

@@ -166,3 +166,39 @@ async def test_holdout_rules_on_the_use_cases() -> None:
     with pytest.raises(FailedPrecondition):
         patch = Experiment(key="hold")
         await manager.update(patch, FieldMask(paths=["holdout"]), 0, "alice")
+
+
+async def test_an_update_is_refused_only_for_what_it_makes_enrol_nobody() -> None:
+    manager, store, _ = build()
+    await manager.create(spec(), "alice")
+    await manager.start(StartCommand("exp"), "alice")
+    legacy = store.state.experiments["exp"]
+    legacy.coverage = 0.0  # stored before coverage had a default
+    renamed = await manager.update(
+        Experiment(key="exp", name="n"), FieldMask(paths=["name"]), 0, "a"
+    )
+    assert renamed.experiment.name == "n"
+    patch = spec(filters=[{"seed": "s", "ranges": [{"start": 0.2, "end": 0.2}]}])
+    with pytest.raises(FailedPrecondition) as caught:
+        await manager.update(patch, FieldMask(paths=["filters"]), 0, "alice")
+    assert [v.field for v in caught.value.violations] == ["experiment.filters[0].ranges"]
+
+
+async def test_a_running_experiment_under_a_stopped_holdout_can_still_change() -> None:
+    manager, _, _ = build()
+    await manager.create(spec("hold", holdout=True), "alice")
+    await manager.start(StartCommand("hold"), "alice")
+    await manager.create(spec("exp", holdoutKey="hold"), "alice")
+    await manager.start(StartCommand("exp"), "alice")
+    await manager.stop(StopCommand("hold", "end", 0), "alice")
+    patch = spec(
+        variants=[
+            {"key": "control", "weight": 0.3, "isControl": True},
+            {"key": "v1", "weight": 0.7},
+        ]
+    )
+    changed = await manager.update(patch, FieldMask(paths=["variants"]), 0, "alice")
+    assert changed.experiment.allocation_version == 2
+    await manager.stop(StopCommand("exp", "end", 0), "alice")
+    with pytest.raises(FailedPrecondition):
+        await manager.start(StartCommand("exp", reason="again"), "alice")
