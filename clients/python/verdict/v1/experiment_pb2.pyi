@@ -492,7 +492,9 @@ class Filter(_message.Message):
     ATTRIBUTE_FIELD_NUMBER: _builtins.int
     HASH_VERSION_FIELD_NUMBER: _builtins.int
     seed: _builtins.str
-    """The seed hashed with, e.g. another experiment's seed (or key)."""
+    """The seed hashed with, e.g. another experiment's seed (or key); required (an empty seed
+    would make every unseeded filter select the same units).
+    """
     attribute: _builtins.str
     """Attribute hashed; empty: the experiment's hash attribute (and its fallback)."""
     hash_version: _builtins.int
@@ -863,7 +865,8 @@ class Experiment(_message.Message):
     """
     holdout_key: _builtins.str
     """Key of the holdout that covers this experiment: units in the holdout's control variant are
-    kept out of it (reason HELD_OUT). Empty: none.
+    kept out of it (reason HELD_OUT). Empty: none. The holdout must be running when the
+    experiment starts; should it stop later, the experiment no longer excludes its units.
     """
     holdout: _builtins.bool
     """This experiment is a holdout: its control variant is the held-out group, kept out of every

@@ -151,9 +151,11 @@ class ExperimentServiceServicer:
     def UpdateExperiment(self, request, context):
         """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
         coverage) changes while RUNNING bump the allocation version and units already assigned keep
-        their variant. Returns INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (variants of a running
-        experiment, an archived experiment, or a stale expected_version), UNAUTHENTICATED,
-        PERMISSION_DENIED.
+        their variant. A masked `coverage` left absent becomes 1. Returns INVALID_ARGUMENT, NOT_FOUND,
+        FAILED_PRECONDITION (variants of a running experiment, an archived experiment, a stale
+        expected_version, a live experiment the change would make enrol nobody, a holdout_key naming
+        a holdout that is not running, clearing `holdout` while experiments name it; the fields in
+        google.rpc.PreconditionFailure), UNAUTHENTICATED, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,8 +167,10 @@ class ExperimentServiceServicer:
         rule) in the audit log and on the experiment, and that rule stays quiet as
         RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
         Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
-        NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
-        PERMISSION_DENIED.
+        NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
+        nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
+        ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+        UNAUTHENTICATED, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,8 +187,9 @@ class ExperimentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ArchiveExperiment(self, request, context):
-        """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running),
-        UNAUTHENTICATED, PERMISSION_DENIED.
+        """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running,
+        or a holdout that experiments still name), UNAUTHENTICATED, PERMISSION_DENIED. Archiving an
+        archived experiment changes nothing and returns the current config_version.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

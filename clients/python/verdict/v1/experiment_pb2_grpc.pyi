@@ -54,9 +54,11 @@ class ExperimentServiceStub:
     UpdateExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.UpdateExperimentRequest, _experiment_pb2.UpdateExperimentResponse]
     """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
     coverage) changes while RUNNING bump the allocation version and units already assigned keep
-    their variant. Returns INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (variants of a running
-    experiment, an archived experiment, or a stale expected_version), UNAUTHENTICATED,
-    PERMISSION_DENIED.
+    their variant. A masked `coverage` left absent becomes 1. Returns INVALID_ARGUMENT, NOT_FOUND,
+    FAILED_PRECONDITION (variants of a running experiment, an archived experiment, a stale
+    expected_version, a live experiment the change would make enrol nobody, a holdout_key naming
+    a holdout that is not running, clearing `holdout` while experiments name it; the fields in
+    google.rpc.PreconditionFailure), UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StartExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.StartExperimentResponse]
     """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
@@ -64,8 +66,10 @@ class ExperimentServiceStub:
     rule) in the audit log and on the experiment, and that rule stays quiet as
     RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
     Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
-    NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
-    PERMISSION_DENIED.
+    NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
+    nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
+    ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+    UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StopExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]
     """Stops a RUNNING experiment with a reason and a decision (optionally the variant to ship); on a
@@ -74,8 +78,9 @@ class ExperimentServiceStub:
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     ArchiveExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.ArchiveExperimentRequest, _experiment_pb2.ArchiveExperimentResponse]
-    """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running),
-    UNAUTHENTICATED, PERMISSION_DENIED.
+    """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running,
+    or a holdout that experiments still name), UNAUTHENTICATED, PERMISSION_DENIED. Archiving an
+    archived experiment changes nothing and returns the current config_version.
     """
     CreateMetric: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.CreateMetricRequest, _experiment_pb2.CreateMetricResponse]
     """Creates a metric in the catalog. Returns INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED,
@@ -141,9 +146,11 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     UpdateExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.UpdateExperimentRequest, _experiment_pb2.UpdateExperimentResponse]  # type: ignore[assignment]
     """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
     coverage) changes while RUNNING bump the allocation version and units already assigned keep
-    their variant. Returns INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (variants of a running
-    experiment, an archived experiment, or a stale expected_version), UNAUTHENTICATED,
-    PERMISSION_DENIED.
+    their variant. A masked `coverage` left absent becomes 1. Returns INVALID_ARGUMENT, NOT_FOUND,
+    FAILED_PRECONDITION (variants of a running experiment, an archived experiment, a stale
+    expected_version, a live experiment the change would make enrol nobody, a holdout_key naming
+    a holdout that is not running, clearing `holdout` while experiments name it; the fields in
+    google.rpc.PreconditionFailure), UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StartExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StartExperimentRequest, _experiment_pb2.StartExperimentResponse]  # type: ignore[assignment]
     """Starts a DRAFT experiment, or restarts a STOPPED one. Restarting after an automated stop is
@@ -151,8 +158,10 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     rule) in the audit log and on the experiment, and that rule stays quiet as
     RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
     Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
-    NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
-    PERMISSION_DENIED.
+    NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
+    nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
+    ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+    UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StopExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]  # type: ignore[assignment]
     """Stops a RUNNING experiment with a reason and a decision (optionally the variant to ship); on a
@@ -161,8 +170,9 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     ArchiveExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.ArchiveExperimentRequest, _experiment_pb2.ArchiveExperimentResponse]  # type: ignore[assignment]
-    """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running),
-    UNAUTHENTICATED, PERMISSION_DENIED.
+    """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running,
+    or a holdout that experiments still name), UNAUTHENTICATED, PERMISSION_DENIED. Archiving an
+    archived experiment changes nothing and returns the current config_version.
     """
     CreateMetric: _aio.UnaryUnaryMultiCallable[_experiment_pb2.CreateMetricRequest, _experiment_pb2.CreateMetricResponse]  # type: ignore[assignment]
     """Creates a metric in the catalog. Returns INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED,
@@ -249,9 +259,11 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_experiment_pb2.UpdateExperimentResponse, _abc.Awaitable[_experiment_pb2.UpdateExperimentResponse]]:
         """Updates the fields named by the field mask. Variants change only in DRAFT; traffic (weights,
         coverage) changes while RUNNING bump the allocation version and units already assigned keep
-        their variant. Returns INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION (variants of a running
-        experiment, an archived experiment, or a stale expected_version), UNAUTHENTICATED,
-        PERMISSION_DENIED.
+        their variant. A masked `coverage` left absent becomes 1. Returns INVALID_ARGUMENT, NOT_FOUND,
+        FAILED_PRECONDITION (variants of a running experiment, an archived experiment, a stale
+        expected_version, a live experiment the change would make enrol nobody, a holdout_key naming
+        a holdout that is not running, clearing `holdout` while experiments name it; the fields in
+        google.rpc.PreconditionFailure), UNAUTHENTICATED, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -265,8 +277,10 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         rule) in the audit log and on the experiment, and that rule stays quiet as
         RULE_OVERRIDE_MODE_OVERRIDE describes. The request may also snooze or disable single rules.
         Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
-        NOT_FOUND, FAILED_PRECONDITION (already running, or archived), UNAUTHENTICATED,
-        PERMISSION_DENIED.
+        NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
+        nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
+        ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+        UNAUTHENTICATED, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
@@ -287,8 +301,9 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _experiment_pb2.ArchiveExperimentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_experiment_pb2.ArchiveExperimentResponse, _abc.Awaitable[_experiment_pb2.ArchiveExperimentResponse]]:
-        """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running),
-        UNAUTHENTICATED, PERMISSION_DENIED.
+        """Archives an experiment that is not running. Returns NOT_FOUND, FAILED_PRECONDITION (running,
+        or a holdout that experiments still name), UNAUTHENTICATED, PERMISSION_DENIED. Archiving an
+        archived experiment changes nothing and returns the current config_version.
         """
 
     @_abc_1.abstractmethod
