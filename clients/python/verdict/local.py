@@ -90,7 +90,9 @@ def _range(bucket_range: experiment_pb2.BucketRange) -> tuple[float, float]:
     return (bucket_range.start, bucket_range.end)
 
 
-def _variant_ranges(experiment: experiment_pb2.Experiment) -> tuple[tuple[float, float], ...] | None:
+def _variant_ranges(
+    experiment: experiment_pb2.Experiment,
+) -> tuple[tuple[float, float], ...] | None:
     """The variants' explicit ranges: every variant has one, or none does (then None)."""
     present = [variant.HasField("range") for variant in experiment.variants]
     if not any(present):

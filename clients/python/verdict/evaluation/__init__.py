@@ -29,9 +29,10 @@ from verdict.evaluation.buckets import (
 from verdict.evaluation.conditions import ConditionError, compile_condition, evaluate_condition
 from verdict.evaluation.config import ExperimentConfig, FilterConfig, LayerConfig, VariantConfig
 from verdict.evaluation.eligibility import forced_problem, hashed_by, identity_problem
-from verdict.evaluation.engine import Assignment, Evaluator, Reason
+from verdict.evaluation.engine import Evaluator
 from verdict.evaluation.explain import Explanation
 from verdict.evaluation.hashing import hash
+from verdict.evaluation.outcomes import Assignment, Reason
 from verdict.evaluation.validation import (
     MAX_CONDITION_DEPTH,
     ConditionProblem,

@@ -34,7 +34,6 @@ from verdict.evaluation.outcomes import Assignment, Reason, hash_value_of
 from verdict.evaluation.outcomes import outcome as _outcome
 from verdict.evaluation.programs import lower_condition
 
-
 _native: ModuleType | None
 try:
     from verdict.evaluation import _native  # type: ignore[attr-defined,no-redef]
@@ -258,8 +257,9 @@ class Evaluator:
         chosen = [by_key.get(key) for key in keys] if keys else list(self._running)
         results = []
         for i, c in enumerate(chosen):
-            trace = None if traces is None else Trace()
-            if trace is not None:
+            trace = None
+            if traces is not None:
+                trace = Trace()
                 traces.append(trace)
             if c is None:
                 assert keys
