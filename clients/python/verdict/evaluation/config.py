@@ -23,7 +23,8 @@ class VariantConfig:
     key: str
     """Unique within the experiment."""
     weight: float
-    """Share of the covered traffic; the weights of an experiment sum to 1."""
+    """Share of the covered traffic; the weights of an experiment sum to 1 (all 0: equal split,
+    see `get_bucket_ranges`). Ignored when the experiment has explicit `ranges`."""
     payload_json: str = "null"
     """The variant's configuration (model, prompt version, params) as JSON, returned verbatim."""
     is_control: bool = False
@@ -108,7 +109,7 @@ class ExperimentConfig:
     hash_version: int = 2
     """GrowthBook hash version, 2 or 1."""
     coverage: float = 1.0
-    """Share of eligible units that enter, clamped to [0, 1]."""
+    """Share of eligible units that enter, clamped to [0, 1]. Ignored with explicit `ranges`."""
     condition: Mapping[str, Any] | None = None
     """Targeting condition in GrowthBook's language; None or empty: everyone."""
     layer: LayerConfig | None = None

@@ -194,7 +194,10 @@ class Evaluator:
         filters, layer, targeting condition, holdout, bucket ranges (coverage and weights, or
         explicit ranges).
         """
-        attributes = _with_id(unit_id, attributes)
+        if attributes is None:  # inlined `_with_id`: this is the hot path
+            attributes = {"id": unit_id}
+        elif type(attributes) is not dict or "id" not in attributes:
+            attributes = {"id": unit_id, **attributes}  # a dict: the accelerator reads dicts
         if now is None:
             now = time.time()
         if forced:
