@@ -26,8 +26,10 @@ from verdict.evaluation import (
     Assignment,
     Evaluator,
     ExperimentConfig,
+    FilterConfig,
     LayerConfig,
     VariantConfig,
+    identity_problem,
 )
 from verdict.retry import Backoff
 from verdict.v1 import assignment_pb2, assignment_pb2_grpc, experiment_pb2
@@ -74,16 +76,47 @@ def attributes_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 
 def payload_json(payload: struct_pb2.Struct) -> str:
-    """A variant payload as the JSON string the evaluation core carries."""
-    return json.dumps(json_format.MessageToDict(payload), separators=(",", ":"), sort_keys=True)
+    """A variant payload as the JSON string the evaluation core carries. Integral numbers are
+    written as integers (`{"max_tokens": 256}`, not 256.0), as `attributes_to_dict` reads them:
+    a Struct has one number type, and the JSON the operator wrote had integers."""
+    return json.dumps(attributes_to_dict(payload), separators=(",", ":"), sort_keys=True)
 
 
 def _seconds(ts: timestamp_pb2.Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
 
 
+def _range(bucket_range: experiment_pb2.BucketRange) -> tuple[float, float]:
+    return (bucket_range.start, bucket_range.end)
+
+
+def _variant_ranges(
+    experiment: experiment_pb2.Experiment,
+) -> tuple[tuple[float, float], ...] | None:
+    """The variants' explicit ranges: every variant has one, or none does (then None)."""
+    present = [variant.HasField("range") for variant in experiment.variants]
+    if not any(present):
+        return None
+    if not all(present):
+        raise ValueError(f"experiment {experiment.key!r}: some variants have a range, not all")
+    return tuple(_range(variant.range) for variant in experiment.variants)
+
+
+def _filter(proto: experiment_pb2.Filter) -> FilterConfig:
+    return FilterConfig(
+        seed=proto.seed,
+        ranges=tuple(_range(r) for r in proto.ranges),
+        attribute=proto.attribute or None,
+        hash_version=proto.hash_version or 2,
+    )
+
+
 def experiment_config_from_proto(experiment: experiment_pb2.Experiment) -> ExperimentConfig:
-    """The evaluation core's view of an experiment. Raises ValueError for an unusable one."""
+    """The evaluation core's view of an experiment. Raises ValueError for an unusable one.
+
+    Defaults of absent fields: coverage 1 (everyone), hash attribute "id", hash version 2. Weights
+    all 0 (unset) split traffic equally (`get_bucket_ranges`, GrowthBook's `getEqualWeights`).
+    """
     layer = None
     if experiment.HasField("layer") and experiment.layer.id:
         layer = LayerConfig(experiment.layer.id, experiment.layer.start, experiment.layer.end)
@@ -105,7 +138,7 @@ def experiment_config_from_proto(experiment: experiment_pb2.Experiment) -> Exper
         seed=experiment.seed,
         hash_attribute=experiment.hash_attribute or "id",
         hash_version=experiment.hash_version or 2,
-        coverage=experiment.coverage,
+        coverage=experiment.coverage if experiment.HasField("coverage") else 1.0,
         condition=condition,
         layer=layer,
         forced=dict(experiment.forced_variations),
@@ -113,6 +146,12 @@ def experiment_config_from_proto(experiment: experiment_pb2.Experiment) -> Exper
         end_time=_seconds(schedule.end_time) if schedule.HasField("end_time") else None,
         running=experiment.status == _RUNNING,
         allocation_version=max(1, experiment.allocation_version),
+        ranges=_variant_ranges(experiment),
+        fallback_attribute=experiment.fallback_attribute or None,
+        filters=tuple(_filter(f) for f in experiment.filters),
+        holdout=experiment.holdout,
+        holdout_key=experiment.holdout_key or None,
+        qa_mode=experiment.qa_mode,
     )
 
 
@@ -218,9 +257,14 @@ class LocalEvaluator:
         attributes: Mapping[str, Any] | None = None,
         keys: Sequence[str] | None = None,
     ) -> list[Assignment]:
-        """Assigns like the server's `Assign` (without sticky assignments)."""
+        """Assigns like the server's `Assign` (without sticky assignments). Raises ValueError,
+        as the server answers INVALID_ARGUMENT, when `attributes` carry an `id` other than
+        `unit_id`."""
         if self._evaluator is None:
             raise RuntimeError("no configuration snapshot yet: await start() first")
+        problem = identity_problem(unit_id, attributes)
+        if problem is not None:
+            raise ValueError(": ".join(problem))
         return self._evaluator.assign(unit_id, attributes, keys)
 
     async def _follow(self) -> None:

@@ -42,6 +42,8 @@ def test_eval_missing_or_invalid_weights_fall_back_to_equal() -> None:
     equal = get_bucket_ranges(3, 1.0)
     assert get_bucket_ranges(3, 1.0, [0.5, 0.5]) == equal
     assert get_bucket_ranges(3, 1.0, [0.5, 0.5, 0.5]) == equal
+    assert get_bucket_ranges(3, 1.0, [0.0, 0.0, 0.0]) == equal  # weights left unset
+    assert get_bucket_ranges(2, 0.5, [0.0, 0.0]) == [(0.0, 0.25), (0.5, 0.75)]
     assert get_bucket_ranges(3, float("nan"), None) == get_bucket_ranges(3, 0.0)
     assert get_equal_weights(3) == [1 / 3] * 3
 

@@ -2,12 +2,14 @@
 
 Random configurations cover every step of `_assign_one`: schedules, forced variants, hash
 attributes of every JSON type, layers, shared and distinct conditions, coverage and weights,
-hash versions 1 and 2, ASCII and non-ASCII ids and seeds (the latter go through the Python
-hashers from C).
+explicit ranges, hash versions 1 and 2, ASCII and non-ASCII ids and seeds (the latter go through
+the Python hashers from C), and the steps the accelerator calls back into Python for: fallback
+attributes, filters, holdouts and QA mode. `Evaluator.explain` answers what `assign` answers.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from typing import Any
@@ -17,6 +19,7 @@ import pytest
 from verdict.evaluation import (
     Evaluator,
     ExperimentConfig,
+    FilterConfig,
     LayerConfig,
     Reason,
     VariantConfig,
@@ -36,8 +39,36 @@ CONDITIONS: list[dict[str, Any]] = [
 ]
 
 
+def _random_features(rng: random.Random, i: int, n: int) -> dict[str, Any]:
+    """Some of the steps beyond the hot path, each in about one experiment of five; experiment 0
+    is sometimes a holdout the others name."""
+    features: dict[str, Any] = {}
+    if i == 0 and n == 2:
+        return {"holdout": True}
+    if rng.random() < 0.2:
+        cuts = sorted(rng.choice([0.0, 0.1, 0.3, 0.5, 0.7, 1.0]) for _ in range(n + 1))
+        features["ranges"] = list(itertools.pairwise(cuts))[::-1]  # n, not overlapping
+    if rng.random() < 0.2:
+        features["fallback_attribute"] = rng.choice(["org", "device", "age"])
+    if rng.random() < 0.2:
+        features["filters"] = [
+            FilterConfig(
+                rng.choice(["f", "fï", "exp-1"]),
+                rng.choice([((0.0, 0.5),), ((0.2, 0.4), (0.6, 0.9)), ()]),
+                attribute=rng.choice([None, None, "org", "device", "id"]),
+                hash_version=rng.choice([1, 2]),
+            )
+            for _ in range(rng.randint(1, 2))
+        ]
+    if rng.random() < 0.1:
+        features["qa_mode"] = True
+    if i and rng.random() < 0.4:
+        features["holdout_key"] = rng.choice(["exp-0", "exp-0", "missing"])
+    return features
+
+
 def _random_config(rng: random.Random, i: int) -> ExperimentConfig:
-    n = rng.randint(2, 4)
+    n = 2 if i == 0 and rng.random() < 0.6 else rng.randint(2, 4)  # n == 2: a holdout
     weights = [rng.random() + 0.01 for _ in range(n)]
     total = sum(weights)
     variants = tuple(
@@ -67,8 +98,11 @@ def _random_config(rng: random.Random, i: int) -> ExperimentConfig:
                 {"end_time": 200.0},
                 {"start_time": 100.0, "end_time": 200.0},
             ]
+            if i
+            else [{}, {}, {}, {"end_time": 200.0}]  # the holdout, when it is one: mostly on
         ),
         running=rng.random() < 0.9,
+        **_random_features(rng, i, n),
     )
 
 
@@ -83,6 +117,8 @@ def _random_attributes(rng: random.Random) -> dict[str, Any]:
     }
     if rng.random() < 0.7:
         attributes["org"] = rng.choice(["acme", "ünï", 42, 0, True, "", [1], {"a": 1}])
+    if rng.random() < 0.5:
+        attributes["device"] = rng.choice(["d-1", "d-2", "dé-3", "", None, 7])
     return attributes
 
 
@@ -138,7 +174,53 @@ def test_eval_native_reasons_cover_every_step() -> None:
         Reason.NOT_RUNNING,
         Reason.NOT_IN_LAYER,
         Reason.NO_HASH_ATTRIBUTE,
+        Reason.HELD_OUT,
+        Reason.FILTERED_OUT,
+        Reason.QA_MODE,
     }
+
+
+def test_eval_native_calls_python_only_for_experiments_that_need_it() -> None:
+    """The hot path stays native: only the steps C does not implement go through Python."""
+    configs = [
+        ExperimentConfig("plain", (VariantConfig("a", 0.5), VariantConfig("b", 0.5))),
+        ExperimentConfig(
+            "ranged", (VariantConfig("a", 0), VariantConfig("b", 0)), ranges=((0, 0.2), (0.2, 1))
+        ),
+        ExperimentConfig("qa", (VariantConfig("a", 0.5), VariantConfig("b", 0.5)), qa_mode=True),
+        ExperimentConfig(
+            "held", (VariantConfig("a", 0.5), VariantConfig("b", 0.5)), holdout_key="missing"
+        ),
+    ]
+    compiled = Evaluator(configs, native=True)._by_key
+    assert [compiled[c.key].python is not None for c in configs] == [False, False, True, False]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_eval_explain_answers_what_assign_answers(native: bool) -> None:
+    rng = random.Random(17)
+    for _ in range(6):
+        configs = [_random_config(rng, i) for i in range(12)]
+        evaluator = Evaluator(configs, {"beta": ["u-1"]}, native=native, buckets=rng.random() < 0.5)
+        keys = [c.key for c in configs] + ["missing"]
+        for i in range(150):
+            unit, attributes = rng.choice([f"u-{i}", "u-forced", "üñï"]), _random_attributes(rng)
+            now = rng.choice([150.0, 1e9])
+            forced = rng.choice([None, {}, {"exp-0": "v0"}, {"exp-3": "v1", "nope": "v0"}])
+            picked = rng.choice([None, rng.sample(keys, 4)])
+            explained = evaluator.explain(unit, attributes, picked, now, forced)
+            assigned = evaluator.assign(unit, attributes, picked, now, forced)
+            assert [a for a, _ in explained] == assigned
+            for result, why in explained:
+                assert why.detail
+                if result.reason is Reason.UNKNOWN_KEY:
+                    continue
+                if result.bucket is not None:
+                    assert why.bucket == result.bucket
+                if result.reason is Reason.NOT_TARGETED:
+                    assert why.failed_condition
+                else:
+                    assert why.failed_condition == ""
 
 
 def test_eval_native_experiments_with_equal_conditions_share_one_compiled_condition() -> None:

@@ -48,7 +48,7 @@ def _record(config: ExperimentConfig, condition: Any = None) -> tuple[Any, ...]:
 def test_layouts_of_the_built_module_match_the_python_side() -> None:
     engine.check_native_layout(native)
     assert Assignment._fields == native.ASSIGNMENT_FIELDS
-    assert len(native.RECORD_FIELDS) == 24 and set(native.RECORD_FIELDS) == engine.RECORD_FIELDS
+    assert len(native.RECORD_FIELDS) == 25 and set(native.RECORD_FIELDS) == engine.RECORD_FIELDS
 
 
 @pytest.mark.parametrize(
@@ -85,6 +85,7 @@ def test_a_record_of_the_wrong_size_is_refused(cut: int) -> None:
         ("slot", 5, ValueError),  # beyond the plan's slots
         ("assigned", [], TypeError),
         ("key", 3, TypeError),
+        ("python", 3, TypeError),  # neither None nor callable
     ],
 )
 def test_a_record_with_a_field_of_the_wrong_kind_is_refused(
@@ -94,6 +95,48 @@ def test_a_record_with_a_field_of_the_wrong_kind_is_refused(
     fields[field] = value
     with pytest.raises(error):
         _plan([tuple(fields[name] for name in native.RECORD_FIELDS)])
+
+
+def _with_python(python: Any, **config: Any) -> tuple[Any, ...]:
+    fields = dict(zip(native.RECORD_FIELDS, _record(_config(**config)), strict=True))
+    fields["python"] = python
+    return tuple(fields[name] for name in native.RECORD_FIELDS)
+
+
+def test_a_python_step_answers_for_its_experiment_after_the_schedule() -> None:
+    calls: list[tuple[Any, ...]] = []
+    answer = Assignment("e", None, -1, Reason.QA_MODE, None, None, False)
+
+    def python(*args: Any) -> Assignment:
+        calls.append(args)
+        return answer
+
+    plan = _plan([_with_python(python)])
+    attributes = {"id": "u"}
+    assert plan.assign_running("u", attributes, NOW) == [answer]
+    assert plan.assign_at(0, "u", attributes, NOW) is answer
+    assert calls == [("u", attributes, NOW)] * 2
+    stopped = _plan([_with_python(python, running=False), _with_python(python, end_time=NOW)])
+    assert stopped.assign_at(0, "u", attributes, NOW).reason is Reason.NOT_RUNNING
+    assert stopped.assign_at(1, "u", attributes, NOW).reason is Reason.NOT_RUNNING
+    assert len(calls) == 2  # a stopped experiment is answered before its python step
+
+
+@pytest.mark.parametrize("returned", [None, ("e", None), "assignment"])
+def test_a_python_step_answering_something_else_than_an_assignment_is_an_error(
+    returned: Any,
+) -> None:
+    plan = _plan([_with_python(lambda *_args: returned)])
+    with pytest.raises(TypeError, match="must return an Assignment"):
+        plan.assign_running("u", {"id": "u"}, NOW)
+
+
+def test_a_python_step_raising_propagates() -> None:
+    def python(*_args: Any) -> Assignment:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        _plan([_with_python(python)]).assign_at(0, "u", {"id": "u"}, NOW)
 
 
 def test_plan_methods_refuse_wrong_arguments() -> None:

@@ -25,6 +25,11 @@ DOCUMENTED = {
     "Evaluator",
     "Assignment",
     "Reason",
+    "FilterConfig",
+    "Explanation",
+    "hashed_by",
+    "forced_problem",
+    "identity_problem",
 }
 
 

@@ -11,7 +11,13 @@ Validation of conditions being written (strict, unlike evaluation):
     validate_condition, ConditionProblem, MAX_CONDITION_DEPTH
 
 Assignment engine:
-    VariantConfig, LayerConfig, ExperimentConfig, Evaluator, Assignment, Reason
+    VariantConfig, LayerConfig, FilterConfig, ExperimentConfig, Evaluator, Assignment, Reason,
+    Explanation (`Evaluator.explain`)
+
+For the assignment service (pure checks it calls around `Evaluator.assign`):
+    hashed_by (the attribute and value an experiment hashes, recorded on exposures),
+    forced_problem (a request's forced variations checked against the experiments),
+    identity_problem (an `id` attribute other than the unit id)
 """
 
 from verdict.evaluation.buckets import (
@@ -21,9 +27,12 @@ from verdict.evaluation.buckets import (
     in_namespace,
 )
 from verdict.evaluation.conditions import ConditionError, compile_condition, evaluate_condition
-from verdict.evaluation.config import ExperimentConfig, LayerConfig, VariantConfig
-from verdict.evaluation.engine import Assignment, Evaluator, Reason
+from verdict.evaluation.config import ExperimentConfig, FilterConfig, LayerConfig, VariantConfig
+from verdict.evaluation.eligibility import forced_problem, hashed_by, identity_problem
+from verdict.evaluation.engine import Evaluator
+from verdict.evaluation.explain import Explanation
 from verdict.evaluation.hashing import hash
+from verdict.evaluation.outcomes import Assignment, Reason
 from verdict.evaluation.validation import (
     MAX_CONDITION_DEPTH,
     ConditionProblem,
@@ -37,15 +46,20 @@ __all__ = [
     "ConditionProblem",
     "Evaluator",
     "ExperimentConfig",
+    "Explanation",
+    "FilterConfig",
     "LayerConfig",
     "Reason",
     "VariantConfig",
     "choose_variation",
     "compile_condition",
     "evaluate_condition",
+    "forced_problem",
     "get_bucket_ranges",
     "get_equal_weights",
     "hash",
+    "hashed_by",
+    "identity_problem",
     "in_namespace",
     "validate_condition",
 ]

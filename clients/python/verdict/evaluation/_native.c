@@ -9,6 +9,10 @@
  *
  * A `Plan` is built once per Evaluator from one record (a tuple, layout in `parse_record`) per
  * experiment; it keeps the records alive and borrows from them.
+ *
+ * Experiments with steps only Python implements (fallback attribute, filters, holdout, QA mode)
+ * carry a `python` callable in their record, `(unit_id, attributes, now) -> Assignment`: once the
+ * schedule is checked, `assign_one` returns its answer instead of running its own steps.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -471,6 +475,7 @@ typedef struct {
     PyObject *not_running, *not_targeted, *not_in_layer, *no_hash_attribute;
     PyObject *assigned; /* per variant, without a bucket (buckets=False) */
     PyObject *not_in_traffic; /* without a bucket */
+    PyObject *python; /* callable answering for this experiment (eligibility.evaluate), or NULL */
 } Experiment;
 
 typedef struct {
@@ -521,9 +526,9 @@ static const char *const RECORD_FIELDS[] = {
     "key", "running", "start", "end", "hash_attribute", "forced", "layer_seed", "layer_start",
     "layer_end", "layer_hash", "condition", "slot", "seed", "hash_version", "hasher", "ranges",
     "variant_keys", "payloads", "not_running", "not_targeted", "not_in_layer",
-    "no_hash_attribute", "assigned", "not_in_traffic", NULL,
+    "no_hash_attribute", "assigned", "not_in_traffic", "python", NULL,
 };
-#define RECORD_FORMAT "UpddUOOddOOiUiOOOOOOOOO!O"
+#define RECORD_FORMAT "UpddUOOddOOiUiOOOOOOOOO!OO"
 
 /* The fields of `engine.Assignment`, in the order `make_assignment` fills them (exported as
  * ASSIGNMENT_FIELDS; engine.py refuses to start when they differ from the NamedTuple's). */
@@ -534,7 +539,7 @@ static const char *const ASSIGNMENT_FIELDS[] = {
 #define ASSIGNMENT_SIZE 7
 
 static int parse_record(PyObject *record, Experiment *e, int slots) {
-    PyObject *forced, *layer_seed, *layer_hash, *condition, *ranges;
+    PyObject *forced, *layer_seed, *layer_hash, *condition, *ranges, *python;
     if (!PyTuple_Check(record)) {
         PyErr_SetString(PyExc_TypeError, "each record must be a tuple");
         return -1;
@@ -545,8 +550,13 @@ static int parse_record(PyObject *record, Experiment *e, int slots) {
                           &e->version, &e->hasher, &ranges, &e->variant_keys, &e->payloads,
                           &e->not_running, &e->not_targeted, &e->not_in_layer,
                           &e->no_hash_attribute, &PyTuple_Type, &e->assigned,
-                          &e->not_in_traffic))
+                          &e->not_in_traffic, &python))
         return -1;
+    if (python != Py_None && !PyCallable_Check(python)) {
+        PyErr_SetString(PyExc_TypeError, "python must be None or callable");
+        return -1;
+    }
+    e->python = python == Py_None ? NULL : python;
     e->ascii_seed = PyUnicode_IS_ASCII(e->seed);
     if (e->ascii_seed)
         e->seeded = fnv_update(FNV_OFFSET, PyUnicode_1BYTE_DATA(e->seed),
@@ -685,10 +695,29 @@ static void end_call(Call *call) {
     Py_CLEAR(call->layer_value);
 }
 
+/* The answer of an experiment's `python` callable, which must be an Assignment (a tuple of
+ * ASSIGNMENT_SIZE): callers of the plan read results by position. */
+static PyObject *call_python(PyObject *python, PyObject *unit_id, PyObject *attributes,
+                             double now) {
+    PyObject *now_obj = PyFloat_FromDouble(now);
+    if (!now_obj) return NULL;
+    PyObject *args[3] = {unit_id, attributes, now_obj};
+    PyObject *out = PyObject_Vectorcall(python, args, 3, NULL);
+    Py_DECREF(now_obj);
+    if (out && !(PyTuple_Check(out) && PyTuple_GET_SIZE(out) == ASSIGNMENT_SIZE)) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "an experiment's python callable must return an "
+                                         "Assignment");
+        return NULL;
+    }
+    return out;
+}
+
 /* `engine._assign_one`, step for step. Returns a new reference, or NULL with an exception. */
 static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObject *attributes,
                             double now, Call *call) {
     if (!e->running || !(e->start <= now && now < e->end)) return Py_NewRef(e->not_running);
+    if (e->python) return call_python(e->python, unit_id, attributes, now);
     PyObject *raw;
     if (call->attribute == e->hash_attribute) {
         raw = call->raw;

@@ -24,7 +24,9 @@ def get_bucket_ranges(
 
     Range starts do not depend on coverage, so raising coverage only adds units: nobody already in
     the experiment changes variation. As in GrowthBook, coverage is clamped to [0, 1], and weights
-    that are missing, of the wrong length, or not summing to 1 within 0.01 become equal weights.
+    that are missing, of the wrong length, or not summing to 1 within 0.01 become equal weights
+    (`getEqualWeights`). That includes weights all 0, which is how the contract says "split
+    equally" (Variant.weight left unset on every variant).
     """
     if not coverage >= 0:  # also catches NaN
         coverage = 0.0

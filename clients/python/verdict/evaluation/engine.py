@@ -9,25 +9,29 @@ same configuration, so they cannot disagree. Everything that depends only on the
 (`_native.c`, built by `make setup`) is importable, `assign` runs its copy of the same steps
 instead, calling back into the conditions and hashers compiled here; experiments with identical
 conditions share one compiled condition, evaluated once per call. Tests hold the two paths equal.
+
+Experiments using a fallback attribute, filters, a holdout or QA mode carry a Python callable
+(`Compiled.python`, `eligibility.evaluate` bound to them) that both paths call instead of their own
+steps: the C code never implements those, and experiments without them stay on the fast path.
+Per-request forced variations and explanations (QA and debugging traffic) always run
+`eligibility.evaluate`.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
-from verdict.evaluation.buckets import get_bucket_ranges
-from verdict.evaluation.conditions import CompiledCondition, ConditionError, compile_condition
+from verdict.evaluation.compiled import Compiled
+from verdict.evaluation.conditions import CompiledCondition
 from verdict.evaluation.config import ExperimentConfig
+from verdict.evaluation.eligibility import evaluate
+from verdict.evaluation.explain import Explanation, Trace
 from verdict.evaluation.hashing import hash as _hash
-from verdict.evaluation.hashing import make_hasher
-from verdict.evaluation.jsvalues import CONTAINER_TYPES, to_string, truthy
+from verdict.evaluation.outcomes import Assignment, Reason, hash_value_of
+from verdict.evaluation.outcomes import outcome as _outcome
 from verdict.evaluation.programs import lower_condition
 
 _native: ModuleType | None
@@ -43,59 +47,9 @@ RECORD_FIELDS = frozenset(
     ("key", "running", "start", "end", "hash_attribute", "forced", "layer_seed", "layer_start",
      "layer_end", "layer_hash", "condition", "slot", "seed", "hash_version", "hasher", "ranges",
      "variant_keys", "payloads", "not_running", "not_targeted", "not_in_layer",
-     "no_hash_attribute", "assigned", "not_in_traffic")
+     "no_hash_attribute", "assigned", "not_in_traffic", "python")
 )  # fmt: skip
 """The fields `_native_record` fills; the accelerator names the order it reads them in."""
-
-
-class Reason(enum.Enum):
-    """Why a unit got, or did not get, a variant (names match the proto's AssignmentReason)."""
-
-    ASSIGNED = "assigned"
-    """Hashed into a variant's bucket range."""
-    FORCED = "forced"
-    """Listed in the experiment's QA allow-list."""
-    STICKY = "sticky"
-    """Kept from an earlier assignment (decided by the service's cache, never by the engine)."""
-    NOT_TARGETED = "not_targeted"
-    """The attributes do not satisfy the targeting condition."""
-    NOT_IN_TRAFFIC = "not_in_traffic"
-    """The hash falls outside the covered part of the bucket ranges."""
-    NOT_RUNNING = "not_running"
-    """The experiment is not running, or the time is outside its schedule."""
-    UNKNOWN_KEY = "unknown_key"
-    """No experiment has this key."""
-    NOT_IN_LAYER = "not_in_layer"
-    """The unit falls outside the experiment's range in its layer."""
-    NO_HASH_ATTRIBUTE = "no_hash_attribute"
-    """The unit has no usable value for the experiment's hash attribute."""
-
-    # Members are singletons compared by identity: hash them by identity too, in C, instead of
-    # Enum's Python-level hash of the name (the service keys prebuilt responses by reason).
-    __hash__ = object.__hash__
-
-
-class Assignment(NamedTuple):
-    """The outcome for one experiment.
-
-    A NamedTuple rather than a frozen dataclass because `assign` builds one per experiment per
-    call: it is as immutable and three times cheaper to construct.
-    """
-
-    experiment_key: str
-    """The experiment."""
-    variant_key: str | None
-    """The variant, or None when the unit is not in the experiment."""
-    variant_index: int
-    """The variant's position in the experiment's variants, or -1."""
-    reason: Reason
-    """Why."""
-    payload_json: str | None
-    """The variant's payload JSON, or None when the unit is not in the experiment."""
-    bucket: float | None
-    """The unit's hash in [0, 1) when it was computed (ASSIGNED, NOT_IN_TRAFFIC), else None."""
-    in_experiment: bool
-    """True when the unit is in the experiment (assigned, forced or sticky)."""
 
 
 def check_native_layout(native: Any) -> None:
@@ -119,129 +73,7 @@ if _native is not None:
     check_native_layout(_native)
 
 
-def hash_value_of(value: Any) -> str | None:
-    """The string hashed for an attribute value, or None when the value cannot identify a unit.
-
-    As in GrowthBook a falsy value (missing, null, "", 0, false) identifies nobody; arrays and
-    objects are refused too rather than hashed as JavaScript's "a,b" or "[object Object]".
-    """
-    if type(value) is str:
-        return value or None
-    if not truthy(value) or isinstance(value, CONTAINER_TYPES):
-        return None
-    return to_string(value)
-
-
-class _Compiled:
-    """One experiment, prepared for assignment."""
-
-    __slots__ = (
-        "assigned",
-        "condition",
-        "config",
-        "end",
-        "forced",
-        "hash_attribute",
-        "hasher",
-        "key",
-        "layer_end",
-        "layer_seed",
-        "layer_start",
-        "no_hash_attribute",
-        "not_in_layer",
-        "not_in_traffic",
-        "not_running",
-        "not_targeted",
-        "payloads",
-        "ranges",
-        "running",
-        "start",
-        "variant_keys",
-    )
-
-    def __init__(
-        self,
-        config: ExperimentConfig,
-        saved_groups: Mapping[str, Sequence[Any]],
-        conditions: dict[str, CompiledCondition],
-    ):
-        key = config.key
-        self.config = config
-        self.key = key
-        self.running = config.running
-        self.start = -math.inf if config.start_time is None else config.start_time
-        self.end = math.inf if config.end_time is None else config.end_time
-        # Interned: the accelerator reuses a call's last attribute read and layer position when
-        # the next experiment names the same string object.
-        self.hash_attribute = sys.intern(config.hash_attribute)
-        layer = config.layer
-        self.layer_seed = None if layer is None else sys.intern("__" + layer.id)
-        self.layer_start = 0.0 if layer is None else layer.start
-        self.layer_end = 1.0 if layer is None else layer.end
-        self.condition: CompiledCondition | None = None
-        if config.condition:
-            # `conditions`: compiled so far for this Evaluator, shared between equal conditions.
-            canonical = _canonical(config.condition)
-            shared = None if canonical is None else conditions.get(canonical)
-            if shared is None:
-                try:
-                    shared = compile_condition(config.condition, saved_groups)
-                except ConditionError as error:
-                    raise ValueError(f"experiment {key!r}: invalid condition: {error}") from error
-                if canonical is not None:
-                    conditions[canonical] = shared
-            self.condition = shared
-        self.hasher: Callable[[str], float | None] = make_hasher(
-            config.effective_seed, config.hash_version
-        )
-        weights = [variant.weight for variant in config.variants]
-        self.ranges = tuple(get_bucket_ranges(len(weights), config.coverage, weights))
-        self.variant_keys = tuple(variant.key for variant in config.variants)
-        self.payloads = tuple(variant.payload_json for variant in config.variants)
-        self.assigned = tuple(  # the results without a bucket (Evaluator(buckets=False))
-            Assignment(key, variant_key, i, Reason.ASSIGNED, payload, None, True)
-            for i, (variant_key, payload) in enumerate(
-                zip(self.variant_keys, self.payloads, strict=True)
-            )
-        )
-        self.not_in_traffic = _outcome(key, Reason.NOT_IN_TRAFFIC)
-        self.not_running = _outcome(key, Reason.NOT_RUNNING)
-        self.not_targeted = _outcome(key, Reason.NOT_TARGETED)
-        self.not_in_layer = _outcome(key, Reason.NOT_IN_LAYER)
-        self.no_hash_attribute = _outcome(key, Reason.NO_HASH_ATTRIBUTE)
-        index_of = {variant_key: i for i, variant_key in enumerate(self.variant_keys)}
-        self.forced = {
-            unit: Assignment(
-                key, variant, index_of[variant], Reason.FORCED, self.payloads[index_of[variant]],
-                None, True,
-            )
-            for unit, variant in config.forced.items()
-        }  # fmt: skip
-
-
-def _canonical(condition: Mapping[str, Any]) -> str | None:
-    """A key equal for equal conditions (sorted-key JSON), or None when it cannot be written."""
-    try:
-        return json.dumps(
-            condition, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_plain
-        )
-    except (TypeError, ValueError):
-        return None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (tuple, frozenset, set)):
-        return list(value) if isinstance(value, tuple) else sorted(value, key=repr)
-    raise TypeError(type(value).__name__)
-
-
-def _outcome(key: str, reason: Reason, bucket: float | None = None) -> Assignment:
-    return Assignment(key, None, -1, reason, None, bucket, False)
-
-
-def _native_record(c: _Compiled, slot: int, condition: Any) -> tuple[Any, ...]:
+def _native_record(c: Compiled, slot: int, condition: Any) -> tuple[Any, ...]:
     """`c` in the record layout `_native.c`'s `parse_record` reads (its `RECORD_FIELDS`)."""
     assert _native is not None
     layer_seed = c.layer_seed
@@ -256,12 +88,12 @@ def _native_record(c: _Compiled, slot: int, condition: Any) -> tuple[Any, ...]:
         "variant_keys": c.variant_keys, "payloads": c.payloads, "not_running": c.not_running,
         "not_targeted": c.not_targeted, "not_in_layer": c.not_in_layer,
         "no_hash_attribute": c.no_hash_attribute, "assigned": c.assigned,
-        "not_in_traffic": c.not_in_traffic,
+        "not_in_traffic": c.not_in_traffic, "python": c.python,
     }  # fmt: skip
     return tuple(fields[name] for name in _native.RECORD_FIELDS)
 
 
-def _program(c: _Compiled, saved_groups: Mapping[str, Sequence[Any]]) -> Any:
+def _program(c: Compiled, saved_groups: Mapping[str, Sequence[Any]]) -> Any:
     """The condition's compiled program; its closure should lowering ever refuse it (the closure
     is the reference: slower, same answers)."""
     assert _native is not None and c.config.condition
@@ -272,7 +104,7 @@ def _program(c: _Compiled, saved_groups: Mapping[str, Sequence[Any]]) -> Any:
 
 
 def _native_plan(
-    compiled: Sequence[_Compiled], saved_groups: Mapping[str, Sequence[Any]], buckets: bool
+    compiled: Sequence[Compiled], saved_groups: Mapping[str, Sequence[Any]], buckets: bool
 ) -> Any:
     """The accelerator's plan over `compiled`; one memo slot and one condition program
     (`programs.py`) per distinct condition."""
@@ -300,6 +132,9 @@ class Evaluator:
     accelerator when it was built (None, the default); the answers are the same.
     With `buckets=False` the results carry no bucket (None), which spares an allocation per
     result: in and out of traffic, each experiment answers with objects built once.
+    An experiment naming a holdout (`holdout_key`) is covered by it only when that holdout is one
+    of these experiments and is running; otherwise the experiment ignores it, so that stopping or
+    deleting a holdout releases its experiments instead of blocking them.
     Raises ValueError when two experiments share a key or a condition is malformed, and
     RuntimeError when `native=True` but the accelerator was not built.
     """
@@ -313,11 +148,17 @@ class Evaluator:
     ) -> None:
         groups = dict(saved_groups or {})
         conditions: dict[str, CompiledCondition] = {}
-        compiled: dict[str, _Compiled] = {}
+        compiled: dict[str, Compiled] = {}
         for config in experiments:
             if config.key in compiled:
                 raise ValueError(f"duplicate experiment key {config.key!r}")
-            compiled[config.key] = _Compiled(config, groups, conditions)
+            compiled[config.key] = Compiled(config, groups, conditions)
+        for c in compiled.values():
+            holdout = compiled.get(c.config.holdout_key or "")
+            if holdout is not None and holdout.config.holdout and holdout.running:
+                c.holdout = holdout
+            if c.needs_python:
+                c.python = _bound(c, buckets)
         self._by_key = compiled
         self._running = tuple(c for c in compiled.values() if c.running)
         self.experiments: Mapping[str, ExperimentConfig] = {
@@ -339,21 +180,28 @@ class Evaluator:
         attributes: Mapping[str, Any] | None = None,
         keys: Sequence[str] | None = None,
         now: float | None = None,
+        forced: Mapping[str, str] | None = None,
     ) -> list[Assignment]:
         """Assign `unit_id` to the experiments named by `keys`, in that order, or, when `keys` is
         None or empty, to every running experiment in configuration order.
 
         `attributes` are the unit's targeting attributes; `"id"` is the unit id unless they carry
-        one. `now` (epoch seconds, default the current time) decides schedules. Checks, in order:
-        unknown key, not running or outside the schedule, forced variant, hash attribute, layer,
-        targeting condition, bucket ranges (coverage and weights).
+        one. `now` (epoch seconds, default the current time) decides schedules. `forced` (QA):
+        experiment key -> variant key, answered FORCED in a running experiment; keys of no
+        experiment are ignored, a variant the experiment does not have raises ValueError (see
+        `eligibility.forced_problem`). Checks, in order (`eligibility`'s docstring): not running
+        or outside the schedule, forced variant, QA mode, hash attribute (or its fallback),
+        filters, layer, targeting condition, holdout, bucket ranges (coverage and weights, or
+        explicit ranges).
         """
-        if attributes is None:
+        if attributes is None:  # inlined `_with_id`: this is the hot path
             attributes = {"id": unit_id}
         elif type(attributes) is not dict or "id" not in attributes:
             attributes = {"id": unit_id, **attributes}  # a dict: the accelerator reads dicts
         if now is None:
             now = time.time()
+        if forced:
+            return self._traced(unit_id, attributes, keys, now, forced, None)
         plan = self._plan
         if plan is not None:
             if not keys:
@@ -376,17 +224,88 @@ class Evaluator:
             ]
         return [assign_one(c, unit_id, attributes, now, buckets) for c in self._running]
 
+    def explain(
+        self,
+        unit_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        keys: Sequence[str] | None = None,
+        now: float | None = None,
+        forced: Mapping[str, str] | None = None,
+    ) -> list[tuple[Assignment, Explanation]]:
+        """What `assign` answers with the same arguments, each answer with its explanation.
+        Slower (pure Python, a trace per experiment): for debugging, not for serving."""
+        attributes = _with_id(unit_id, attributes)
+        if now is None:
+            now = time.time()
+        traces: list[Trace] = []
+        results = self._traced(unit_id, attributes, keys, now, forced or None, traces)
+        return [(r, t.explanation()) for r, t in zip(results, traces, strict=True)]
+
+    def _traced(
+        self,
+        unit_id: str,
+        attributes: Mapping[str, Any],
+        keys: Sequence[str] | None,
+        now: float,
+        forced: Mapping[str, str] | None,
+        traces: list[Trace] | None,
+    ) -> list[Assignment]:
+        """Every step in Python (`eligibility.evaluate`), with a trace per result when `traces`
+        is a list."""
+        by_key = self._by_key
+        for key, variant in (forced or {}).items():
+            c = by_key.get(key)
+            if c is not None and variant not in c.forced_by_variant:
+                raise ValueError(f"forced_variations.{key}: experiment has no variant {variant!r}")
+        chosen = [by_key.get(key) for key in keys] if keys else list(self._running)
+        results = []
+        for i, c in enumerate(chosen):
+            trace = None
+            if traces is not None:
+                trace = Trace()
+                traces.append(trace)
+            if c is None:
+                assert keys
+                if trace is not None:
+                    trace.detail = f"no experiment has key {keys[i]!r}"
+                results.append(_outcome(keys[i], Reason.UNKNOWN_KEY))
+            else:
+                results.append(evaluate(c, unit_id, attributes, now, self._buckets, forced, trace))
+        return results
+
+
+def _with_id(unit_id: str, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The attributes with `"id"` (the unit id unless they carry one), as an exact dict: the
+    accelerator reads dicts."""
+    if attributes is None:
+        return {"id": unit_id}
+    if type(attributes) is not dict or "id" not in attributes:
+        return {"id": unit_id, **attributes}
+    return attributes
+
+
+def _bound(c: Compiled, buckets: bool) -> Callable[[str, Mapping[str, Any], float], Assignment]:
+    """`eligibility.evaluate` for `c`, as `Compiled.python` (called by both paths)."""
+
+    def assign(unit_id: str, attributes: Mapping[str, Any], now: float) -> Assignment:
+        return evaluate(c, unit_id, attributes, now, buckets)
+
+    return assign
+
 
 def _assign_one(
-    experiment: _Compiled,
+    experiment: Compiled,
     unit_id: str,
     attributes: Mapping[str, Any],
     now: float,
     buckets: bool = True,
 ) -> Assignment:
-    """The checks of `Evaluator.assign` for one experiment, in GrowthBook's order."""
+    """The checks of `Evaluator.assign` for one experiment, in GrowthBook's order; experiments
+    with steps only Python implements go to their `python` callable (`eligibility.evaluate`)."""
     if not experiment.running or not experiment.start <= now < experiment.end:
         return experiment.not_running
+    if experiment.python is not None:
+        return experiment.python(unit_id, attributes, now)
     raw = attributes.get(experiment.hash_attribute)
     hash_value = (raw or None) if type(raw) is str else hash_value_of(raw)
     forced = experiment.forced
