@@ -52,6 +52,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _EXP + "PutSavedGroup": frozenset(),
     _EXP + "ListSavedGroups": _READ_ONLY,
     _EXP + "ListAuditEvents": _READ_ONLY,
+    _EXP + "ImportGrowthBook": frozenset(),
     _ASG + "Assign": _ASSIGNERS,
     _ASG + "GetConfigSnapshot": frozenset({Role.ASSIGN, Role.READ}),
     _ASG + "WatchConfig": frozenset({Role.ASSIGN, Role.READ}),

@@ -1,0 +1,641 @@
+"""GrowthBook JSON to Verdict experiments and saved groups (pure: no I/O).
+
+Input: a GrowthBook SDK payload (`{"features": ..., "experiments": ..., "savedGroups": ...}`) or a
+bare features object (`{featureKey: {"defaultValue": ..., "rules": [...]}}`). Every experiment rule
+of a feature, and every entry of the `experiments` list (GrowthBook's auto experiments, the
+format of its SDK cases' `run` section), becomes one Verdict experiment that puts every unit in
+the bucket GrowthBook puts it in: same seed (GrowthBook's `seed`, else its key, written out since
+Verdict's seed defaults to *its* key), same hash attribute, fallback attribute and hash version
+(GrowthBook's default 1 is kept), same namespace (a layer), filters, ranges, coverage, weights and
+condition. The saved groups the imported conditions name come along.
+
+What cannot be imported faithfully is left out with a reason (`Conversion.skipped`), never
+approximated: force and rollout rules, prerequisites, URL and group targeting, experiment-level
+forced variations, unknown hash versions, conditions Verdict refuses, and so on. Input of the
+wrong shape (malformed JSON, a string where GrowthBook has a number) is refused whole:
+InvalidArgument on `payload_json`, each description starting with the JSON path at fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.struct_pb2 import NULL_VALUE, Struct, Value
+
+from verdict.evaluation import get_bucket_ranges, validate_condition
+from verdict.v1 import experiment_pb2
+from verdict_assignment.experiments.checks import is_slug
+from verdict_platform.errors import FieldViolation, InvalidArgument
+
+FIELD = "payload_json"
+"""The request field every violation names (the description gives the path inside the JSON)."""
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""Largest payload accepted (ImportGrowthBookRequest.payload_json)."""
+MAX_VARIANTS = 20
+MAX_FILTERS = 10
+MAX_FILTER_RANGES = 20
+WEIGHT_TOLERANCE = 1e-6
+"""Verdict's own tolerance on the sum of the weights (experiment_rules)."""
+_SDK_KEYS = frozenset({"features", "experiments", "savedGroups"})
+_ENCRYPTED = ("encryptedFeatures", "encryptedExperiments", "encryptedSavedGroups")
+_NOT_SLUG = re.compile(r"[^a-z0-9_-]+")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+Experiment = experiment_pb2.Experiment
+SavedGroup = experiment_pb2.SavedGroup
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The result of converting one payload."""
+
+    experiments: tuple[Experiment, ...]
+    """In payload order, as drafts; defaults are not filled in (the use case does that)."""
+    saved_groups: tuple[SavedGroup, ...]
+    """The payload's saved groups that the imported experiments name."""
+    skipped: tuple[str, ...]
+    """What was not imported, or not as it was, and why: "<JSON path>: <reason>"."""
+    not_startable: frozenset[str] = frozenset()
+    """Keys imported as drafts that an import with `start` must leave as drafts: GrowthBook
+    enrols nobody in them (inactive, draft or stopped there, or coverage 0)."""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Experiment key -> the JSON path it was imported from."""
+
+
+def parse_payload(text: str) -> Any:
+    """The payload's JSON; InvalidArgument when too large or not JSON."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise InvalidArgument.of(FIELD, f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} (4 MiB)")
+    if not text.strip():
+        raise InvalidArgument.of(FIELD, "is required: a GrowthBook SDK payload or features JSON")
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except ValueError as error:
+        where = ""
+        if isinstance(error, json.JSONDecodeError):
+            where = f" at line {error.lineno} column {error.colno}"
+            error_text = error.msg
+        else:
+            error_text = str(error)
+        raise InvalidArgument.of(FIELD, f"is not valid JSON{where}: {error_text}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def convert(payload: Any, known_groups: Collection[str] = ()) -> Conversion:
+    """The experiments and saved groups of `payload` (parsed JSON).
+
+    `known_groups`: saved groups Verdict has already, which conditions may name without the
+    payload defining them. Raises InvalidArgument naming every JSON path of the wrong type.
+    """
+    return _Converter(known_groups).run(payload)
+
+
+def path_of(parent: str, key: str) -> str:
+    """`parent.key`, or `parent["key"]` when the key is not a plain name."""
+    if _PLAIN_NAME.fullmatch(key):
+        return f"{parent}.{key}" if parent else key
+    return f"{parent}[{json.dumps(key)}]"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def slugify(text: str) -> str:
+    """A Verdict key made from any text ("" when nothing usable is left)."""
+    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:64].strip("-")
+
+
+def _json_value(value: Any) -> Value:
+    out = Value()
+    if isinstance(value, dict):
+        out.struct_value.update(value)
+    elif isinstance(value, list):
+        out.list_value.extend(value)
+    elif value is None:
+        out.null_value = NULL_VALUE
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif _is_number(value):
+        out.number_value = float(value)
+    else:
+        out.string_value = str(value)
+    return out
+
+
+def group_references(condition: Any) -> Iterator[Any]:
+    """Every argument of `$inGroup` / `$notInGroup` in a condition, at any depth."""
+    if isinstance(condition, dict):
+        for key, value in condition.items():
+            if key in ("$inGroup", "$notInGroup"):
+                yield value
+            else:
+                yield from group_references(value)
+    elif isinstance(condition, list):
+        for item in condition:
+            yield from group_references(item)
+
+
+class _Skip(Exception):
+    """One experiment cannot be imported faithfully; the message says why."""
+
+
+class _Converter:
+    def __init__(self, known_groups: Collection[str]) -> None:
+        self.known_groups = set(known_groups)
+        self.violations: list[FieldViolation] = []
+        self.skipped: list[str] = []
+        self.experiments: list[Experiment] = []
+        self.not_startable: set[str] = set()
+        self.origins: dict[str, str] = {}
+        self.used_keys: set[str] = set()
+        self.payload_groups: dict[str, list[Any]] = {}
+        self.needed_groups: list[str] = []
+
+    # -- shape checks: a wrong type refuses the whole payload -------------------------------
+
+    def bad(self, path: str, message: str) -> None:
+        self.violations.append(FieldViolation(FIELD, f"{path or '(root)'}: {message}"))
+
+    def want(self, value: Any, kind: type | tuple[type, ...], path: str, name: str) -> bool:
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if not ok:
+            self.bad(path, f"must be {name}, not {_kind(value)}")
+        return ok
+
+    def number(self, value: Any, path: str) -> bool:
+        if not _is_number(value) or not math.isfinite(value):
+            self.bad(path, f"must be a finite number, not {_kind(value)}")
+            return False
+        return True
+
+    def string(self, value: Any, path: str) -> bool:
+        return self.want(value, str, path, "a string")
+
+    # -- the payload ------------------------------------------------------------------------
+
+    def run(self, payload: Any) -> Conversion:
+        if not isinstance(payload, dict):
+            self.bad("", f"must be a JSON object, not {_kind(payload)}")
+            raise InvalidArgument(self.violations)
+        for name in _ENCRYPTED:
+            if name in payload:
+                self.bad(name, "encrypted payloads cannot be imported: decrypt it first")
+        if self.violations:
+            raise InvalidArgument(self.violations)
+        if _SDK_KEYS & payload.keys():
+            groups = payload.get("savedGroups", {})
+            if self.want(groups, dict, "savedGroups", "an object"):
+                self.read_groups(groups)
+            features = payload.get("features", {})
+            if self.want(features, dict, "features", "an object"):
+                self.features(features, "features")
+            experiments = payload.get("experiments", [])
+            if self.want(experiments, list, "experiments", "an array"):
+                for i, raw in enumerate(experiments):
+                    at = f"experiments[{i}]"
+                    if self.want(raw, dict, at, "an object"):
+                        self.one(raw, at, feature=None)
+        else:
+            self.features(payload, "")
+        if self.violations:
+            raise InvalidArgument(self.violations)
+        groups = tuple(
+            SavedGroup(key=key, values=[_json_value(v) for v in self.payload_groups[key]])
+            for key in self.needed_groups
+        )
+        return Conversion(
+            experiments=tuple(self.experiments),
+            saved_groups=groups,
+            skipped=tuple(self.skipped),
+            not_startable=frozenset(self.not_startable),
+            origins=dict(self.origins),
+        )
+
+    def read_groups(self, groups: dict[str, Any]) -> None:
+        for key, values in groups.items():
+            at = path_of("savedGroups", key)
+            if not self.want(values, list, at, "an array of values"):
+                continue
+            ok = True
+            for i, value in enumerate(values):
+                scalar = isinstance(value, str | bool) or (
+                    _is_number(value) and math.isfinite(value)
+                )
+                if not scalar:
+                    self.bad(f"{at}[{i}]", f"must be a string or a number, not {_kind(value)}")
+                    ok = False
+            if ok:
+                self.payload_groups[key] = values
+
+    def features(self, features: dict[str, Any], at: str) -> None:
+        for feature_key, feature in features.items():
+            where = path_of(at, feature_key)
+            if not self.want(feature, dict, where, "an object (a feature definition)"):
+                continue
+            rules = feature.get("rules", [])
+            if not self.want(rules, list, f"{where}.rules", "an array"):
+                continue
+            holdout = ""
+            for i, rule in enumerate(rules):
+                rule_at = f"{where}.rules[{i}]"
+                if not self.want(rule, dict, rule_at, "an object"):
+                    continue
+                if "force" in rule:
+                    self.skip(
+                        rule_at,
+                        "a force rule (a fixed value or a percentage rollout) is not an experiment",
+                    )
+                    continue
+                if "variations" not in rule:
+                    self.skip(rule_at, "a rule without variations is not an experiment")
+                    continue
+                made = self.one(rule, rule_at, feature=feature_key, holdout_key=holdout)
+                if made is not None and made.holdout:
+                    holdout = made.key
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped.append(f"{path}: {reason}")
+
+    # -- one experiment ---------------------------------------------------------------------
+
+    def one(
+        self,
+        raw: dict[str, Any],
+        at: str,
+        *,
+        feature: str | None,
+        holdout_key: str = "",
+    ) -> Experiment | None:
+        before = len(self.violations)
+        gb_key = raw.get("key") if feature is None else (raw.get("key") or feature)
+        if not isinstance(gb_key, str) or not gb_key:
+            self.bad(f"{at}.key", "is required: a non-empty string")
+            return None
+        variations = raw.get("variations")
+        if not isinstance(variations, list):
+            self.bad(f"{at}.variations", f"must be an array, not {_kind(variations)}")
+            return None
+        try:
+            experiment = self.build(raw, at, gb_key, variations, feature, holdout_key)
+        except _Skip as reason:
+            if len(self.violations) == before:
+                self.skip(at, str(reason))
+            return None
+        if len(self.violations) != before:
+            return None
+        self.experiments.append(experiment)
+        self.origins[experiment.key] = at
+        return experiment
+
+    def build(
+        self,
+        raw: dict[str, Any],
+        at: str,
+        gb_key: str,
+        variations: list[Any],
+        feature: str | None,
+        holdout_key: str,
+    ) -> Experiment:
+        self.check_types(raw, at)
+        if self.violations:
+            raise _Skip("")
+        self.refuse_unsupported(raw, variations)
+        exp = Experiment(name=_name(raw, gb_key), seed=raw.get("seed") or gb_key)
+        exp.description = _description(raw, gb_key, at)
+        version = raw.get("hashVersion", 1)
+        if version not in (1, 2):
+            raise _Skip(f"hashVersion {version!r} is unknown: GrowthBook enrols nobody with it")
+        exp.hash_version = int(version)
+        exp.hash_attribute = raw.get("hashAttribute") or "id"
+        fallback = raw.get("fallbackAttribute") or ""
+        if fallback and raw.get("disableStickyBucketing"):
+            self.skip(
+                f"{at}.fallbackAttribute",
+                "not imported: GrowthBook only uses it with "
+                "sticky bucketing, which disableStickyBucketing turns off",
+            )
+        elif fallback:
+            exp.fallback_attribute = fallback
+        self.variants(exp, raw, at, variations)
+        self.filters_and_layer(exp, raw, at)
+        self.targeting(exp, raw, at)
+        if holdout_key and not exp.holdout:
+            exp.holdout_key = holdout_key
+        exp.key = self.key_for(gb_key, feature, at)
+        if _enrols_nobody(raw, exp):
+            self.not_startable.add(exp.key)
+        return exp
+
+    def check_types(self, raw: dict[str, Any], at: str) -> None:
+        for name in ("hashAttribute", "fallbackAttribute", "seed", "name", "phase", "status"):
+            if name in raw and raw[name] is not None:
+                self.string(raw[name], f"{at}.{name}")
+        for name in ("coverage", "hashVersion"):
+            if name in raw:
+                self.number(raw[name], f"{at}.{name}")
+        for name in ("active", "disableStickyBucketing"):
+            if name in raw:
+                self.want(raw[name], bool, f"{at}.{name}", "a boolean")
+        if "condition" in raw:
+            self.want(raw["condition"], dict, f"{at}.condition", "an object")
+        weights = raw.get("weights")
+        if weights is not None and self.want(weights, list, f"{at}.weights", "a number array"):
+            for i, w in enumerate(weights):
+                self.number(w, f"{at}.weights[{i}]")
+        if "meta" in raw and self.want(raw["meta"], list, f"{at}.meta", "an array of objects"):
+            for i, m in enumerate(raw["meta"]):
+                if self.want(m, dict, f"{at}.meta[{i}]", "an object"):
+                    for name in ("key", "name"):
+                        if name in m:
+                            self.string(m[name], f"{at}.meta[{i}].{name}")
+        if "ranges" in raw:
+            self.ranges(raw["ranges"], f"{at}.ranges")
+        if "namespace" in raw and raw["namespace"] is not None:
+            ns = raw["namespace"]
+            if (
+                not isinstance(ns, list)
+                or len(ns) != 3
+                or not isinstance(ns[0], str)
+                or not all(_is_number(x) and math.isfinite(x) for x in ns[1:])
+            ):
+                self.bad(f"{at}.namespace", "must be [id, start, end]: a string, two numbers")
+        if "filters" in raw and self.want(raw["filters"], list, f"{at}.filters", "an array"):
+            for i, f in enumerate(raw["filters"]):
+                where = f"{at}.filters[{i}]"
+                if not self.want(f, dict, where, "an object"):
+                    continue
+                self.string(f.get("seed"), f"{where}.seed")
+                self.ranges(f.get("ranges"), f"{where}.ranges")
+                if f.get("attribute") is not None:
+                    self.string(f["attribute"], f"{where}.attribute")
+                if "hashVersion" in f:
+                    self.number(f["hashVersion"], f"{where}.hashVersion")
+
+    def ranges(self, value: Any, at: str) -> None:
+        if not self.want(value, list, at, "an array of [start, end] pairs"):
+            return
+        for i, pair in enumerate(value):
+            if not (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(_is_number(x) and math.isfinite(x) for x in pair)
+            ):
+                self.bad(f"{at}[{i}]", "must be [start, end]: two numbers")
+
+    def refuse_unsupported(self, raw: dict[str, Any], variations: list[Any]) -> None:
+        if len(variations) < 2:
+            raise _Skip(f"{len(variations)} variation(s): GrowthBook enrols nobody in it")
+        if len(variations) > MAX_VARIANTS:
+            raise _Skip(f"{len(variations)} variations; Verdict allows at most {MAX_VARIANTS}")
+        if "force" in raw:
+            raise _Skip(
+                "a forced variation (force) gives everyone covered one variation "
+                "without hashing them into the variations"
+            )
+        if raw.get("parentConditions") or raw.get("prerequisites"):
+            raise _Skip("prerequisites (parentConditions) depend on other features' values")
+        if raw.get("urlPatterns") or raw.get("url"):
+            raise _Skip("URL targeting (url, urlPatterns) needs the page URL")
+        if raw.get("groups"):
+            raise _Skip("user groups (groups) are not attributes")
+        meta = raw.get("meta") or []
+        through = [i for i, m in enumerate(meta) if m.get("passthrough")]
+        if through and not (through == [1] and len(variations) == 2 and not raw.get("namespace")):
+            raise _Skip(
+                "passthrough variations are only imported as a two-way holdout "
+                "(the second variation passing through, no namespace)"
+            )
+
+    def variants(
+        self, exp: Experiment, raw: dict[str, Any], at: str, variations: list[Any]
+    ) -> None:
+        n = len(variations)
+        meta = raw.get("meta") or []
+        keys = [_meta(meta, i).get("key") for i in range(n)]
+        if not all(isinstance(k, str) and is_slug(k) for k in keys) or len(set(keys)) != n:
+            if any(k is not None for k in keys):
+                self.skip(
+                    f"{at}.meta",
+                    "variation keys are not distinct Verdict keys (slugs); "
+                    "the variants are named v0, v1, ...",
+                )
+            keys = [f"v{i}" for i in range(n)]
+        weights = self.weights(raw, at, n)
+        ranges = raw.get("ranges")
+        if ranges is not None:
+            bucket_ranges = self.explicit_ranges(ranges, n)
+        elif weights is None:  # GrowthBook's weights need explicit ranges to keep every bucket
+            coverage = _clamped(raw.get("coverage", 1))
+            bucket_ranges = get_bucket_ranges(n, coverage, list(raw["weights"]))
+            self.skip(
+                f"{at}.weights",
+                "sum to a little less or more than 1, which Verdict's "
+                "weights cannot; imported as the explicit ranges GrowthBook derives",
+            )
+        else:
+            bucket_ranges = None
+        if bucket_ranges is not None:
+            lengths = [end - start for start, end in bucket_ranges]
+            total = sum(lengths)
+            weights = [x / total for x in lengths] if total > 0 else [1.0 / n] * n
+        assert weights is not None
+        for i, value in enumerate(variations):
+            variant = exp.variants.add(
+                key=keys[i],
+                name=str(_meta(meta, i).get("name") or keys[i]),
+                weight=weights[i],
+                is_control=i == 0,
+            )
+            variant.payload.update(value if isinstance(value, dict) else {"value": value})
+            if bucket_ranges is not None:
+                variant.range.start, variant.range.end = bucket_ranges[i]
+        if bucket_ranges is None:
+            exp.coverage = _clamped(raw.get("coverage", 1))
+            if raw.get("coverage", 1) != exp.coverage:
+                self.skip(
+                    f"{at}.coverage",
+                    f"{raw['coverage']} is clamped to {exp.coverage}, as GrowthBook does",
+                )
+        if len(meta) == 2 and _meta(meta, 1).get("passthrough"):
+            exp.holdout = True
+
+    def weights(self, raw: dict[str, Any], at: str, n: int) -> list[float] | None:
+        """The weights to store; None when GrowthBook's valid weights need explicit ranges."""
+        given = raw.get("weights")
+        if given is None:
+            return [1.0 / n] * n
+        total = sum(given)
+        if len(given) != n or not 0.99 <= total <= 1.01 or any(w < 0 for w in given):
+            self.skip(
+                f"{at}.weights",
+                "ignored as GrowthBook ignores them (not one weight per "
+                "variation, or not summing to 1): the split is equal",
+            )
+            return [1.0 / n] * n
+        if abs(total - 1.0) > WEIGHT_TOLERANCE:
+            return None
+        return [float(w) for w in given]
+
+    def explicit_ranges(self, ranges: list[list[float]], n: int) -> list[tuple[float, float]]:
+        if len(ranges) != n:
+            raise _Skip(f"ranges has {len(ranges)} entries for {n} variations")
+        pairs = [(float(a), float(b)) for a, b in ranges]
+        if any(not 0 <= a <= b <= 1 for a, b in pairs):
+            raise _Skip("a range is not within [0, 1] or ends before it starts")
+        ordered = sorted(p for p in pairs if p[1] > p[0])
+        if any(prev[1] > nxt[0] for prev, nxt in itertools.pairwise(ordered)):
+            raise _Skip(
+                "ranges overlap: GrowthBook gives the overlap to the first variation, "
+                "Verdict's ranges may not overlap"
+            )
+        return pairs
+
+    def filters_and_layer(self, exp: Experiment, raw: dict[str, Any], at: str) -> None:
+        filters = raw.get("filters") or []
+        if len(filters) > MAX_FILTERS:
+            raise _Skip(f"{len(filters)} filters; Verdict allows at most {MAX_FILTERS}")
+        for f in filters:
+            version = f.get("hashVersion") or 2
+            if version not in (1, 2):
+                raise _Skip(f"a filter's hashVersion {version!r} is unknown: it keeps nobody")
+            if not 1 <= len(f["ranges"]) <= MAX_FILTER_RANGES:
+                raise _Skip(f"a filter needs 1 to {MAX_FILTER_RANGES} ranges")
+            exp.filters.add(
+                seed=f["seed"],
+                # GrowthBook hashes a filter's own attribute, "id" by default (not the
+                # experiment's hash attribute): name it, whatever Verdict's default is.
+                attribute=f.get("attribute") or "id",
+                hash_version=int(version),
+                ranges=[experiment_pb2.BucketRange(start=a, end=b) for a, b in f["ranges"]],
+            )
+        namespace = raw.get("namespace")
+        if namespace is None:
+            return
+        if filters:
+            self.skip(f"{at}.namespace", "ignored, as GrowthBook ignores it when filters are set")
+            return
+        layer_id, start, end = namespace
+        if not layer_id:
+            raise _Skip("the namespace has an empty id")
+        if not 0 <= start < end <= 1:
+            raise _Skip(f"namespace range [{start}, {end}) enrols nobody or leaves [0, 1]")
+        exp.layer.id, exp.layer.start, exp.layer.end = layer_id, float(start), float(end)
+
+    def targeting(self, exp: Experiment, raw: dict[str, Any], at: str) -> None:
+        condition = raw.get("condition") or {}
+        if not condition:
+            return
+        for group in group_references(condition):
+            if not isinstance(group, str):
+                continue  # validate_condition names it below
+            if group in self.payload_groups:
+                if not is_slug(group):
+                    raise _Skip(f"saved group {group!r} has no Verdict key (a slug)")
+            elif group not in self.known_groups:
+                raise _Skip(
+                    f"the condition names saved group {group!r}, which neither the "
+                    "payload nor Verdict defines"
+                )
+        available = self.known_groups | set(self.payload_groups)
+        problems = validate_condition(condition, known_groups=available)
+        if problems:
+            listed = "; ".join(f"{p.path or '(root)'}: {p.message}" for p in problems[:3])
+            raise _Skip(f"Verdict cannot evaluate its condition as GrowthBook does ({listed})")
+        for group in group_references(condition):
+            if group in self.payload_groups and group not in self.needed_groups:
+                self.needed_groups.append(group)
+        exp.targeting.update(condition)
+
+    def key_for(self, gb_key: str, feature: str | None, at: str) -> str:
+        if is_slug(gb_key) and gb_key not in self.used_keys:
+            self.used_keys.add(gb_key)
+            return gb_key
+        if gb_key in self.used_keys:
+            base = slugify(f"{gb_key}-{feature}") if feature else slugify(gb_key)
+            why = f"key {gb_key!r} is used by an earlier experiment of this payload"
+        else:
+            base = slugify(feature if feature is not None else gb_key)
+            why = f"key {gb_key!r} is not a Verdict key (a slug)"
+        base = base or "growthbook"
+        key, n = base, 2
+        while key in self.used_keys or not is_slug(key):
+            suffix = f"-{n}"
+            key, n = base[: 64 - len(suffix)] + suffix, n + 1
+        self.used_keys.add(key)
+        self.skip(
+            f"{at}.key",
+            f"{why}: imported as {key!r} with seed {gb_key!r} unchanged "
+            "unless set, so every unit keeps its bucket",
+        )
+        return key
+
+
+def _meta(meta: Sequence[Any], i: int) -> Mapping[str, Any]:
+    return meta[i] if i < len(meta) and isinstance(meta[i], dict) else {}
+
+
+def _clamped(coverage: float) -> float:
+    return float(min(1.0, max(0.0, coverage)))
+
+
+def _name(raw: Mapping[str, Any], gb_key: str) -> str:
+    return str(raw.get("name") or gb_key)[:200]
+
+
+def _description(raw: Mapping[str, Any], gb_key: str, at: str) -> str:
+    phase = f", phase {raw['phase']}" if raw.get("phase") else ""
+    return f"Imported from GrowthBook: {at} (key {gb_key!r}{phase})."[:4096]
+
+
+def _enrols_nobody(raw: Mapping[str, Any], exp: Experiment) -> bool:
+    """GrowthBook runs nobody into it: inactive, a draft or stopped, or no coverage."""
+    if raw.get("active") is False or raw.get("status") in ("draft", "stopped"):
+        return True
+    if any(v.HasField("range") for v in exp.variants):
+        return all(v.range.end <= v.range.start for v in exp.variants)
+    return exp.HasField("coverage") and exp.coverage == 0
+
+
+def payload_struct(value: Any) -> Struct:
+    """A variation's value as a variant payload: an object as it is, else {"value": value}."""
+    out = Struct()
+    out.update(value if isinstance(value, dict) else {"value": value})
+    return out
+
+
+__all__ = [
+    "FIELD",
+    "MAX_PAYLOAD_BYTES",
+    "Conversion",
+    "convert",
+    "group_references",
+    "parse_payload",
+    "path_of",
+    "payload_struct",
+    "slugify",
+]
