@@ -51,9 +51,9 @@ class ImportCommand:
 class ImportOutcome:
     """What was (or, on a dry run, would be) stored."""
 
-    experiments: Sequence[experiment_pb2.Experiment]
-    saved_groups: Sequence[experiment_pb2.SavedGroup]
-    skipped: Sequence[str]
+    experiments: tuple[experiment_pb2.Experiment, ...]
+    saved_groups: tuple[experiment_pb2.SavedGroup, ...]
+    skipped: tuple[str, ...]
     config_version: int
     """0 on a dry run."""
 
@@ -91,7 +91,7 @@ class GrowthBookImporter:
                     for key in sorted(conversion.not_startable)
                 ]
             if command.dry_run:
-                return ImportOutcome(experiments, groups, skipped, 0)
+                return ImportOutcome(tuple(experiments), tuple(groups), tuple(skipped), 0)
             stored = [
                 await self._store_one(writes, e, actor, now, command, conversion)
                 for e in experiments
@@ -106,7 +106,7 @@ class GrowthBookImporter:
             version = await writes.bump_config_version()
             await check_snapshot_budget(writes, self._max_snapshot_bytes)
         await self._publisher.publish(version)
-        return ImportOutcome(stored, groups, skipped, version)
+        return ImportOutcome(tuple(stored), tuple(groups), tuple(skipped), version)
 
     async def _store_one(
         self,
