@@ -52,7 +52,7 @@ POLICY: dict[str, frozenset[Role]] = {
     _EXP + "PutSavedGroup": frozenset(),
     _EXP + "ListSavedGroups": _READ_ONLY,
     _EXP + "ListAuditEvents": _READ_ONLY,
-    _EXP + "ImportGrowthBook": frozenset(),
+    _EXP + "ImportGrowthBook": frozenset(),  # creates experiments: admin only, as the contract says
     _ASG + "Assign": _ASSIGNERS,
     _ASG + "GetConfigSnapshot": frozenset({Role.ASSIGN, Role.READ}),
     _ASG + "WatchConfig": frozenset({Role.ASSIGN, Role.READ}),
