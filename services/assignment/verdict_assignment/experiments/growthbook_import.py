@@ -19,24 +19,27 @@ InvalidArgument on `payload_json`, each description starting with the JSON path 
 from __future__ import annotations
 
 import itertools
-import json
-import math
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.struct_pb2 import NULL_VALUE, Struct, Value
+from google.protobuf.struct_pb2 import NULL_VALUE, Value
 
 from verdict.evaluation import get_bucket_ranges, validate_condition
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.checks import is_slug
-from verdict_platform.errors import FieldViolation, InvalidArgument
+from verdict_assignment.experiments.growthbook_shape import (
+    FIELD,
+    MAX_PAYLOAD_BYTES,
+    Shape,
+    is_number,
+    kind_of,
+    parse_payload,
+    path_of,
+)
+from verdict_platform.errors import InvalidArgument
 
-FIELD = "payload_json"
-"""The request field every violation names (the description gives the path inside the JSON)."""
-MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
-"""Largest payload accepted (ImportGrowthBookRequest.payload_json)."""
 MAX_VARIANTS = 20
 MAX_FILTERS = 10
 MAX_FILTER_RANGES = 20
@@ -45,7 +48,6 @@ WEIGHT_TOLERANCE = 1e-6
 _SDK_KEYS = frozenset({"features", "experiments", "savedGroups"})
 _ENCRYPTED = ("encryptedFeatures", "encryptedExperiments", "encryptedSavedGroups")
 _NOT_SLUG = re.compile(r"[^a-z0-9_-]+")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 Experiment = experiment_pb2.Experiment
 SavedGroup = experiment_pb2.SavedGroup
@@ -68,29 +70,6 @@ class Conversion:
     """Experiment key -> the JSON path it was imported from."""
 
 
-def parse_payload(text: str) -> Any:
-    """The payload's JSON; InvalidArgument when too large or not JSON."""
-    size = len(text.encode("utf-8"))
-    if size > MAX_PAYLOAD_BYTES:
-        raise InvalidArgument.of(FIELD, f"is {size} bytes; at most {MAX_PAYLOAD_BYTES} (4 MiB)")
-    if not text.strip():
-        raise InvalidArgument.of(FIELD, "is required: a GrowthBook SDK payload or features JSON")
-    try:
-        return json.loads(text, parse_constant=_no_constant)
-    except ValueError as error:
-        where = ""
-        if isinstance(error, json.JSONDecodeError):
-            where = f" at line {error.lineno} column {error.colno}"
-            error_text = error.msg
-        else:
-            error_text = str(error)
-        raise InvalidArgument.of(FIELD, f"is not valid JSON{where}: {error_text}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def convert(payload: Any, known_groups: Collection[str] = ()) -> Conversion:
     """The experiments and saved groups of `payload` (parsed JSON).
 
@@ -98,31 +77,6 @@ def convert(payload: Any, known_groups: Collection[str] = ()) -> Conversion:
     payload defining them. Raises InvalidArgument naming every JSON path of the wrong type.
     """
     return _Converter(known_groups).run(payload)
-
-
-def path_of(parent: str, key: str) -> str:
-    """`parent.key`, or `parent["key"]` when the key is not a plain name."""
-    if _PLAIN_NAME.fullmatch(key):
-        return f"{parent}.{key}" if parent else key
-    return f"{parent}[{json.dumps(key)}]"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def slugify(text: str) -> str:
@@ -140,7 +94,7 @@ def _json_value(value: Any) -> Value:
         out.null_value = NULL_VALUE
     elif isinstance(value, bool):
         out.bool_value = value
-    elif _is_number(value):
+    elif is_number(value):
         out.number_value = float(value)
     else:
         out.string_value = str(value)
@@ -164,10 +118,10 @@ class _Skip(Exception):
     """One experiment cannot be imported faithfully; the message says why."""
 
 
-class _Converter:
+class _Converter(Shape):
     def __init__(self, known_groups: Collection[str]) -> None:
+        super().__init__()
         self.known_groups = set(known_groups)
-        self.violations: list[FieldViolation] = []
         self.skipped: list[str] = []
         self.experiments: list[Experiment] = []
         self.not_startable: set[str] = set()
@@ -176,31 +130,11 @@ class _Converter:
         self.payload_groups: dict[str, list[Any]] = {}
         self.needed_groups: list[str] = []
 
-    # -- shape checks: a wrong type refuses the whole payload -------------------------------
-
-    def bad(self, path: str, message: str) -> None:
-        self.violations.append(FieldViolation(FIELD, f"{path or '(root)'}: {message}"))
-
-    def want(self, value: Any, kind: type | tuple[type, ...], path: str, name: str) -> bool:
-        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        if not ok:
-            self.bad(path, f"must be {name}, not {_kind(value)}")
-        return ok
-
-    def number(self, value: Any, path: str) -> bool:
-        if not _is_number(value) or not math.isfinite(value):
-            self.bad(path, f"must be a finite number, not {_kind(value)}")
-            return False
-        return True
-
-    def string(self, value: Any, path: str) -> bool:
-        return self.want(value, str, path, "a string")
-
     # -- the payload ------------------------------------------------------------------------
 
     def run(self, payload: Any) -> Conversion:
         if not isinstance(payload, dict):
-            self.bad("", f"must be a JSON object, not {_kind(payload)}")
+            self.bad("", f"must be a JSON object, not {kind_of(payload)}")
             raise InvalidArgument(self.violations)
         for name in _ENCRYPTED:
             if name in payload:
@@ -210,7 +144,7 @@ class _Converter:
         if _SDK_KEYS & payload.keys():
             groups = payload.get("savedGroups", {})
             if self.want(groups, dict, "savedGroups", "an object"):
-                self.read_groups(groups)
+                self.payload_groups = self.saved_groups(groups)
             features = payload.get("features", {})
             if self.want(features, dict, "features", "an object"):
                 self.features(features, "features")
@@ -235,22 +169,6 @@ class _Converter:
             not_startable=frozenset(self.not_startable),
             origins=dict(self.origins),
         )
-
-    def read_groups(self, groups: dict[str, Any]) -> None:
-        for key, values in groups.items():
-            at = path_of("savedGroups", key)
-            if not self.want(values, list, at, "an array of values"):
-                continue
-            ok = True
-            for i, value in enumerate(values):
-                scalar = isinstance(value, str | bool) or (
-                    _is_number(value) and math.isfinite(value)
-                )
-                if not scalar:
-                    self.bad(f"{at}[{i}]", f"must be a string or a number, not {_kind(value)}")
-                    ok = False
-            if ok:
-                self.payload_groups[key] = values
 
     def features(self, features: dict[str, Any], at: str) -> None:
         for feature_key, feature in features.items():
@@ -298,7 +216,7 @@ class _Converter:
             return None
         variations = raw.get("variations")
         if not isinstance(variations, list):
-            self.bad(f"{at}.variations", f"must be an array, not {_kind(variations)}")
+            self.bad(f"{at}.variations", f"must be an array, not {kind_of(variations)}")
             return None
         try:
             experiment = self.build(raw, at, gb_key, variations, feature, holdout_key)
@@ -321,7 +239,7 @@ class _Converter:
         feature: str | None,
         holdout_key: str,
     ) -> Experiment:
-        self.check_types(raw, at)
+        self.experiment(raw, at)
         if self.violations:
             raise _Skip("")
         self.refuse_unsupported(raw, variations)
@@ -350,62 +268,6 @@ class _Converter:
         if _enrols_nobody(raw, exp):
             self.not_startable.add(exp.key)
         return exp
-
-    def check_types(self, raw: dict[str, Any], at: str) -> None:
-        for name in ("hashAttribute", "fallbackAttribute", "seed", "name", "phase", "status"):
-            if name in raw and raw[name] is not None:
-                self.string(raw[name], f"{at}.{name}")
-        for name in ("coverage", "hashVersion"):
-            if name in raw:
-                self.number(raw[name], f"{at}.{name}")
-        for name in ("active", "disableStickyBucketing"):
-            if name in raw:
-                self.want(raw[name], bool, f"{at}.{name}", "a boolean")
-        if "condition" in raw:
-            self.want(raw["condition"], dict, f"{at}.condition", "an object")
-        weights = raw.get("weights")
-        if weights is not None and self.want(weights, list, f"{at}.weights", "a number array"):
-            for i, w in enumerate(weights):
-                self.number(w, f"{at}.weights[{i}]")
-        if "meta" in raw and self.want(raw["meta"], list, f"{at}.meta", "an array of objects"):
-            for i, m in enumerate(raw["meta"]):
-                if self.want(m, dict, f"{at}.meta[{i}]", "an object"):
-                    for name in ("key", "name"):
-                        if name in m:
-                            self.string(m[name], f"{at}.meta[{i}].{name}")
-        if "ranges" in raw:
-            self.ranges(raw["ranges"], f"{at}.ranges")
-        if "namespace" in raw and raw["namespace"] is not None:
-            ns = raw["namespace"]
-            if (
-                not isinstance(ns, list)
-                or len(ns) != 3
-                or not isinstance(ns[0], str)
-                or not all(_is_number(x) and math.isfinite(x) for x in ns[1:])
-            ):
-                self.bad(f"{at}.namespace", "must be [id, start, end]: a string, two numbers")
-        if "filters" in raw and self.want(raw["filters"], list, f"{at}.filters", "an array"):
-            for i, f in enumerate(raw["filters"]):
-                where = f"{at}.filters[{i}]"
-                if not self.want(f, dict, where, "an object"):
-                    continue
-                self.string(f.get("seed"), f"{where}.seed")
-                self.ranges(f.get("ranges"), f"{where}.ranges")
-                if f.get("attribute") is not None:
-                    self.string(f["attribute"], f"{where}.attribute")
-                if "hashVersion" in f:
-                    self.number(f["hashVersion"], f"{where}.hashVersion")
-
-    def ranges(self, value: Any, at: str) -> None:
-        if not self.want(value, list, at, "an array of [start, end] pairs"):
-            return
-        for i, pair in enumerate(value):
-            if not (
-                isinstance(pair, list)
-                and len(pair) == 2
-                and all(_is_number(x) and math.isfinite(x) for x in pair)
-            ):
-                self.bad(f"{at}[{i}]", "must be [start, end]: two numbers")
 
     def refuse_unsupported(self, raw: dict[str, Any], variations: list[Any]) -> None:
         if len(variations) < 2:
@@ -621,13 +483,6 @@ def _enrols_nobody(raw: Mapping[str, Any], exp: Experiment) -> bool:
     return exp.HasField("coverage") and exp.coverage == 0
 
 
-def payload_struct(value: Any) -> Struct:
-    """A variation's value as a variant payload: an object as it is, else {"value": value}."""
-    out = Struct()
-    out.update(value if isinstance(value, dict) else {"value": value})
-    return out
-
-
 __all__ = [
     "FIELD",
     "MAX_PAYLOAD_BYTES",
@@ -636,6 +491,5 @@ __all__ = [
     "group_references",
     "parse_payload",
     "path_of",
-    "payload_struct",
     "slugify",
 ]
