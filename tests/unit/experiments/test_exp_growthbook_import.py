@@ -292,3 +292,15 @@ def test_malformed_json_and_oversized_payloads_are_refused() -> None:
         parse_payload(big)
     assert "at most 4194304 (4 MiB)" in _descriptions(error)[0]
     assert parse_payload(json.dumps({"features": {}})) == {"features": {}}
+
+
+def test_what_a_create_request_could_not_carry_is_skipped_or_refused() -> None:
+    big = {"prompt": "x" * (64 * 1024)}  # a variant payload holds at most 64 KiB
+    conversion = convert(_features(_rule(variations=[big, big]), _rule(key="ok", name="é" * 300)))
+    assert [e.key for e in conversion.experiments] == ["ok"]
+    assert conversion.skipped[0].startswith("features.cta-color.rules[0]: over what Verdict stores")
+    assert "experiment.variants[0].payload" in conversion.skipped[0]
+    assert len(conversion.experiments[0].name.encode()) <= 256  # names are clipped, not refused
+    with pytest.raises(InvalidArgument) as error:
+        convert({"savedGroups": {"g": ["ok", "y" * 257]}})
+    assert _descriptions(error) == ["savedGroups.g[1]: must be at most 256 bytes, no NUL"]

@@ -27,6 +27,7 @@ from typing import Any
 from google.protobuf.struct_pb2 import NULL_VALUE, Value
 
 from verdict.evaluation import get_bucket_ranges, validate_condition
+from verdict.limits import DEFAULT_STRING_BYTES, RequestLimits
 from verdict.v1 import experiment_pb2
 from verdict_assignment.experiments.checks import is_slug
 from verdict_assignment.experiments.growthbook_shape import (
@@ -48,6 +49,9 @@ WEIGHT_TOLERANCE = 1e-6
 _SDK_KEYS = frozenset({"features", "experiments", "savedGroups"})
 _ENCRYPTED = ("encryptedFeatures", "encryptedExperiments", "encryptedSavedGroups")
 _NOT_SLUG = re.compile(r"[^a-z0-9_-]+")
+LIMITS = RequestLimits()
+"""What CreateExperiment admits (payload and condition sizes, JSON depth): an experiment over
+them is skipped rather than stored where no request could have put it."""
 
 Experiment = experiment_pb2.Experiment
 SavedGroup = experiment_pb2.SavedGroup
@@ -264,6 +268,10 @@ class _Converter(Shape):
         self.targeting(exp, raw, at)
         if holdout_key and not exp.holdout:
             exp.holdout_key = holdout_key
+        over = LIMITS.problems(exp, "experiment")
+        if over:
+            listed = "; ".join(f"{p.field}: {p.description}" for p in over[:3])
+            raise _Skip(f"over what Verdict stores ({listed})")
         exp.key = self.key_for(gb_key, feature, at)
         if _enrols_nobody(raw, exp):
             self.not_startable.add(exp.key)
@@ -329,7 +337,7 @@ class _Converter(Shape):
         for i, value in enumerate(variations):
             variant = exp.variants.add(
                 key=keys[i],
-                name=str(_meta(meta, i).get("name") or keys[i]),
+                name=_clipped(str(_meta(meta, i).get("name") or keys[i])),
                 weight=weights[i],
                 is_control=i == 0,
             )
@@ -465,8 +473,13 @@ def _clamped(coverage: float) -> float:
     return float(min(1.0, max(0.0, coverage)))
 
 
+def _clipped(text: str, most: int = DEFAULT_STRING_BYTES) -> str:
+    """`text` cut to `most` bytes of UTF-8 (names: GrowthBook sets no limit)."""
+    return text.encode()[:most].decode(errors="ignore")
+
+
 def _name(raw: Mapping[str, Any], gb_key: str) -> str:
-    return str(raw.get("name") or gb_key)[:200]
+    return _clipped(str(raw.get("name") or gb_key))
 
 
 def _description(raw: Mapping[str, Any], gb_key: str, at: str) -> str:

@@ -12,12 +12,16 @@ import math
 import re
 from typing import Any
 
+from verdict.limits import FIELD_LIMITS
+from verdict_assignment.experiments.catalog_rules import MAX_GROUP_VALUES
 from verdict_platform.errors import FieldViolation, InvalidArgument
 
 FIELD = "payload_json"
 """The request field every violation names (the description gives the path inside the JSON)."""
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 """Largest payload accepted (ImportGrowthBookRequest.payload_json)."""
+MAX_GROUP_VALUE_BYTES = FIELD_LIMITS["verdict.v1.SavedGroup.values"].max_bytes or 256
+"""A saved group's value, as PutSavedGroup admits it."""
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -159,13 +163,20 @@ class Shape:
             at = path_of("savedGroups", key)
             if not self.want(values, list, at, "an array of values"):
                 continue
-            ok = True
+            ok = len(values) <= MAX_GROUP_VALUES
+            if not ok:
+                self.bad(at, f"has {len(values)} values; Verdict holds at most {MAX_GROUP_VALUES}")
             for i, value in enumerate(values):
                 scalar = isinstance(value, str | bool) or (
                     is_number(value) and math.isfinite(value)
                 )
                 if not scalar:
                     self.bad(f"{at}[{i}]", f"must be a string or a number, not {kind_of(value)}")
+                    ok = False
+                elif isinstance(value, str) and (
+                    len(value.encode()) > MAX_GROUP_VALUE_BYTES or "\x00" in value
+                ):
+                    self.bad(f"{at}[{i}]", f"must be at most {MAX_GROUP_VALUE_BYTES} bytes, no NUL")
                     ok = False
             if ok:
                 valid[key] = values
