@@ -98,6 +98,7 @@ FIELD_LIMITS: dict[str, FieldLimit] = {
     "verdict.v1.ListResultSnapshotsRequest.page_token": FieldLimit(max_bytes=KIB),
     "verdict.v1.ListAlertsRequest.page_token": FieldLimit(max_bytes=KIB),
     "verdict.v1.Segment.value": FieldLimit(max_bytes=KIB),
+    "verdict.v1.ImportGrowthBookRequest.payload_json": FieldLimit(max_bytes=4 * KIB * KIB),
 }
 """The limits that differ from the defaults; each is also stated in its field's proto comment
 (a test reads the protos and holds the two equal)."""

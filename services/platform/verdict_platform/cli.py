@@ -7,6 +7,7 @@ verdict keys list
 verdict keys revoke NAME
 verdict up | down | status                     (what `make up` / `make down` call)
 verdict metrics init-llm [--target HOST:PORT] [--api-key KEY]   (the LLM metric catalog)
+verdict import growthbook FILE [--dry-run] [--start] [--target HOST:PORT] [--api-key KEY]
 """
 
 from __future__ import annotations
@@ -122,6 +123,19 @@ def _parser() -> argparse.ArgumentParser:
         "--target", help="ExperimentService host:port (VERDICT_ASSIGNMENT_TARGET)"
     )
     init_llm.add_argument("--api-key", help="admin key (else VERDICT_API_KEY, else the dev key)")
+    imports = sub.add_parser("import", help="import experiments from another platform")
+    imports_sub = imports.add_subparsers(dest="import_command", required=True)
+    growthbook = imports_sub.add_parser(
+        "growthbook",
+        help="import a GrowthBook SDK payload or features JSON (over gRPC, admin key)",
+    )
+    growthbook.add_argument("file", help="the JSON file; - reads standard input")
+    growthbook.add_argument("--dry-run", action="store_true", help="convert and check only")
+    growthbook.add_argument("--start", action="store_true", help="start what is imported")
+    growthbook.add_argument(
+        "--target", help="ExperimentService host:port (VERDICT_ASSIGNMENT_TARGET)"
+    )
+    growthbook.add_argument("--api-key", help="admin key (else VERDICT_API_KEY, else the dev key)")
     return parser
 
 
@@ -138,6 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from verdict_platform.metrics_cli import init_llm
 
             return init_llm(settings, args.target, args.api_key)
+        if args.command == "import":
+            from verdict_platform.growthbook_cli import import_growthbook
+
+            return import_growthbook(
+                settings,
+                args.file,
+                dry_run=args.dry_run,
+                start=args.start,
+                target=args.target,
+                api_key=args.api_key,
+            )
         missing = _missing_data(settings)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)

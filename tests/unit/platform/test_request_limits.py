@@ -161,6 +161,8 @@ def _comment_of(field_full_name: str) -> str:
 
 def _stated(limit: FieldLimit) -> list[str]:
     def human(n: int) -> str:
+        if n >= 1024 * 1024 and n % (1024 * 1024) == 0:
+            return f"{n // (1024 * 1024)} MiB"
         return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
 
     out = []

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from verdict.v1 import experiment_pb2, experiment_pb2_grpc
 from verdict_assignment.experiments.catalog import Catalog
+from verdict_assignment.experiments.importer import GrowthBookImporter, ImportCommand
 from verdict_assignment.experiments.manager import ExperimentManager, StartCommand, StopCommand
 from verdict_assignment.experiments.ports import AuditEntry, Clock
 from verdict_assignment.experiments.publisher import RedisConfigPublisher
@@ -47,9 +48,15 @@ def audit_event(entry: AuditEntry) -> experiment_pb2.AuditEvent:
 class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
     """Translates ExperimentService RPCs to the experiment and catalog use cases."""
 
-    def __init__(self, experiments: ExperimentManager, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        experiments: ExperimentManager,
+        catalog: Catalog,
+        importer: GrowthBookImporter,
+    ) -> None:
         self._experiments = experiments
         self._catalog = catalog
+        self._importer = importer
 
     async def CreateExperiment(
         self, request: experiment_pb2.CreateExperimentRequest, context: Any
@@ -166,6 +173,18 @@ class ExperimentServicer(experiment_pb2_grpc.ExperimentServiceServicer):
             audit_events=[audit_event(entry) for entry in page], next_page_token=token
         )
 
+    async def ImportGrowthBook(
+        self, request: experiment_pb2.ImportGrowthBookRequest, context: Any
+    ) -> experiment_pb2.ImportGrowthBookResponse:
+        command = ImportCommand(request.payload_json, request.dry_run, request.start)
+        outcome = await self._importer.run(command, _actor())
+        return experiment_pb2.ImportGrowthBookResponse(
+            experiments=outcome.experiments,
+            saved_groups=outcome.saved_groups,
+            skipped=outcome.skipped,
+            config_version=outcome.config_version,
+        )
+
 
 def utc_now() -> datetime:
     """The wall clock, in UTC."""
@@ -185,6 +204,7 @@ def build_experiment_servicer(resources: Resources, clock: Clock = utc_now) -> E
     return ExperimentServicer(
         ExperimentManager(store, publisher, clock, budget),
         Catalog(store, publisher, clock, budget),
+        GrowthBookImporter(store, publisher, clock, budget),
     )
 
 
