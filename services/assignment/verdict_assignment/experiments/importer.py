@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from verdict.v1 import experiment_pb2
-from verdict_assignment.experiments import lifecycle
+from verdict_assignment.experiments import holdouts, lifecycle
 from verdict_assignment.experiments.changes import as_json, diff
+from verdict_assignment.experiments.enrolment import refuse_enrolling_nobody
 from verdict_assignment.experiments.experiment_rules import validate_experiment
 from verdict_assignment.experiments.growthbook_import import (
     FIELD,
@@ -125,6 +126,12 @@ class GrowthBookImporter:
         )
         if not command.start or experiment.key in conversion.not_startable:
             return experiment
+        # The same checks as StartExperiment: the converter keeps experiments GrowthBook enrols
+        # nobody in as drafts, and stores a holdout (started) before the experiments naming it.
+        refuse_enrolling_nobody(experiment, "start")
+        holdout_key = experiment.holdout_key
+        holdout = await writes.experiment_for_share(holdout_key) if holdout_key else None
+        holdouts.refuse_unless_holdout_runs(experiment, holdout, "start")
         started = lifecycle.start(experiment, now, reason=REASON, actor=actor)
         await writes.save_experiment(started, actor)
         changes = diff(as_json(experiment), as_json(started))
