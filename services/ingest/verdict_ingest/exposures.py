@@ -6,6 +6,11 @@ first. Then every exposure of the batch whose stored variant differs is a confli
 `exposure_conflicts` (once per experiment, unit and variant) for analysis to exclude and report,
 never merged. The counts: accepted (newly stored), conflicts (another variant is stored), and
 duplicates (the rest: the same variant was stored already, by this batch or an earlier one).
+
+The attribute and value hashed (`hash_attribute`, `hash_value`) are stored with the exposure
+and, like its variant, kept from the first: a unit later seen under another hashed value (a
+user who changed company) stays with the first one, which analysis attributes its events to.
+They are not part of the idempotency key (experiment, unit) nor of the conflict rule (variant).
 """
 
 from __future__ import annotations
@@ -28,14 +33,15 @@ DEADLOCK_RETRIES = 3
 
 _INPUT = """
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[],
-                     $6::text[])
+                     $6::text[], $7::text[], $8::text[])
     WITH ORDINALITY AS x(experiment_key, unit_id, variant_key, exposed_at, allocation_version,
-                         segments, ord)
+                         segments, hash_attribute, hash_value, ord)
 """
 INSERT_FIRST = f"""
 INSERT INTO exposures (experiment_key, unit_id, variant_key, exposed_at, allocation_version,
-                       segments)
-SELECT experiment_key, unit_id, variant_key, exposed_at, allocation_version, segments::jsonb
+                       segments, hash_attribute, hash_value)
+SELECT experiment_key, unit_id, variant_key, exposed_at, allocation_version, segments::jsonb,
+       hash_attribute, hash_value
 FROM ({_INPUT}) AS input
 ORDER BY exposed_at, ord
 ON CONFLICT (experiment_key, unit_id) DO NOTHING
@@ -86,6 +92,8 @@ class ExposureStore:
             [r.exposed_at for r in rows],
             [r.allocation_version for r in rows],
             [json.dumps(r.segments) for r in rows],
+            [r.hash_attribute for r in rows],
+            [r.hash_value for r in rows],
         )
         started = perf_counter()
         outcome = "error"

@@ -18,7 +18,11 @@ The documented limits (also in `protos/verdict/v1/ingest.proto`):
 - exposures: ``experiment_key`` a slug (lowercase letters, digits, ``-``, ``_``; 1 to 64
   characters), ``variant_key`` 1 to 64 characters of the same, ``unit_id`` as above, timestamp in
   the same window as events, at most 64 segments with keys as above and values of at most 1024
-  bytes.
+  bytes; ``hash_attribute`` and ``hash_value`` (the attribute and value hashed to bucket the
+  unit) at most 256 bytes each, without NUL characters, and both set or both empty (empty: the
+  unit id was hashed); with ``hash_attribute`` ``"id"`` (the unit id, by name), ``hash_value``
+  is the unit id, so that analysis, which counts each hashed value as one unit, sees one
+  identity per unit however the sender spells it.
 
 Items are checked as they come from the wire (anything with the attributes of `EventLike`).
 The events' hot loop lives in `encoding`, which validates and encodes in one pass and defers to
@@ -34,12 +38,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from verdict.limits import unit_id_problem
+from verdict.limits import DEFAULT_STRING_BYTES, unit_id_problem
 from verdict_platform.errors import FieldViolation, InvalidArgument
 
 MAX_MEASURES = 64
 MAX_PROPERTIES = 64
 MAX_PROPERTY_VALUE_BYTES = 1024
+MAX_HASH_BYTES = DEFAULT_STRING_BYTES
+"""An exposure's ``hash_attribute`` and ``hash_value``: the proto's default string limit."""
+UNIT_ID_ATTRIBUTE = "id"
+"""The hash attribute that names the unit id itself (the default)."""
 
 UUID_PATTERN = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -96,6 +104,10 @@ class ExposureLike(Protocol):
     def allocation_version(self) -> int: ...
     @property
     def segments(self) -> Mapping[str, str]: ...
+    @property
+    def hash_attribute(self) -> str: ...
+    @property
+    def hash_value(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,10 @@ class ExposureRow:
     exposed_at: datetime
     allocation_version: int
     segments: dict[str, str]
+    hash_attribute: str = ""
+    """The attribute hashed; empty: the unit id."""
+    hash_value: str = ""
+    """The value hashed (analysis counts each as one unit); empty: the unit id."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,8 @@ def check_exposures(
                 exposed_at=_EPOCH + timedelta(0, ts.seconds, ts.nanos // 1000),
                 allocation_version=e.allocation_version,
                 segments=dict(e.segments),
+                hash_attribute=e.hash_attribute,
+                hash_value=e.hash_value,
             )
         )
     return CheckedExposures(rows, rejections)
@@ -245,7 +263,34 @@ def _exposure_problem(e: ExposureLike, now_s: float, window: TimeWindow) -> tupl
     if e.allocation_version < 0:
         return "allocation_version", "must not be negative"
     segments = e.segments
-    return _map_problem("segments", list(segments.keys()), list(segments.values()), MAX_PROPERTIES)
+    found = _map_problem("segments", list(segments.keys()), list(segments.values()), MAX_PROPERTIES)
+    return found or _hash_problem(e)
+
+
+def _text_problem(value: str, limit: int) -> str | None:
+    if len(value) > limit // 4 and len(value.encode()) > limit:
+        return f"must be at most {limit} bytes"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+def _hash_problem(e: ExposureLike) -> tuple[str, str] | None:
+    """What is wrong with the hashed attribute and value: each is the other's condition."""
+    attribute, value = e.hash_attribute, e.hash_value
+    if not attribute and not value:
+        return None  # the unit id was hashed
+    for name, text in (("hash_attribute", attribute), ("hash_value", value)):
+        problem = _text_problem(text, MAX_HASH_BYTES)
+        if problem is not None:
+            return name, problem
+    if not value:
+        return "hash_value", "is required when hash_attribute is set"
+    if not attribute:
+        return "hash_attribute", "is required when hash_value is set"
+    if attribute == UNIT_ID_ATTRIBUTE and value != e.unit_id:
+        return "hash_value", f"must equal unit_id when hash_attribute is {UNIT_ID_ATTRIBUTE!r}"
+    return None
 
 
 def known_exposures(

@@ -218,7 +218,13 @@ async def started_experiment(pool: asyncpg.Pool, key: str) -> None:
     )
 
 
-def exposure(exp: str, unit: str, variant: str, at: float | None = None) -> ingest_pb2.Exposure:
+def exposure(
+    exp: str,
+    unit: str,
+    variant: str,
+    at: float | None = None,
+    hashed: tuple[str, str] = ("", ""),
+) -> ingest_pb2.Exposure:
     return ingest_pb2.Exposure(
         experiment_key=exp,
         variant_key=variant,
@@ -226,6 +232,8 @@ def exposure(exp: str, unit: str, variant: str, at: float | None = None) -> inge
         timestamp=_ts(time.time() if at is None else at),
         allocation_version=1,
         segments={"country": "fr"},
+        hash_attribute=hashed[0],
+        hash_value=hashed[1],
     )
 
 
@@ -325,3 +333,65 @@ async def test_exposures_to_unknown_experiments_or_variants_are_counted_as_rejec
         " AND experiment_key IN ('exp-c', 'no-such-experiment')"
     )
     assert [(r["experiment_key"], r["unit_id"]) for r in stored] == [("exp-c", "u2")]
+
+
+async def test_exposures_store_the_hashed_attribute_and_value_of_the_first(
+    stub, pool: asyncpg.Pool
+) -> None:
+    await started_experiment(pool, "exp-d")
+    now = time.time()
+
+    async def send(*exposures: ingest_pb2.Exposure) -> ingest_pb2.TrackExposuresResponse:
+        return await stub.TrackExposures(
+            ingest_pb2.TrackExposuresRequest(request_id=str(uuid.uuid4()), exposures=exposures),
+            metadata=stub.metadata,
+            timeout=10,
+        )
+
+    first = await send(
+        exposure("exp-d", "u1", "treatment", now - 60, ("company_id", "acme")),
+        exposure("exp-d", "u2", "treatment", now - 50, ("company_id", "acme")),
+        exposure("exp-d", "u3", "control", now - 40),  # hashed on the unit id
+    )
+    assert (first.accepted, first.rejected) == (3, 0)
+    # u1 changed company: same variant, so a duplicate; its first hashed value stays.
+    later = await send(exposure("exp-d", "u1", "treatment", now, ("company_id", "globex")))
+    assert (later.accepted, later.duplicates, later.conflicts) == (0, 1, 0)
+    stored = await pool.fetch(
+        "SELECT unit_id, hash_attribute, hash_value FROM exposures"
+        " WHERE experiment_key = 'exp-d' ORDER BY unit_id"
+    )
+    assert [tuple(r) for r in stored] == [
+        ("u1", "company_id", "acme"),
+        ("u2", "company_id", "acme"),
+        ("u3", "", ""),
+    ]
+
+
+async def test_hashed_attribute_and_value_go_together(stub, pool: asyncpg.Pool) -> None:
+    await started_experiment(pool, "exp-e")
+    reply = await stub.TrackExposures(
+        ingest_pb2.TrackExposuresRequest(
+            request_id=str(uuid.uuid4()),
+            exposures=[
+                exposure("exp-e", "u1", "control", hashed=("company_id", "")),
+                exposure("exp-e", "u2", "control", hashed=("", "acme")),
+                exposure("exp-e", "u3", "control", hashed=("company_id", "a" * 257)),
+                exposure("exp-e", "u4", "control", hashed=("id", "someone-else")),
+                exposure("exp-e", "u5", "control", hashed=("id", "u5")),
+            ],
+        ),
+        metadata=stub.metadata,
+        timeout=10,
+    )
+    assert (reply.accepted, reply.rejected) == (1, 4)
+    assert [(r.index, r.field) for r in reply.rejections] == [
+        (0, "hash_value"),
+        (1, "hash_attribute"),
+        (2, "hash_value"),
+        (3, "hash_value"),
+    ]
+    stored = await pool.fetch(
+        "SELECT unit_id, hash_attribute, hash_value FROM exposures WHERE experiment_key = 'exp-e'"
+    )
+    assert [tuple(r) for r in stored] == [("u5", "id", "u5")]

@@ -46,6 +46,8 @@ class Ex:
     timestamp: Ts = field(default_factory=Ts)
     allocation_version: int = 1
     segments: dict[str, str] = field(default_factory=lambda: {"country": "fr"})
+    hash_attribute: str = ""
+    hash_value: str = ""
 
 
 CASES = [
@@ -138,6 +140,20 @@ EXPOSURE_CASES = [
     ("old", Ex(timestamp=Ts(int(NOW) - 30 * 86_400)), "timestamp"),
     ("negative version", Ex(allocation_version=-1), "allocation_version"),
     ("bad segment key", Ex(segments={"a b": "x"}), "segments[a b]"),
+    ("hashed on another attribute", Ex(hash_attribute="company_id", hash_value="acme"), None),
+    ("hashed on the unit id, by name", Ex(hash_attribute="id", hash_value="user-1"), None),
+    ("hash value of 256 bytes", Ex(hash_attribute="company_id", hash_value="é" * 128), None),
+    (
+        "hash value of 257 bytes",
+        Ex(hash_attribute="company_id", hash_value="a" * 257),
+        "hash_value",
+    ),
+    ("hash value with NUL", Ex(hash_attribute="company_id", hash_value="a\x00b"), "hash_value"),
+    ("hash attribute of 257 bytes", Ex(hash_attribute="a" * 257, hash_value="x"), "hash_attribute"),
+    ("hash attribute with NUL", Ex(hash_attribute="c\x00", hash_value="x"), "hash_attribute"),
+    ("attribute without value", Ex(hash_attribute="company_id"), "hash_value"),
+    ("value without attribute", Ex(hash_value="acme"), "hash_attribute"),
+    ("id that is not the unit", Ex(hash_attribute="id", hash_value="user-2"), "hash_value"),
 ]
 
 
@@ -149,6 +165,10 @@ def test_exposure_validation_table(case: str, exposure: Ex, field_name: str | No
     if field_name is None:
         (row,) = checked.rows
         assert row.segments == {"country": "fr"}
+        assert (row.hash_attribute, row.hash_value) == (
+            exposure.hash_attribute,
+            exposure.hash_value,
+        )
     else:
         assert [r.field for r in checked.rejections] == [field_name]
 

@@ -16,7 +16,15 @@ import asyncpg
 
 from verdict_analysis import stats
 
-from . import diagnostics, quantile_rollup, quantile_sql, rollup, rollup_moments, sql
+from . import (
+    analysis_units,
+    diagnostics,
+    quantile_rollup,
+    quantile_sql,
+    rollup,
+    rollup_moments,
+    sql,
+)
 from .spec import CollectedStats, MetricDiagnostics, MetricSpec, Segment
 
 __all__ = ["CollectedStats", "collect_stats", "segment_values"]
@@ -186,6 +194,10 @@ async def collect_stats(
     :data:`rollup.LATE_S` late, until the next fold). ``refresh`` first brings the rollup up to
     date (the caller holds the experiment's analysis lock on ``conn``, or accepts waiting on
     the rollup's own lock).
+
+    When some exposure hashed another attribute than the unit id, units are analysis units
+    (the hashed values, :mod:`.analysis_units`): unit counts and per-unit values are theirs,
+    on every path but the moments' (which hold request units' sums).
     """
     plan = _plan(experiment_key, variant_keys, metrics, cuped_lookback_s, segment, until, rollups)
     if plan.rollups and refresh and (plan.has_columns or plan.has_quantiles):
@@ -198,6 +210,8 @@ async def collect_stats(
         # planner estimates one row per input and picks nested loops that rescan the events once
         # per unit (quadratic: seconds at a few thousand events); hash joins are right at any size.
         await conn.execute("SET LOCAL enable_nestloop = off")
+        if await analysis_units.hashed(conn, experiment_key):
+            plan = replace(plan, scope=replace(plan.scope, grouped=True))
         read = None
         if plan.rollups and plan.has_columns:
             read = await rollup.read_rollup(conn, experiment_key, metrics, cuped_lookback_s)

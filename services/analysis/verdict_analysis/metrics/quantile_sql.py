@@ -12,6 +12,10 @@ raw events received after its watermark, or all raw events without a rollup):
    that histogram; the statement reads only those buckets (an index range of the rollup).
 
 The ``k``-th value is exact whatever the buckets' widths: buckets only narrow the sort.
+
+With a grouped scope (:attr:`UnitScope.grouped`), the values' ``unit_id`` is their analysis
+unit (:mod:`.analysis_units`), so ``C_u`` and ``S_u`` cluster by analysis unit; which values
+qualify is decided per request unit, as without grouping.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .analysis_units import analysis_unit
 from .spec import MetricSpec
 from .sql import (
     Column,
@@ -102,8 +107,9 @@ def _units_cte(scope: UnitScope, p: Params, rollup: QuantileRollup | None) -> st
         member = f"""
     LEFT JOIN analysis_quantile_units m
       ON m.rollup_id = {p.add(rollup.rollup_id, "int")} AND m.unit_id = x.unit_id"""
+    grouped = f", {analysis_unit('x')} AS analysis_unit" if scope.grouped else ""
     return f"""units AS {materialized} (
-    SELECT x.unit_id, x.variant_key, x.exposed_at, {rolled} AS rolled
+    SELECT x.unit_id, x.variant_key, x.exposed_at, {rolled} AS rolled{grouped}
     FROM exposures x{member}
     WHERE {where} AND x.variant_key = ANY({variants})
       AND NOT EXISTS (
@@ -133,8 +139,14 @@ def _rolled_values(
         conds.append(f"""EXISTS (SELECT 1 FROM exposures sx
         WHERE sx.experiment_key = {exp} AND sx.unit_id = v.unit_id
           AND sx.segments ->> {dim} = {p.add(scope.segment.value, "text")})""")
-    return f"""SELECT v.variant_key, v.unit_id, v.bucket, v.value AS x
-    FROM analysis_quantile_values v
+    unit, grouped = "v.unit_id", ""
+    if scope.grouped:  # the rollup keeps request units: their analysis unit, by primary key
+        unit = f"{analysis_unit('gx')} AS unit_id"
+        grouped = f"""
+    JOIN exposures gx ON gx.experiment_key = {p.add(scope.experiment_key, "text")}
+     AND gx.unit_id = v.unit_id"""
+    return f"""SELECT v.variant_key, {unit}, v.bucket, v.value AS x
+    FROM analysis_quantile_values v{grouped}
     WHERE {" AND ".join(conds)}"""
 
 
@@ -178,8 +190,9 @@ def _values_ctes(
         hi = p.add(max(x.high for x in lookups), "float8")
         keep += f" AND r.x >= {lo} AND r.x <= {hi}"
         keep += f" AND {value_bucket('r.x')} = ANY({p.add(buckets, 'int[]')})"
+    unit = "u.analysis_unit AS unit_id" if scope.grouped else "u.unit_id"
     raw = f"""SELECT r.variant_key, r.unit_id, {value_bucket("r.x")} AS bucket, r.x
-    FROM (SELECT u.variant_key, u.unit_id, {value} AS x
+    FROM (SELECT u.variant_key, {unit}, {value} AS x
           FROM units u JOIN events ev ON {join}
           WHERE {cond}) r
     WHERE {keep}"""

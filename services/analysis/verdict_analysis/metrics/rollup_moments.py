@@ -13,8 +13,10 @@ rolled-up contribution is subtracted, and their current one (rolled-up plus raw,
 per-unit query's; its cost grows with the raw events and the conflicts, not the units.
 
 Applies when the rollup is complete (every exposed unit has a row), the scope is the
-whole experiment (no segment, no ``until``) and no metric is percentile-capped (capping
-thresholds need every unit): :func:`applies`. Otherwise the per-unit query runs.
+whole experiment (no segment, no ``until``), no metric is percentile-capped (capping
+thresholds need every unit) and units are not grouped into analysis units (the moments'
+squares and products are of request units' sums, not of their analysis units' sums):
+:func:`applies`. Otherwise the per-unit query runs.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def applies(scope: sql.UnitScope, metrics: Sequence[MetricSpec], rollup: sql.Rol
         rollup.complete
         and scope.segment is None
         and scope.until is None
+        and not scope.grouped
         and not sql.counts_units_without_events(metrics)
     )
 

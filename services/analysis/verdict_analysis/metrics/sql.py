@@ -6,7 +6,9 @@ non-quantile metrics of an experiment at once (one scan of the events)::
 
     units     exposed, analysed units (not in exposure_conflicts; segment; until)
     per_unit  units JOIN events, GROUP BY unit: one FILTERed count / sum per distinct
-              :class:`Column` (a metric's value after, or for CUPED before, exposure)
+              :class:`Column` (a metric's value after, or for CUPED before, exposure); with
+              :attr:`UnitScope.grouped`, GROUP BY analysis unit (the hashed value), each
+              event still cut by its own unit's exposure (:mod:`.analysis_units`)
     caps      pooled percentile thresholds (only when a metric is percentile-capped)
     SELECT    per variant: COUNT, SUM, SUM of squares and cross products
 
@@ -25,6 +27,7 @@ from datetime import datetime
 
 from verdict_analysis import stats
 
+from .analysis_units import analysis_unit
 from .spec import MetricSpec, Segment
 
 __all__ = [
@@ -64,6 +67,15 @@ class UnitScope:
     variant_keys: Sequence[str]
     segment: Segment | None = None
     until: datetime | None = None
+    grouped: bool = False
+    """Some exposure hashed another attribute than the unit id: units are summed into
+    analysis units (:mod:`.analysis_units`) before the per-variant aggregates. False: the
+    per-unit queries, unchanged."""
+
+
+def _unit_key(scope: UnitScope, alias: str) -> str:
+    """What one unit of the per-unit aggregates is: the analysis unit, or the unit."""
+    return f"{alias}.analysis_unit" if scope.grouped else f"{alias}.unit_id"
 
 
 def _exposure_filter(scope: UnitScope, p: Params, alias: str) -> str:
@@ -88,8 +100,9 @@ def _units_cte(scope: UnitScope, p: Params, rollup: Rollup | None = None) -> str
         rolled = f"""
     LEFT JOIN analysis_rollups r ON r.experiment_key = x.experiment_key
      AND r.signature = {p.add(rollup.signature, "text")} AND r.unit_id = x.unit_id"""
+    grouped = f", {analysis_unit('x')} AS analysis_unit" if scope.grouped else ""
     return f"""units AS {materialized} (
-    SELECT x.unit_id, x.variant_key, x.exposed_at{sums}
+    SELECT x.unit_id, x.variant_key, x.exposed_at{sums}{grouped}
     FROM exposures x{rolled}
     WHERE {where} AND x.variant_key = ANY({variants})
       AND NOT EXISTS (
@@ -100,7 +113,8 @@ def _units_cte(scope: UnitScope, p: Params, rollup: Rollup | None = None) -> str
 def units_count_query(scope: UnitScope, rollup: Rollup | None = None) -> tuple[str, list[object]]:
     """Analysed units per variant: columns ``variant_key, units, first_exposed_at`` and
     ``first_unrolled_at`` (the earliest exposure of a unit missing from ``rollup``; NULL
-    without looking when the rollup is complete, which spares a join of every unit)."""
+    without looking when the rollup is complete, which spares a join of every unit).
+    ``units`` counts analysis units when the scope is grouped."""
     p = Params()
     if rollup is not None and rollup.complete:
         rollup = None
@@ -108,17 +122,32 @@ def units_count_query(scope: UnitScope, rollup: Rollup | None = None) -> tuple[s
     unrolled = "NULL::timestamptz"
     if rollup is not None:
         unrolled = "min(exposed_at) FILTER (WHERE sums IS NULL)"
+    counted = "count(DISTINCT analysis_unit)" if scope.grouped else "count(*)"
     sql = f"""WITH {units}
-SELECT variant_key, count(*) AS units, min(exposed_at) AS first_exposed_at,
+SELECT variant_key, {counted} AS units, min(exposed_at) AS first_exposed_at,
        {unrolled} AS first_unrolled_at
 FROM units GROUP BY variant_key"""
     return sql, p.values
 
 
 def excluded_units_query(scope: UnitScope) -> tuple[str, list[object]]:
-    """Units of the scope (any variant) later seen in another variant: one count."""
+    """Units of the scope (any variant) later seen in another variant: one count.
+
+    Grouped, conflicts exclude request units from their analysis unit, which stays while it
+    has others: the count is of the analysis units left with none, so that it adds to the
+    analysed units' counts (a share of excluded units compares like with like)."""
     p = Params()
     where = _exposure_filter(scope, p, "x")
+    if scope.grouped:
+        exp = p.add(scope.experiment_key, "text")
+        sql = f"""SELECT count(*) FROM (
+    SELECT 1 FROM exposures x
+    LEFT JOIN (SELECT DISTINCT c.unit_id FROM exposure_conflicts c
+               WHERE c.experiment_key = {exp}) c ON c.unit_id = x.unit_id
+    WHERE {where}
+    GROUP BY {analysis_unit("x")}
+    HAVING bool_and(c.unit_id IS NOT NULL)) AS excluded"""
+        return sql, p.values
     sql = f"""SELECT count(*) FROM exposures x
 WHERE {where} AND EXISTS (
     SELECT 1 FROM exposure_conflicts c
@@ -300,7 +329,9 @@ def sufficient_stats_query(
     field of :func:`stats_fields`, and ``m{i}_capped`` (units whose value was capped) for a
     capped metric. Quantile metrics are skipped (their own queries).
     ``lower`` bounds the events' ``ts`` from below (it must not cut any counted event);
-    with ``rollup``, per-unit sums come from the rollup plus the events after it.
+    with ``rollup``, per-unit sums come from the rollup plus the events after it. With a
+    grouped scope, a per-unit row is an analysis unit: the rollup's rows (per request unit)
+    and raw events are summed per analysis unit first.
     """
     p = Params()
     units = _units_cte(scope, p, rollup)
@@ -343,26 +374,32 @@ def sufficient_stats_query(
         # suffices, and the caller takes the ``n_units`` fields from the unit counts. Capping
         # needs every unit (zeros move percentiles).
         kind = "LEFT JOIN" if caps or _capped(metrics) else "JOIN"
+        # Grouped, the events of every unit of an analysis unit land in its group, each cut by
+        # its own unit's exposure (the join's and the columns' conditions read u.exposed_at).
         per_unit = f"""per_unit AS (
     SELECT u.variant_key, {", ".join(aggs)}
     FROM units u {kind} events ev ON {join}
-    GROUP BY u.unit_id, u.variant_key)"""
+    GROUP BY {_unit_key(scope, "u")}, u.variant_key)"""
     else:
         # Rolled units read the events received from the watermark on; a unit missing
         # from the rollup (exposed after its last refresh) reads all of its events.
         join += f" AND (u.sums IS NULL OR ({rollup.raw_events(p)}))"
         sums = [
             f"coalesce(u.sums[{k + 1}], 0::float8) + coalesce(raw.{index[c]}, 0::float8)"
-            f" AS {index[c]}"
             for k, c in enumerate(columns)
         ]
+        group = ""
+        if scope.grouped:  # the rollup's rows are per unit: summed per analysis unit
+            sums = [f"sum({e})" for e in sums]
+            group = "\n    GROUP BY u.analysis_unit, u.variant_key"
+        outs_pu = [f"{e} AS {index[c]}" for e, c in zip(sums, columns, strict=True)]
         per_unit = f"""raw AS (
     SELECT u.unit_id, {", ".join(aggs)}
     FROM units u JOIN events ev ON {join}
     GROUP BY u.unit_id),
 per_unit AS (
-    SELECT u.variant_key, {", ".join(sums)}
-    FROM units u LEFT JOIN raw ON raw.unit_id = u.unit_id)"""
+    SELECT u.variant_key, {", ".join(outs_pu)}
+    FROM units u LEFT JOIN raw ON raw.unit_id = u.unit_id{group})"""
     caps_cte = ""
     caps_join = ""
     if caps:
