@@ -316,10 +316,11 @@ class Exposure(_message.Message):
     allocation_version: _builtins.int
     """Allocation version the assignment was made under."""
     hash_attribute: _builtins.str
-    """The attribute hashed to bucket the unit (empty: "id", the unit id itself)."""
+    """The attribute hashed to bucket the unit (empty: "id", the unit id itself). At most 256 bytes."""
     hash_value: _builtins.str
-    """The value hashed; empty when it is the unit id. Analysis counts each distinct value as one
-    unit and attributes a unit's metric events to the value its exposure recorded.
+    """The value hashed; empty when it is the unit id. Set both or neither; with hash_attribute
+    "id" it must equal unit_id. At most 256 bytes. Analysis counts each distinct value as one
+    unit and attributes a unit's metric events to the value its first exposure recorded.
     """
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
