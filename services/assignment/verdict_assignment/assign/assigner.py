@@ -164,6 +164,8 @@ class Assigner:
         forced: Mapping[str, str] | None = None,
     ) -> list[assignment_pb2.Explanation]:
         """Why each of `results` (an `assign` answer from `snapshot`) is what it is."""
+        if UNIT_ID_ATTRIBUTE not in attributes:
+            attributes = {UNIT_ID_ATTRIBUTE: unit_id, **attributes}
         return engine_api.explain(
             snapshot.evaluator, results, unit_id, attributes, keys, time.time(),
             forced or {}, snapshot.hashing,
@@ -264,10 +266,10 @@ class Assigner:
                 for name in names
                 if attributes.get(name) is not None
             )
-            hashed = ("", "")  # the unit id itself
-            names = hashing.get(r.experiment_key)
-            if names is not None:
-                found = engine_api.hashed_by(experiments[r.experiment_key], attributes, names[1])
+            hashed: tuple[str, str] = ("", "")  # the unit id itself
+            hashes = hashing.get(r.experiment_key)
+            if hashes is not None:
+                found = engine_api.hashed_by(experiments[r.experiment_key], attributes, hashes[1])
                 if found is not None and found[0] != UNIT_ID_ATTRIBUTE:
                     hashed = found
             sink.record(

@@ -2,11 +2,12 @@
 
 The engine (clients/python/verdict/evaluation) gains, in parallel with this package:
 `Evaluator.assign(..., forced=...)` (per-request forced variations, QA mode), `Evaluator.explain`,
-`hashed_by(config, attributes)` and the fallback attribute (`ExperimentConfig.fallback_attribute`). Until they land, this module stands in for them with minimal
-private versions of the same rules, so the service works and its tests run either way; once the
-engine has them, the engine's versions are used (detected once, at import) and the stand-ins are
-dead code to delete. Every call into those three names goes through here, so aligning with their
-final signatures touches this module only.
+`hashed_by(config, attributes)` and the fallback attribute (`ExperimentConfig.fallback_attribute`).
+Until they land, this module stands in for them with minimal private versions of the same rules,
+so the service works and its tests run either way; once the engine has them, the engine's
+versions are used (detected once, at import) and the stand-ins are dead code to delete. Every
+call into those names goes through here, so aligning with their final signatures touches this
+module only.
 """
 
 from __future__ import annotations

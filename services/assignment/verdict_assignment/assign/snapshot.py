@@ -190,7 +190,9 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         for e in kept
         if e.hash_attribute not in ("", UNIT_ID_ATTRIBUTE) or e.fallback_attribute
     }
-    fallback_keys = frozenset(k for k, (_, fallback) in hashing.items() if fallback and k in running)
+    fallback_keys = frozenset(
+        k for k, (_, fallback) in hashing.items() if fallback and k in running
+    )
     return Snapshot(
         version=proto.version,
         proto=proto,
