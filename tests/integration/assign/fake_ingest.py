@@ -18,7 +18,6 @@ import grpc
 from support.processes import free_port
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
 
-
 HASH_COLUMNS = """
     ALTER TABLE exposures ADD COLUMN IF NOT EXISTS hash_attribute text NOT NULL DEFAULT '';
     ALTER TABLE exposures ADD COLUMN IF NOT EXISTS hash_value text NOT NULL DEFAULT '';

@@ -202,6 +202,6 @@ async def test_a_newer_configuration_is_waited_for_a_bounded_time() -> None:
     snapshot, _ = await waiting
     assert snapshot.version == 2
     started = time.monotonic()
-    with pytest.raises(Unavailable, match="version 99 .* serves version 2"):
+    with pytest.raises(Unavailable, match=r"version 99 .* serves version 2"):
         await holder.wait_for(99, 0.2)
     assert time.monotonic() - started < 1

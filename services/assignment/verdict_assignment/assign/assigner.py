@@ -122,7 +122,8 @@ class Assigner:
         """The results for `keys` (empty: every running experiment) and the snapshot used;
         `forced` (experiment key -> variant key) and `min_config_version` as in AssignRequest."""
         check_unit_id(unit_id)
-        check_identity(unit_id, attributes)
+        if attributes.get(UNIT_ID_ATTRIBUTE, unit_id) is not unit_id:  # the servicer's setdefault
+            check_identity(unit_id, attributes)
         if min_config_version:
             snapshot = await self._holder.wait_for(min_config_version, MIN_CONFIG_VERSION_WAIT_S)
         else:
