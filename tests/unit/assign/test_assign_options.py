@@ -163,6 +163,11 @@ async def test_a_unit_keeps_its_fallback_variant_once_the_primary_attribute_appe
     _, [signed_in] = await assigner.assign("anon", {"user_id": user, "device_id": "d1"}, ["fb"])
     assert (signed_in.variant_key, signed_in.reason) == (first.variant_key, Reason.STICKY)
     assert sticky.by_value[("fb", "user_id", user)] == first.variant_key
+    snapshot = assigner._holder.require()
+    attributes = {"user_id": user, "device_id": "d1"}
+    [why] = assigner.explanations(snapshot, [signed_in], "anon", attributes, ["fb"])
+    assert (why.hash_attribute, why.hash_value) == ("user_id", user)
+    assert "sticky" in why.detail
 
     _, [elsewhere] = await assigner.assign("other", {"user_id": user}, ["fb"])  # new device
     assert (elsewhere.variant_key, elsewhere.reason) == (first.variant_key, Reason.STICKY)

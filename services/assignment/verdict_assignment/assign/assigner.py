@@ -167,10 +167,16 @@ class Assigner:
         """Why each of `results` (an `assign` answer from `snapshot`) is what it is."""
         if UNIT_ID_ATTRIBUTE not in attributes:
             attributes = {UNIT_ID_ATTRIBUTE: unit_id, **attributes}
-        return engine_api.explain(
+        explained = engine_api.explain(
             snapshot.evaluator, results, unit_id, attributes, keys, time.time(),
             forced or {}, snapshot.hashing,
         )  # fmt: skip
+        for r, explanation in zip(results, explained, strict=True):
+            if r.reason is Reason.STICKY and "sticky" not in explanation.detail:
+                # The engine explains the hashing; stickiness is this service's doing.
+                kept = f"kept variant {r.variant_key!r} from an earlier assignment (sticky)"
+                explanation.detail = f"{kept}; {explanation.detail}" if explanation.detail else kept
+        return explained
 
     async def _apply_hashed_sticky(
         self, snapshot: Snapshot, attributes: Mapping[str, Any], results: list[Assignment]

@@ -190,7 +190,7 @@ def _detail(config: ExperimentConfig, r: Assignment, bucket: float | None) -> st
     sentences = {
         Reason.ASSIGNED: f"{where} is in the range of variant {r.variant_key!r}",
         Reason.FORCED: f"forced to variant {r.variant_key!r}",
-        Reason.STICKY: f"kept variant {r.variant_key!r} from an earlier assignment",
+        Reason.STICKY: f"kept variant {r.variant_key!r} from an earlier assignment (sticky)",
         Reason.NOT_TARGETED: "the attributes do not satisfy the targeting condition",
         Reason.NOT_IN_TRAFFIC: f"{where} is outside coverage {config.coverage:g}",
         Reason.NOT_RUNNING: "the experiment is not running (or outside its schedule)",
