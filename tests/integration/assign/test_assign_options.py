@@ -408,6 +408,7 @@ async def _first(reply: Awaitable[assignment_pb2.AssignResponse]) -> assignment_
 
 
 async def test_a_qa_key_may_force_variants(served: Served, make_key: MakeKey) -> None:
+    assert hasattr(Role, "QA"), "Role.QA comes with the management work of issue 17 (roles.py)"
     qa_key = await make_key(Role("qa"))
     e = experiment(unique("qa"))
     await served.store(e)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,9 @@ from verdict.evaluation import hash as hash_value
 from verdict.evaluation.engine import hash_value_of
 from verdict.v1 import assignment_pb2
 from verdict_platform.roles import Role
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 UNIT_ID_ATTRIBUTE = "id"
 """The default hash attribute: the unit id itself (`AssignRequest.unit_id`)."""
@@ -53,8 +57,12 @@ def hashed_by(
         found = _ENGINE_HASHED_BY(config, attributes)
         if found is None:
             return None
-        attribute, value = found
-        return None if value is None else (str(attribute), str(value))
+        if isinstance(found, tuple):
+            attribute, value = found
+        else:  # an object naming its parts
+            attribute = getattr(found, "attribute", getattr(found, "hash_attribute", ""))
+            value = getattr(found, "value", getattr(found, "hash_value", None))
+        return None if value is None or value == "" else (str(attribute), str(value))
     for attribute in (config.hash_attribute, fallback or fallback_attribute(config)):
         if attribute:
             value = hash_value_of(attributes.get(attribute))
@@ -123,16 +131,29 @@ def explain(
 ) -> list[assignment_pb2.Explanation]:
     """One `Explanation` per result of `assign(...)` with the same arguments, in order."""
     if _ENGINE_EXPLAINS:
-        found = evaluator.explain(  # type: ignore[attr-defined]
-            unit_id, attributes, keys, now, forced=forced
-        )
-        explanations = [_to_proto(item) for item in found]
-        if len(explanations) == len(results):
-            return explanations
+        try:
+            found = evaluator.explain(  # type: ignore[attr-defined]
+                unit_id, attributes, keys, now, forced=forced
+            )
+        except TypeError as error:  # another signature than the one agreed: say so, answer
+            _warn_once(f"Evaluator.explain not called as expected ({error}); using the stand-in")
+        else:
+            explanations = [_to_proto(item) for item in found]
+            if len(explanations) == len(results):
+                return explanations
+            _warn_once(
+                "Evaluator.explain did not give one explanation per result; using the stand-in"
+            )
     return [
         _explain_one(evaluator, r, attributes, hashing.get(r.experiment_key, ("", ""))[1])
         for r in results
     ]
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def _to_proto(item: Any) -> assignment_pb2.Explanation:
