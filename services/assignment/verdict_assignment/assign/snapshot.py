@@ -89,8 +89,10 @@ class Snapshot:
     """Experiment key -> (hash attribute, fallback attribute or "") for the experiments that
     may hash something else than the unit id: their exposures record what was hashed."""
     fallback_keys: frozenset[str] = frozenset()
-    """Running experiments with a fallback attribute: their sticky variants are kept per hashed
-    attribute value (`sticky`), so a unit keeps its variant when the primary attribute appears."""
+    """Running experiments with a fallback attribute (and a hash attribute other than the unit
+    id): their sticky variants are kept per hashed value (`sticky`), so a unit keeps its variant
+    when the primary attribute appears, also across allocation changes (they are not in
+    `sticky_keys`)."""
 
     @property
     def experiments(self) -> Mapping[str, ExperimentConfig]:
@@ -190,8 +192,11 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         for e in kept
         if e.hash_attribute not in ("", UNIT_ID_ATTRIBUTE) or e.fallback_attribute
     }
+    # A fallback of the unit id is never used (every request has a unit id): no lookups for it.
     fallback_keys = frozenset(
-        k for k, (_, fallback) in hashing.items() if fallback and k in running
+        k
+        for k, (primary, fallback) in hashing.items()
+        if fallback and primary != UNIT_ID_ATTRIBUTE and k in running
     )
     return Snapshot(
         version=proto.version,
