@@ -68,7 +68,7 @@ def check_forced(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
     for key, variant_key in forced.items():
         variants = snapshot.variant_index.get(key)
         if variants is None:
-            problem = "no experiment has this key"
+            problem = "no running or stopped experiment has this key"
         elif variant_key not in variants:
             problem = f"experiment has no variant {variant_key!r}"
         else:
