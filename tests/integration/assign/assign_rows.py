@@ -27,6 +27,7 @@ def experiment(
     layer: tuple[str, float, float] | None = None,
     forced: Mapping[str, str] | None = None,
     hash_attribute: str = "",
+    fallback_attribute: str = "",
     segments: Sequence[str] = (),
     seed: str = "",
 ) -> experiment_pb2.Experiment:
@@ -42,6 +43,7 @@ def experiment(
     if forced:
         e.forced_variations.update(forced)
     e.hash_attribute = hash_attribute
+    e.fallback_attribute = fallback_attribute
     e.seed = seed  # fixed by tests whose figures depend on the split (the key is random)
     e.analysis_plan.segments.extend(segments)
     return e

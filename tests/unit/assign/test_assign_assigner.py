@@ -34,6 +34,14 @@ class FakeSticky:
         for k, v in variants.items():
             self.remembered[(k, unit_id)] = v
 
+    async def lookup_hashed(
+        self, keys: Sequence[tuple[str, str, str]]
+    ) -> Mapping[tuple[str, str, str], str]:
+        return {}  # no experiment here has a fallback attribute
+
+    def remember_hashed(self, variants: Mapping[tuple[str, str, str], str]) -> None:
+        raise AssertionError("no experiment here has a fallback attribute")
+
 
 class NullSender:
     async def send(self, request_id: str, exposures: Sequence[PendingExposure]) -> None:

@@ -1,5 +1,7 @@
 """The compiled Assign steps (`_fastpath.c`) answer exactly what their Python references answer,
-on valid requests, on protobuf's merge rules, and on malformed bytes."""
+on valid requests, on protobuf's merge rules, and on malformed bytes; requests with options
+(forced_variations, explain, min_config_version) are left by the compiled decoder to the
+reference, and `decode_request` answers them as the reference does."""
 
 from __future__ import annotations
 
@@ -41,13 +43,20 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randint(0, 3))}
 
 
-def _random_request(rng: random.Random) -> bytes:
+def _random_request(rng: random.Random, options: float = 0.0) -> bytes:
+    """A random request; with probability `options`, with some of fields 5 to 7 set."""
     request = assignment_pb2.AssignRequest(
         unit_id=rng.choice(["", "user-1", "ünit", "u" * 100]),
         experiment_keys=[f"exp-{i}" for i in range(rng.randint(0, 3))],
         skip_exposure_logging=rng.random() < 0.5,
     )
     request.attributes.update({f"a{i}": _random_value(rng) for i in range(rng.randint(0, 6))})
+    if rng.random() < options:
+        request.forced_variations.update(
+            {f"exp-{i}": rng.choice(["a", "b", "ü"]) for i in range(rng.randint(0, 3))}
+        )
+        request.explain = rng.random() < 0.5
+        request.min_config_version = rng.choice([0, 0, 1, 7, 2**40])
     return request.SerializeToString()
 
 
@@ -55,6 +64,8 @@ def _comparable(value: Any) -> Any:
     """`value` with NaN replaced by a marker (NaN != NaN) and types made explicit."""
     if isinstance(value, float) and math.isnan(value):
         return ("nan",)
+    if isinstance(value, fastpath.AssignOptions):
+        return ("options", dict(value.forced), value.explain, value.min_config_version)
     if isinstance(value, dict):
         return {k: _comparable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -72,8 +83,28 @@ def _outcome(decode: Any, body: bytes) -> Any:
         return ValueError
 
 
+def _has_options(body: bytes) -> bool:
+    try:
+        request = assignment_pb2.AssignRequest.FromString(body)
+    except Exception:
+        return False
+    return bool(request.forced_variations or request.explain or request.min_config_version)
+
+
 def _same(body: bytes) -> None:
-    assert _outcome(compiled.decode_request, body) == _outcome(fastpath.decode_request_py, body)
+    """The compiled decoder answers as the reference, except that it leaves requests with
+    options to the reference; `decode_request` answers every request as the reference."""
+    reference = _outcome(fastpath.decode_request_py, body)
+    if _has_options(body):
+        assert _outcome(compiled.decode_request, body) is ValueError
+        assert reference is ValueError or reference[0] == "limit" or reference[1][4][0] == "options"
+    else:
+        assert _outcome(compiled.decode_request, body) == reference
+    combined = fastpath.decode_request(body)
+    if isinstance(combined, fastpath.RequestProblem):
+        assert reference is ValueError or reference[0] == "limit"
+    else:
+        assert _comparable(combined) == reference
 
 
 def test_fastpath_is_compiled() -> None:
@@ -84,24 +115,52 @@ def test_fastpath_is_compiled() -> None:
 def test_fastpath_decode_equals_the_generated_parser() -> None:
     rng = random.Random(7)
     for _ in range(2000):
-        _same(_random_request(rng))
+        _same(_random_request(rng, options=0.3))
+
+
+def test_fastpath_decode_returns_options_only_when_set() -> None:
+    plain = assignment_pb2.AssignRequest(unit_id="u", experiment_keys=["e"])
+    assert compiled.decode_request(plain.SerializeToString()) == ("u", {}, ("e",), False, None)
+    with_options = assignment_pb2.AssignRequest(
+        unit_id="u", forced_variations={"e": "b"}, explain=True, min_config_version=12
+    )
+    body = with_options.SerializeToString()
+    with pytest.raises(ValueError):
+        compiled.decode_request(body)  # left to the reference
+    assert fastpath.decode_request(body) == (
+        "u",
+        {},
+        (),
+        False,
+        fastpath.AssignOptions({"e": "b"}, True, 12),
+    )
+    # Present on the wire with default values: no options, as protobuf reads them.
+    explicit_defaults = plain.SerializeToString() + b"\x30\x00\x38\x00"
+    assert fastpath.decode_request(explicit_defaults) == ("u", {}, ("e",), False, None)
 
 
 def test_fastpath_decode_follows_protobufs_merge_rules() -> None:
     rng = random.Random(8)
     for _ in range(500):
-        first, second = _random_request(rng), _random_request(rng)
+        first, second = _random_request(rng, 0.3), _random_request(rng, 0.3)
         _same(first + second)  # concatenated messages merge: maps and lists too
     entry = assignment_pb2.AssignRequest()
     entry.attributes.update({"x": {"a": 1}})
     more = assignment_pb2.AssignRequest()
     more.attributes.update({"x": {"b": 2}, "y": [1]})
     _same(entry.SerializeToString() + more.SerializeToString())
-    unit, attributes, keys, skip = compiled.decode_request(
+    unit, attributes, keys, skip, options = compiled.decode_request(
         entry.SerializeToString() + more.SerializeToString()
     )
     assert attributes == {"x": {"b": 2}, "y": [1]}  # a repeated map key: the last entry wins
-    assert (unit, keys, skip) == ("", (), False)
+    assert (unit, keys, skip, options) == ("", (), False, None)
+    forced = [
+        assignment_pb2.AssignRequest(forced_variations={"e": v}).SerializeToString()
+        for v in ("a", "b")
+    ]
+    decoded = fastpath.decode_request(forced[0] + forced[1])
+    assert not isinstance(decoded, fastpath.RequestProblem)
+    assert decoded[4] == fastpath.AssignOptions({"e": "b"}, False, 0)  # last map entry wins
 
 
 def test_fastpath_decode_skips_unknown_fields() -> None:
@@ -137,7 +196,7 @@ def test_fastpath_decode_agrees_on_corrupted_bytes() -> None:
     rng = random.Random(9)
     refused = accepted = 0
     for _ in range(20000):
-        body = bytearray(_random_request(rng))
+        body = bytearray(_random_request(rng, options=0.2))
         if not body:
             continue
         for _ in range(rng.randint(1, 3)):
@@ -162,7 +221,8 @@ def test_fastpath_decode_defers_to_protobuf_on_what_it_refuses() -> None:
     body = b"\x73\x05\x49\xbc\xd2\x69\x74\x20\x01"
     with pytest.raises(ValueError):
         compiled.decode_request(body)
-    assert fastpath.decode_request(body) == fastpath.decode_request_py(body) == ("", {}, (), True)
+    assert fastpath.decode_request(body) == fastpath.decode_request_py(body)
+    assert fastpath.decode_request(body) == ("", {}, (), True, None)
 
 
 def _experiment(key: str) -> experiment_pb2.Experiment:

@@ -79,3 +79,37 @@ def test_client_and_server_build_the_same_evaluator() -> None:
     for org in ["acme", "other"]:  # the server's results carry no bucket (not in the response)
         expected = [r._replace(bucket=None) for r in client.assign("u", {"org": org})]
         assert server.assign("u", {"org": org}) == expected
+
+
+def test_only_fallbacks_of_another_attribute_than_the_unit_id_are_looked_up() -> None:
+    def experiment(key: str, **extra: object) -> experiment_pb2.Experiment:
+        spec = {
+            "key": key,
+            "status": "EXPERIMENT_STATUS_RUNNING",
+            "allocationVersion": "2",
+            "variants": [
+                {"key": "a", "weight": 0.5, "isControl": True},
+                {"key": "b", "weight": 0.5},
+            ],
+            **extra,
+        }
+        return json_format.ParseDict(spec, experiment_pb2.Experiment())
+
+    snapshot = build_snapshot(
+        snapshot_proto(
+            3,
+            [
+                experiment("plain"),
+                experiment("by-user", hashAttribute="user_id"),
+                experiment("fb", hashAttribute="user_id", fallbackAttribute="device_id"),
+                experiment("id-fb", fallbackAttribute="device_id"),
+            ],
+        )
+    )
+    assert snapshot.hashing == {
+        "by-user": ("user_id", ""),
+        "fb": ("user_id", "device_id"),
+        "id-fb": ("id", "device_id"),
+    }
+    assert snapshot.fallback_keys == {"fb"}
+    assert snapshot.sticky_keys == {"plain", "by-user", "id-fb"}  # "fb": per hashed value

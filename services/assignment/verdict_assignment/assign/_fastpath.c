@@ -1,7 +1,7 @@
 /* Compiled steps of the Assign hot path; `fastpath.py` holds the Python reference of each and
  * picks this module when it was built (`make setup`). Tests hold the two equal.
  *
- * decode_request(body) -> (unit_id, attributes, experiment_keys, skip_exposure_logging)
+ * decode_request(body) -> (unit_id, attributes, experiment_keys, skip_exposure_logging, None)
  *     An `AssignRequest` decoded straight into Python values, with protobuf's rules: last value
  *     wins for singular fields, repeated fields append, embedded messages merge, unknown fields
  *     are skipped, strings must be UTF-8. Struct values become what `attributes_to_dict` gives
@@ -9,6 +9,9 @@
  *     RequestLimitError(field, description) (a ValueError) on a well-formed request whose
  *     attributes exceed MAX_ATTRIBUTES_BYTES on the wire or nest deeper than
  *     MAX_ATTRIBUTES_DEPTH (the limits `fastpath.py` defines and checks these against).
+ *     The options (forced_variations, explain, min_config_version: fields 5 to 7) are not read
+ *     here: meeting one raises ValueError and the Python reference decodes the request (it
+ *     returns them as the 5th item, None when unset; this decoder always returns None there).
  * encode(results, tables, in_reasons, out_reasons, tail) -> bytes | None
  *     Joins the prebuilt `AssignResponse` entry of each result (see snapshot.py) and `tail`;
  *     None when a result has no prebuilt entry (the caller encodes it the slow way).
@@ -30,6 +33,9 @@
 #define MAX_DEPTH 100 /* JSON levels: protobuf's own limit refuses less deep messages */
 #define MAX_ATTRIBUTES_BYTES (16 * 1024)
 #define MAX_ATTRIBUTES_DEPTH 8
+#define DECODED_LENGTH 5 /* items of decode_request's tuple, checked by fastpath.py */
+#define FIRST_OPTION_FIELD 5 /* forced_variations, explain, min_config_version: the reference's */
+#define LAST_OPTION_FIELD 7
 
 static PyObject *RequestLimitError;
 
@@ -333,6 +339,9 @@ static PyObject *decode_request(PyObject *module, PyObject *arg) {
             uint64_t flag;
             if (read_varint(&r, &flag) < 0) goto done;
             skip = flag != 0;
+        } else if (field >= FIRST_OPTION_FIELD && field <= LAST_OPTION_FIELD) {
+            PyErr_SetString(PyExc_ValueError, "AssignRequest options: left to the reference");
+            goto done;
         } else if (skip_field_at(&r, field, wire, 0) < 0) {
             goto done;
         }
@@ -354,7 +363,8 @@ static PyObject *decode_request(PyObject *module, PyObject *arg) {
     }
     PyObject *key_tuple = PyList_AsTuple(keys);
     if (key_tuple) {
-        out = PyTuple_Pack(4, unit_id, attributes, key_tuple, skip ? Py_True : Py_False);
+        out = PyTuple_Pack(DECODED_LENGTH, unit_id, attributes, key_tuple,
+                           skip ? Py_True : Py_False, Py_None);
         Py_DECREF(key_tuple);
     }
 done:
@@ -575,7 +585,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     if (add_owned(m, "RequestLimitError", Py_XNewRef(RequestLimitError)) < 0 ||
         add_owned(m, "ASSIGNMENT_FIELDS", assignment_fields()) < 0 ||
         add_owned(m, "MAX_ATTRIBUTES_BYTES", PyLong_FromLong(MAX_ATTRIBUTES_BYTES)) < 0 ||
-        add_owned(m, "MAX_ATTRIBUTES_DEPTH", PyLong_FromLong(MAX_ATTRIBUTES_DEPTH)) < 0) {
+        add_owned(m, "MAX_ATTRIBUTES_DEPTH", PyLong_FromLong(MAX_ATTRIBUTES_DEPTH)) < 0 ||
+        add_owned(m, "DECODED_LENGTH", PyLong_FromLong(DECODED_LENGTH)) < 0) {
         Py_DECREF(m);
         return NULL;
     }

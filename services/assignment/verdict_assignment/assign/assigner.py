@@ -1,7 +1,13 @@
 """The Assign use case: evaluate from the snapshot, apply sticky variants, record exposures.
 
-No network I/O unless an experiment in the answer had its allocation changed while running (see
-`sticky`); exposures go to an in-memory buffer.
+No network I/O unless an experiment in the answer had its allocation changed while running, or
+has a fallback attribute (see `sticky`); exposures go to an in-memory buffer, each with the
+attribute and value its experiment hashed.
+
+The request's options (`fastpath.AssignOptions`) are handled here too: forced variations (checked
+against the snapshot; answered FORCED, never exposures, never sticky), `min_config_version` (waits
+up to MIN_CONFIG_VERSION_WAIT_S for this replica to load it, else Unavailable), and explanations
+(`explanations`). Who may force is the servicer's business (it knows the caller).
 """
 
 from __future__ import annotations
@@ -12,16 +18,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from verdict.evaluation import Assignment, Reason
+from verdict.evaluation.engine import hash_value_of
 from verdict.limits import unit_id_problem
 from verdict.trace_context import sampled_span_context
+from verdict.v1 import assignment_pb2
+from verdict_assignment.assign import engine_api
+from verdict_assignment.assign.engine_api import UNIT_ID_ATTRIBUTE
 from verdict_assignment.assign.exposures import ExposureSink, PendingExposure
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_assignment.assign.snapshot import Snapshot
-from verdict_assignment.assign.sticky import StickyStore
-from verdict_platform.errors import InvalidArgument
+from verdict_assignment.assign.sticky import HashedKey, StickyStore
+from verdict_platform.errors import FieldViolation, InvalidArgument
 
 MAX_SEGMENT_VALUE_BYTES = 1024
 """A segment recorded with an exposure (ingest's limit on property values)."""
+MIN_CONFIG_VERSION_WAIT_S = 2.0
+"""How long a request with `min_config_version` waits for this replica to load that version."""
 
 _STICKY_CANDIDATES = (Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC)
 _EXPOSED = (Reason.ASSIGNED, Reason.STICKY)  # forced units are QA traffic: not exposures
@@ -37,6 +49,33 @@ def check_unit_id(unit_id: str) -> None:
     problem = unit_id_problem(unit_id)
     if problem is not None:
         raise InvalidArgument.of("unit_id", problem)
+
+
+def check_identity(unit_id: str, attributes: Mapping[str, Any]) -> None:
+    """InvalidArgument when the attributes carry an `id` other than the unit id: `unit_id` is
+    the value of the default hash attribute "id", and two answers to "who is this" would bucket
+    and record the unit inconsistently. The same string only (no number for a numeric id)."""
+    given = attributes.get(UNIT_ID_ATTRIBUTE, unit_id)
+    if given != unit_id or type(given) is not str:
+        raise InvalidArgument.of(
+            "attributes.id", "differs from unit_id (the unit id is the `id` attribute)"
+        )
+
+
+def check_forced(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
+    """InvalidArgument naming `forced_variations.<key>` for each unknown experiment or variant."""
+    violations = []
+    for key, variant_key in forced.items():
+        variants = snapshot.variant_index.get(key)
+        if variants is None:
+            problem = "no running or stopped experiment has this key"
+        elif variant_key not in variants:
+            problem = f"experiment has no variant {variant_key!r}"
+        else:
+            continue
+        violations.append(FieldViolation(f"forced_variations.{key}", problem))
+    if violations:
+        raise InvalidArgument(violations)
 
 
 def check_segments(attributes: Mapping[str, Any], names: Sequence[str]) -> None:
@@ -76,14 +115,33 @@ class Assigner:
         attributes: Mapping[str, Any],
         keys: Sequence[str],
         log_exposures: bool = True,
+        *,
+        forced: Mapping[str, str] | None = None,
+        min_config_version: int = 0,
     ) -> tuple[Snapshot, list[Assignment]]:
-        """The results for `keys` (empty: every running experiment) and the snapshot used."""
+        """The results for `keys` (empty: every running experiment) and the snapshot used;
+        `forced` (experiment key -> variant key) and `min_config_version` as in AssignRequest."""
         check_unit_id(unit_id)
-        snapshot = self._holder.require()
+        if attributes.get(UNIT_ID_ATTRIBUTE, unit_id) is not unit_id:  # the servicer's setdefault
+            check_identity(unit_id, attributes)
+        if min_config_version:
+            snapshot = await self._holder.wait_for(min_config_version, MIN_CONFIG_VERSION_WAIT_S)
+        else:
+            snapshot = self._holder.require()
         if log_exposures and snapshot.segment_names:
             check_segments(attributes, snapshot.segment_names)
         now = time.time()
-        results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
+        if forced:
+            check_forced(snapshot, forced)
+            results = engine_api.assign(snapshot.evaluator, unit_id, attributes, keys, now, forced)
+        else:
+            results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
+        if snapshot.fallback_keys:
+            engine_api.with_fallback(
+                snapshot.evaluator, results, snapshot.hashing, unit_id, attributes, now
+            )
+            if self._sticky is not None:
+                await self._apply_hashed_sticky(snapshot, attributes, results)
         sticky_keys = snapshot.sticky_keys
         if sticky_keys and self._sticky is not None:
             candidates = [
@@ -96,6 +154,78 @@ class Assigner:
         if log_exposures and self._sink is not None:
             self._record(self._sink, snapshot, unit_id, attributes, results, now)
         return snapshot, results
+
+    def explanations(
+        self,
+        snapshot: Snapshot,
+        results: Sequence[Assignment],
+        unit_id: str,
+        attributes: Mapping[str, Any],
+        keys: Sequence[str],
+        forced: Mapping[str, str] | None = None,
+    ) -> list[assignment_pb2.Explanation]:
+        """Why each of `results` (an `assign` answer from `snapshot`) is what it is."""
+        if UNIT_ID_ATTRIBUTE not in attributes:
+            attributes = {UNIT_ID_ATTRIBUTE: unit_id, **attributes}
+        explained = engine_api.explain(
+            snapshot.evaluator, results, unit_id, attributes, keys, time.time(),
+            forced or {}, snapshot.hashing,
+        )  # fmt: skip
+        for r, explanation in zip(results, explained, strict=True):
+            if r.reason is Reason.STICKY and "sticky" not in explanation.detail:
+                # The engine explains the hashing; stickiness is this service's doing.
+                kept = f"kept variant {r.variant_key!r} from an earlier assignment (sticky)"
+                explanation.detail = f"{kept}; {explanation.detail}" if explanation.detail else kept
+        return explained
+
+    async def _apply_hashed_sticky(
+        self, snapshot: Snapshot, attributes: Mapping[str, Any], results: list[Assignment]
+    ) -> None:
+        """Sticky variants per hashed value, for the experiments with a fallback attribute: the
+        variant stored for the primary attribute's value, else for the fallback's (then kept for
+        the primary's too, so the unit keeps it once the fallback is gone); a first assignment
+        is stored under the value hashed."""
+        assert self._sticky is not None
+        fallback_keys, hashing = snapshot.fallback_keys, snapshot.hashing
+        plan: list[tuple[int, HashedKey | None, HashedKey | None]] = []
+        for i, r in enumerate(results):
+            key = r.experiment_key
+            if key not in fallback_keys or r.reason not in _STICKY_CANDIDATES:
+                continue
+            primary, fallback = hashing[key]
+            primary_value = hash_value_of(attributes.get(primary))
+            fallback_value = hash_value_of(attributes.get(fallback))
+            by_primary = None if primary_value is None else (key, primary, primary_value)
+            by_fallback = None if fallback_value is None else (key, fallback, fallback_value)
+            if by_primary is not None or by_fallback is not None:
+                plan.append((i, by_primary, by_fallback))
+        if not plan:
+            return
+        wanted = [k for _, p, f in plan for k in (p, f) if k is not None]
+        stored = await self._sticky.lookup_hashed(wanted)
+        fresh: dict[HashedKey, str] = {}
+        for i, by_primary, by_fallback in plan:
+            result = results[i]
+            variant_key = None if by_primary is None else stored.get(by_primary)
+            if variant_key is None and by_fallback is not None:
+                variant_key = stored.get(by_fallback)
+                if variant_key is not None and by_primary is not None:
+                    fresh[by_primary] = variant_key  # the unit keeps it once signed in
+            if variant_key is None:
+                hashed = by_primary or by_fallback
+                if result.variant_key is not None and hashed is not None:
+                    fresh[hashed] = result.variant_key
+                continue
+            key = result.experiment_key
+            index = snapshot.variant_index[key].get(variant_key)
+            if index is None or index == result.variant_index:
+                continue  # same variant as hashing gives (or one since removed)
+            payload = snapshot.experiments[key].variants[index].payload_json
+            results[i] = Assignment(
+                key, variant_key, index, Reason.STICKY, payload, result.bucket, True
+            )
+        if fresh:
+            self._sticky.remember_hashed(fresh)
 
     async def _apply_sticky(
         self, snapshot: Snapshot, unit_id: str, results: list[Assignment], candidates: list[int]
@@ -130,7 +260,7 @@ class Assigner:
         results: list[Assignment],
         now: float,
     ) -> None:
-        experiments = snapshot.experiments
+        experiments, hashing = snapshot.experiments, snapshot.hashing
         unrecorded = sink.unrecorded(results, unit_id, _EXPOSED)
         if not unrecorded:
             return
@@ -143,6 +273,12 @@ class Assigner:
                 for name in names
                 if attributes.get(name) is not None
             )
+            hashed: tuple[str, str] = ("", "")  # the unit id itself
+            hashes = hashing.get(r.experiment_key)
+            if hashes is not None:
+                found = engine_api.hashed_by(experiments[r.experiment_key], attributes, hashes[1])
+                if found is not None and found[0] != UNIT_ID_ATTRIBUTE:
+                    hashed = found
             sink.record(
                 PendingExposure(
                     r.experiment_key,
@@ -152,5 +288,6 @@ class Assigner:
                     experiments[r.experiment_key].allocation_version,
                     segments,
                     trace,
+                    *hashed,
                 )
             )

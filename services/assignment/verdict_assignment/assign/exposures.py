@@ -2,7 +2,9 @@
 
 `record` is synchronous and cheap (a set lookup and an append): a bounded set of recently seen
 (experiment, unit, variant) triples drops repeats in-process, so a unit assigned a thousand times
-is sent once per process (ingest deduplicates across processes and retries anyway). A background
+is sent once per process (ingest deduplicates across processes and retries anyway). Each exposure
+carries the attribute and value its experiment hashed (empty for the unit id itself), which
+analysis counts as the unit and fallback stickiness looks variants up by. A background
 task flushes the buffer at most every `flush_interval_s`, in batches, retrying the errors a
 sender marks as transient with backoff under the same request id (ingest is idempotent). The
 buffer is bounded: when ingest stays away long enough to fill it, new exposures are dropped and
@@ -60,6 +62,10 @@ class PendingExposure:
     """(attribute, value) pairs recorded for breakdowns."""
     trace: SpanContext | None = None
     """The span of the sampled Assign that recorded it (None when unsampled)."""
+    hash_attribute: str = ""
+    """The attribute hashed to bucket the unit; empty when it is the unit id ("id")."""
+    hash_value: str = ""
+    """The value hashed; empty when it is the unit id."""
 
 
 class TransientSendError(Exception):

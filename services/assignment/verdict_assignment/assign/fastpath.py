@@ -14,6 +14,14 @@ Limits of a request, which `assignment.proto` promises to answer with INVALID_AR
 field, which protobuf merges) and at most MAX_ATTRIBUTES_DEPTH JSON levels (the attributes object
 is level 1, `{"a": {"b": [1]}}` has 3). Both decoders check them after the request is known to be
 well-formed, so a request is refused as malformed first, then as too large, then as too deep.
+`forced_variations` holds at most MAX_FORCED_VARIATIONS entries of at most
+MAX_FORCED_VARIATION_BYTES per key and value, and `min_config_version` is not negative.
+
+Options. `forced_variations`, `explain` and `min_config_version` (fields 5 to 7) are QA and
+read-your-writes tools, rare in production traffic. The compiled decoder does not read them: it
+gives up (ValueError) on the first of them, so `decode_request` hands such a request to the
+reference, which returns them as an `AssignOptions` (None when all are unset). Requests without
+them cost what they cost before the fields existed; both decoders return the same 5-tuple.
 """
 
 from __future__ import annotations
@@ -32,6 +40,12 @@ MAX_ATTRIBUTES_BYTES = 16 * 1024
 """Largest serialised `AssignRequest.attributes`; attributes are a handful of targeting facts."""
 MAX_ATTRIBUTES_DEPTH = 8
 """Deepest JSON nesting of `AssignRequest.attributes` (the object itself is level 1)."""
+MAX_FORCED_VARIATIONS = 100
+"""Most entries of `AssignRequest.forced_variations` (the contract's limit)."""
+MAX_FORCED_VARIATION_BYTES = 256
+"""Longest key or value of `AssignRequest.forced_variations`, in UTF-8 bytes."""
+DECODED_LENGTH = 5
+"""Items of a decoded request (`DecodedRequest`); the compiled decoder must build as many."""
 
 _compiled: ModuleType | None
 try:
@@ -63,8 +77,21 @@ class RequestProblem:
 
 MALFORMED = RequestProblem("request", "not a valid AssignRequest message")
 
-DecodedRequest = tuple[str, dict[str, Any], tuple[str, ...], bool]
-"""(unit_id, attributes, experiment_keys, skip_exposure_logging)."""
+
+@dataclass(frozen=True, slots=True)
+class AssignOptions:
+    """The request's rarely used fields, present when any of them is set."""
+
+    forced: Mapping[str, str]
+    """`forced_variations`: experiment key -> variant key (QA; needs the qa or admin role)."""
+    explain: bool
+    """Whether each answer carries an `Explanation` (built the slow way)."""
+    min_config_version: int
+    """Answer from a configuration at least this recent; 0: any."""
+
+
+DecodedRequest = tuple[str, dict[str, Any], tuple[str, ...], bool, AssignOptions | None]
+"""(unit_id, attributes, experiment_keys, skip_exposure_logging, options)."""
 
 Tables = Mapping[str, tuple[bytes, ...]]
 """Experiment key -> its prebuilt entries, laid out as `table_slot` says."""
@@ -110,7 +137,29 @@ def decode_request_py(body: bytes) -> DecodedRequest:
         attributes,
         tuple(request.experiment_keys),
         request.skip_exposure_logging,
+        _options(request),
     )
+
+
+def _options(request: assignment_pb2.AssignRequest) -> AssignOptions | None:
+    """The request's options, checked against their limits; None when none is set."""
+    forced = dict(request.forced_variations)
+    if not (forced or request.explain or request.min_config_version):
+        return None
+    if len(forced) > MAX_FORCED_VARIATIONS:
+        raise RequestLimitError(
+            "forced_variations",
+            f"has {len(forced)} entries; at most {MAX_FORCED_VARIATIONS} allowed",
+        )
+    for key, variant in forced.items():
+        if max(len(key.encode()), len(variant.encode())) > MAX_FORCED_VARIATION_BYTES:
+            raise RequestLimitError(
+                "forced_variations",
+                f"keys and values are at most {MAX_FORCED_VARIATION_BYTES} bytes",
+            )
+    if request.min_config_version < 0:
+        raise RequestLimitError("min_config_version", "must not be negative")
+    return AssignOptions(forced, request.explain, request.min_config_version)
 
 
 def json_depth(value: Any) -> int:
@@ -235,6 +284,12 @@ def check_layout(compiled: Any) -> None:
     limits = (compiled.MAX_ATTRIBUTES_BYTES, compiled.MAX_ATTRIBUTES_DEPTH)
     if limits != (MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH):
         raise RuntimeError(f"_fastpath.c enforces limits {limits}: rebuild (make setup)")
+    length = getattr(compiled, "DECODED_LENGTH", 4)
+    if length != DECODED_LENGTH:
+        raise RuntimeError(
+            f"_fastpath.c decodes requests into {length} items, not {DECODED_LENGTH}: "
+            "rebuild (make setup)"
+        )
 
 
 if _compiled is not None:
@@ -245,8 +300,9 @@ def decode_request(body: bytes) -> DecodedRequest | RequestProblem:
     """The request as Python values, or the problem to answer INVALID_ARGUMENT with (a raising
     deserializer would make grpc answer INTERNAL). The compiled decoder when it was built, with
     the reference as judge of whatever it refuses: bytes it finds malformed but protobuf accepts
-    (exotic encodings such as unknown groups) are decoded by the reference, and a request it
-    finds over a limit is checked by the reference (which refuses malformed bytes first)."""
+    (exotic encodings such as unknown groups), and requests with options (fields 5 to 7, which
+    it leaves to the reference), are decoded by the reference, and a request it finds over a
+    limit is checked by the reference (which refuses malformed bytes first)."""
     if _compiled is not None:
         try:
             return _compiled.decode_request(body)  # type: ignore[no-any-return]

@@ -24,6 +24,8 @@ def to_proto(exposure: PendingExposure) -> ingest_pb2.Exposure:
         timestamp=timestamp,
         allocation_version=exposure.allocation_version,
         segments=dict(exposure.segments),
+        hash_attribute=exposure.hash_attribute,
+        hash_value=exposure.hash_value,
     )
 
 

@@ -5,6 +5,12 @@ with an identity response serializer instead of the generated one; the wire form
 `AssignResponse` every generated client decodes. Its request deserializer is
 `fastpath.decode_request`, which gives the unit id, attributes and keys as plain Python values,
 or a `RequestProblem` (malformed bytes, attributes over a limit) answered INVALID_ARGUMENT.
+
+A request with options (forced variations, explain, min_config_version) leaves the hot path
+after decoding: forcing needs the qa or admin role (PERMISSION_DENIED otherwise), and an
+explained answer is the prebuilt response decoded, each assignment completed with its
+`Explanation`, and encoded again (the same results, at protobuf's price). Requests without
+options take the same steps as before the options existed.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import grpc
 from verdict.v1 import assignment_pb2
 from verdict_assignment.assign import fastpath
 from verdict_assignment.assign.assigner import Assigner
+from verdict_assignment.assign.engine_api import FORCING_ROLES
 from verdict_assignment.assign.holder import SnapshotHolder
-from verdict_platform.errors import InvalidArgument
+from verdict_platform.errors import InvalidArgument, PermissionDenied
+from verdict_platform.guard import current_principal
 
 SERVICE_NAME = assignment_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name
 
@@ -48,10 +56,43 @@ class AssignmentServicer:
     ) -> bytes:
         if isinstance(request, fastpath.RequestProblem):
             raise InvalidArgument.of(request.field, request.description)
-        unit_id, attributes, keys, skip_logging = request
+        unit_id, attributes, keys, skip_logging, options = request
         attributes.setdefault("id", unit_id)  # ours to change; spares the evaluator a copy
+        if options is not None:
+            return await self._assign_with(options, unit_id, attributes, keys, not skip_logging)
         snapshot, results = await self._assigner.assign(unit_id, attributes, keys, not skip_logging)
         return snapshot.encode(results, self.decisions)
+
+    async def _assign_with(
+        self,
+        options: fastpath.AssignOptions,
+        unit_id: str,
+        attributes: dict[str, Any],
+        keys: tuple[str, ...],
+        log_exposures: bool,
+    ) -> bytes:
+        """Assign for a request with options (off the hot path)."""
+        forced = options.forced
+        if forced and current_principal().role not in FORCING_ROLES:
+            raise PermissionDenied("forced_variations needs an API key with the qa or admin role")
+        snapshot, results = await self._assigner.assign(
+            unit_id,
+            attributes,
+            keys,
+            log_exposures,
+            forced=forced,
+            min_config_version=options.min_config_version,
+        )
+        encoded = snapshot.encode(results, self.decisions)
+        if not options.explain:
+            return encoded
+        response = assignment_pb2.AssignResponse.FromString(encoded)
+        explanations = self._assigner.explanations(
+            snapshot, results, unit_id, attributes, keys, forced
+        )
+        for assignment, explanation in zip(response.assignments, explanations, strict=True):
+            assignment.explanation.CopyFrom(explanation)
+        return response.SerializeToString()
 
     async def GetConfigSnapshot(
         self, request: assignment_pb2.GetConfigSnapshotRequest, context: Any

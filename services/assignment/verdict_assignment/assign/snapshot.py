@@ -5,7 +5,12 @@ reference assignment, so a request sees one consistent version from start to end
 evaluation core's `Evaluator`, it holds each possible result already encoded as the bytes of an
 `AssignResponse.assignments` entry (per experiment, reason and variant, payload included; laid out
 per experiment as `fastpath.table_slot` says): building a response is then a join of prebuilt byte
-strings, no protobuf objects on the hot path.
+strings, no protobuf objects on the hot path. (A request asking for explanations is answered from
+the same bytes, decoded and completed: `Assigner`'s callers pay for it, nobody else.)
+
+It also says which experiments hash something else than the unit id (`hashing`: their exposures
+record the attribute and value hashed) and which have a fallback attribute (`fallback_keys`: the
+only ones whose answers look up sticky variants per hashed value).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, MutableSequence, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -22,6 +27,7 @@ from verdict.evaluation import Assignment, Evaluator, ExperimentConfig, Reason
 from verdict.local import experiment_config_from_proto, saved_groups_from_proto
 from verdict.v1 import assignment_pb2, experiment_pb2
 from verdict_assignment.assign import fastpath
+from verdict_assignment.assign.engine_api import UNIT_ID_ATTRIBUTE
 from verdict_assignment.assign.fastpath import (
     COUNTED_REASONS,
     IN_EXPERIMENT_REASONS,
@@ -79,6 +85,14 @@ class Snapshot:
     """Experiment key -> attribute names recorded with its exposures."""
     segment_names: tuple[str, ...] = ()
     """Every attribute name some running experiment records with its exposures."""
+    hashing: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Experiment key -> (hash attribute, fallback attribute or "") for the experiments that
+    may hash something else than the unit id: their exposures record what was hashed."""
+    fallback_keys: frozenset[str] = frozenset()
+    """Running experiments with a fallback attribute (and a hash attribute other than the unit
+    id): their sticky variants are kept per hashed value (`sticky`), so a unit keeps its variant
+    when the primary attribute appears, also across allocation changes (they are not in
+    `sticky_keys`)."""
 
     @property
     def experiments(self) -> Mapping[str, ExperimentConfig]:
@@ -172,16 +186,34 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         served.experiments.extend(kept)
         served.create_time.CopyFrom(proto.create_time)
         proto = served
+    running = {c.key for c in configs if c.running}
+    hashing = {
+        e.key: (e.hash_attribute or UNIT_ID_ATTRIBUTE, e.fallback_attribute)
+        for e in kept
+        if e.hash_attribute not in ("", UNIT_ID_ATTRIBUTE) or e.fallback_attribute
+    }
+    # A fallback of the unit id is never used (every request has a unit id): no lookups for it.
+    fallback_keys = frozenset(
+        k
+        for k, (primary, fallback) in hashing.items()
+        if fallback and primary != UNIT_ID_ATTRIBUTE and k in running
+    )
     return Snapshot(
         version=proto.version,
         proto=proto,
         evaluator=evaluator,
         tables={experiment.key: _encode_experiment(experiment) for experiment in kept},
         version_field=b"\x10" + varint(proto.version) if proto.version > 0 else b"",
-        sticky_keys=frozenset(c.key for c in configs if c.running and c.allocation_version > 1),
+        sticky_keys=frozenset(
+            c.key
+            for c in configs
+            if c.running and c.allocation_version > 1 and c.key not in fallback_keys
+        ),
         variant_index={c.key: {v.key: i for i, v in enumerate(c.variants)} for c in configs},
         segments={e.key: tuple(e.analysis_plan.segments) for e in kept},
         segment_names=tuple(sorted({s for e in kept for s in e.analysis_plan.segments})),
+        hashing=hashing,
+        fallback_keys=fallback_keys,
     )
 
 

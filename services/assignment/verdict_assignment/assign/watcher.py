@@ -5,7 +5,8 @@ commit; a message newer than the snapshot triggers a reload, which takes well un
 Redis is down no message comes, so a poll of `config_state.version` every `poll_s` catches up, and
 the subscription reloads once more when Redis comes back. Reloads are coalesced: one runs at a
 time, and requests made meanwhile cause exactly one more. A failed reload keeps serving the last
-good snapshot.
+good snapshot. A request waiting for a version not loaded yet (`min_config_version`) makes the
+poller check at once (`SnapshotHolder.behind`); checks are one `SELECT version`, coalesced too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from verdict_platform.pubsub import subscribe_forever
 from verdict_platform.telemetry.catalog import CONFIG_RELOADS
 
 log = logging.getLogger(__name__)
+
+_MIN_CHECK_INTERVAL_S = 0.05
+"""Least time between two version checks, however many requests wait for a newer version."""
 
 
 class ConfigWatcher:
@@ -42,6 +46,8 @@ class ConfigWatcher:
         self._channel = channel
         self._poll_s = poll_s
         self._wanted = asyncio.Event()
+        self._check_now = asyncio.Event()
+        holder.behind = self._check_now.set
         self._tasks: list[asyncio.Task[None]] = []
         self.reloads = 0
         """How many snapshots were loaded (for tests and metrics)."""
@@ -112,7 +118,10 @@ class ConfigWatcher:
 
     async def _poller(self) -> None:
         while True:
-            await asyncio.sleep(self._poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_now.wait(), self._poll_s)
+            self._check_now.clear()
+            await asyncio.sleep(_MIN_CHECK_INTERVAL_S)  # waiting requests: a check per interval
             try:
                 if self._is_newer(await self._source.version()):
                     self.request_reload()
