@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from verdict.evaluation import Assignment, Reason
-from verdict.evaluation.engine import hash_value_of
+from verdict.evaluation.outcomes import hash_value_of
 from verdict.limits import unit_id_problem
 from verdict.trace_context import sampled_span_context
 from verdict.v1 import assignment_pb2
@@ -136,12 +136,8 @@ class Assigner:
             results = engine_api.assign(snapshot.evaluator, unit_id, attributes, keys, now, forced)
         else:
             results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
-        if snapshot.fallback_keys:
-            engine_api.with_fallback(
-                snapshot.evaluator, results, snapshot.hashing, unit_id, attributes, now
-            )
-            if self._sticky is not None:
-                await self._apply_hashed_sticky(snapshot, attributes, results)
+        if snapshot.fallback_keys and self._sticky is not None:
+            await self._apply_hashed_sticky(snapshot, attributes, results)
         sticky_keys = snapshot.sticky_keys
         if sticky_keys and self._sticky is not None:
             candidates = [
@@ -168,9 +164,8 @@ class Assigner:
         if UNIT_ID_ATTRIBUTE not in attributes:
             attributes = {UNIT_ID_ATTRIBUTE: unit_id, **attributes}
         explained = engine_api.explain(
-            snapshot.evaluator, results, unit_id, attributes, keys, time.time(),
-            forced or {}, snapshot.hashing,
-        )  # fmt: skip
+            snapshot.evaluator, unit_id, attributes, keys, time.time(), forced or {}
+        )
         for r, explanation in zip(results, explained, strict=True):
             if r.reason is Reason.STICKY and "sticky" not in explanation.detail:
                 # The engine explains the hashing; stickiness is this service's doing.
@@ -274,9 +269,8 @@ class Assigner:
                 if attributes.get(name) is not None
             )
             hashed: tuple[str, str] = ("", "")  # the unit id itself
-            hashes = hashing.get(r.experiment_key)
-            if hashes is not None:
-                found = engine_api.hashed_by(experiments[r.experiment_key], attributes, hashes[1])
+            if r.experiment_key in hashing:
+                found = engine_api.hashed_by(experiments[r.experiment_key], attributes)
                 if found is not None and found[0] != UNIT_ID_ATTRIBUTE:
                     hashed = found
             sink.record(
