@@ -2,8 +2,7 @@
 call, and can refuse or hold calls so that a test can observe the assignment service's sender.
 
 It stores the hashed attribute and value of each exposure (`exposures.hash_attribute`,
-`hash_value`): the columns the exposures work of issue 17 adds, created here when missing
-(`ensure_hash_columns`) so that these tests run before that migration is merged."""
+`hash_value`, migration 0010)."""
 
 from __future__ import annotations
 
@@ -17,16 +16,6 @@ import grpc
 
 from support.processes import free_port
 from verdict.v1 import ingest_pb2, ingest_pb2_grpc
-
-HASH_COLUMNS = """
-    ALTER TABLE exposures ADD COLUMN IF NOT EXISTS hash_attribute text NOT NULL DEFAULT '';
-    ALTER TABLE exposures ADD COLUMN IF NOT EXISTS hash_value text NOT NULL DEFAULT '';
-"""
-
-
-async def ensure_hash_columns(pool: asyncpg.Pool) -> None:
-    """Adds `exposures.hash_attribute` and `hash_value` unless the migrations did."""
-    await pool.execute(HASH_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -53,7 +42,6 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
         self._released = asyncio.Event()
         self.holding = asyncio.Event()
         """Set while a call waits for `release()`."""
-        self._columns_ready = False
         self.port = free_port()
         self.server = grpc.aio.server()
         ingest_pb2_grpc.add_IngestServiceServicer_to_server(self, self.server)
@@ -104,9 +92,6 @@ class FakeIngest(ingest_pb2_grpc.IngestServiceServicer):
             self.calls.append(Call(request.request_id, tuple(request.exposures), refused=True))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
         accepted = 0
-        if not self._columns_ready:
-            await ensure_hash_columns(self.pool)
-            self._columns_ready = True
         for e in request.exposures:
             status = await self.pool.execute(
                 """INSERT INTO exposures (experiment_key, unit_id, variant_key, exposed_at,

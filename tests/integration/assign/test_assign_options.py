@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 from assign_rows import experiment, put, serves_version
-from fake_ingest import FakeIngest, ensure_hash_columns
+from fake_ingest import FakeIngest
 from grpc_status import rpc_status
 
 from support.eventually import eventually_async
@@ -121,7 +121,6 @@ class Served:
 async def serving(settings: Settings, pool: asyncpg.Pool, make_key: MakeKey) -> AsyncIterator[
     tuple[RunningService, FakeIngest, grpc.aio.Channel]
 ]:  # fmt: skip
-    await ensure_hash_columns(pool)
     ingest = FakeIngest(pool)
     await ingest.server.start()
     ingest_key = await make_key(Role.INGEST)
@@ -387,10 +386,11 @@ async def test_a_fallback_variant_is_found_in_postgres_when_redis_has_none(
         device,
     )
     [answer] = (
-        await served.assign("phone", [e.key], {"user_id": user, "device_id": device})
+        await served.assign("laptop", [e.key], {"user_id": user, "device_id": device})
     ).assignments
     assert (answer.variant_key, answer.reason) == ("v1", R.ASSIGNMENT_REASON_STICKY)
-    # ... and kept for the user from now on (cached for the user id in the background).
+    # ... and kept for the user from now on: stored for the user id before the answer, and
+    # durably in PostgreSQL by the exposure this answer records (hashed by user id).
     await eventually_async(
         lambda: _is(
             _first(served.assign("tablet", [e.key], {"user_id": user})),

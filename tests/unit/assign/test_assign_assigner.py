@@ -42,6 +42,9 @@ class FakeSticky:
     def remember_hashed(self, variants: Mapping[tuple[str, str, str], str]) -> None:
         raise AssertionError("no experiment here has a fallback attribute")
 
+    async def store_hashed(self, variants: Mapping[tuple[str, str, str], str]) -> None:
+        raise AssertionError("no experiment here has a fallback attribute")
+
 
 class NullSender:
     async def send(self, request_id: str, exposures: Sequence[PendingExposure]) -> None:

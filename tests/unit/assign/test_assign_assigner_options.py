@@ -30,6 +30,7 @@ class FakeSticky:
     def __init__(self) -> None:
         self.by_unit: dict[tuple[str, str], str] = {}
         self.by_value: dict[HashedKey, str] = {}
+        self.stored_now: dict[HashedKey, str] = {}
         self.hashed_lookups: list[list[HashedKey]] = []
         self.remembered: list[tuple[str, Mapping[str, str]]] = []
 
@@ -50,6 +51,10 @@ class FakeSticky:
     def remember_hashed(self, variants: Mapping[HashedKey, str]) -> None:
         for k, v in variants.items():
             self.by_value.setdefault(k, v)  # NX, as Redis SET NX
+
+    async def store_hashed(self, variants: Mapping[HashedKey, str]) -> None:
+        self.stored_now.update(variants)
+        self.remember_hashed(variants)
 
 
 class NullSender:
@@ -163,6 +168,8 @@ async def test_a_unit_keeps_its_fallback_variant_once_the_primary_attribute_appe
     _, [signed_in] = await assigner.assign("anon", {"user_id": user, "device_id": "d1"}, ["fb"])
     assert (signed_in.variant_key, signed_in.reason) == (first.variant_key, Reason.STICKY)
     assert sticky.by_value[("fb", "user_id", user)] == first.variant_key
+    # carried over before the answer, not in the background: the next call must find it
+    assert sticky.stored_now == {("fb", "user_id", user): first.variant_key}
     snapshot = assigner._holder.require()
     attributes = {"user_id": user, "device_id": "d1"}
     [why] = assigner.explanations(snapshot, [signed_in], "anon", attributes, ["fb"])

@@ -199,13 +199,14 @@ class Assigner:
         wanted = [k for _, p, f in plan for k in (p, f) if k is not None]
         stored = await self._sticky.lookup_hashed(wanted)
         fresh: dict[HashedKey, str] = {}
+        carried: dict[HashedKey, str] = {}
         for i, by_primary, by_fallback in plan:
             result = results[i]
             variant_key = None if by_primary is None else stored.get(by_primary)
             if variant_key is None and by_fallback is not None:
                 variant_key = stored.get(by_fallback)
                 if variant_key is not None and by_primary is not None:
-                    fresh[by_primary] = variant_key  # the unit keeps it once signed in
+                    carried[by_primary] = variant_key  # the unit keeps it once signed in
             if variant_key is None:
                 hashed = by_primary or by_fallback
                 if result.variant_key is not None and hashed is not None:
@@ -219,6 +220,11 @@ class Assigner:
             results[i] = Assignment(
                 key, variant_key, index, Reason.STICKY, payload, result.bucket, True
             )
+        if carried:
+            # Stored before answering, not in the background: the unit's next call (with only
+            # the primary value) must find it, or hashing would hand it another variant that
+            # then sticks (the write races the next call otherwise; seen on a loaded machine).
+            await self._sticky.store_hashed(carried)
         if fresh:
             self._sticky.remember_hashed(fresh)
 

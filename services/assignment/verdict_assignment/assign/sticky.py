@@ -75,6 +75,10 @@ class StickyStore(Protocol):
     def remember_hashed(self, variants: Mapping[HashedKey, str]) -> None:
         """Records variants just given per hashed value, in the background."""
 
+    async def store_hashed(self, variants: Mapping[HashedKey, str]) -> None:
+        """Records variants per hashed value before returning (a unit's fallback variant
+        carried over to its primary value: a later call must find it)."""
+
 
 class CachedExposureStore:
     """Redis cache (`<namespace>:sticky:<experiment>:<unit>`, `<namespace>:sticky-hashed:...`)
@@ -194,6 +198,10 @@ class CachedExposureStore:
 
     def remember_hashed(self, variants: Mapping[HashedKey, str]) -> None:
         self._cache_soon({self.hashed_key(k): v for k, v in variants.items()})
+
+    async def store_hashed(self, variants: Mapping[HashedKey, str]) -> None:
+        if variants and self._redis_usable():
+            await self._cache({self.hashed_key(k): v for k, v in variants.items()})
 
     def _cache_soon(self, entries: dict[str, str]) -> None:
         if not entries or not self._redis_usable():
