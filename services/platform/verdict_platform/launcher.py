@@ -200,7 +200,11 @@ def up(settings: Settings) -> int:
     env = dict(os.environ)
     env["VERDICT_DATABASE_URL"] = settings.require_database_url()
     env["VERDICT_REDIS_URL"] = settings.require_redis_url()
-    # The console reads results from the analysis service on the port started here.
+    # The services call each other on the ports started here (assignment sends exposures to
+    # ingest, analysis stops experiments through assignment, the console reads both), not on
+    # the default ports, where another platform may listen when these were moved.
+    env.setdefault("VERDICT_INGEST_TARGET", f"127.0.0.1:{settings.ingest_port}")
+    env.setdefault("VERDICT_ASSIGNMENT_TARGET", f"127.0.0.1:{settings.assignment_port}")
     env.setdefault("VERDICT_ANALYSIS_TARGET", f"127.0.0.1:{settings.analysis_port}")
     env["VERDICT_DATA_DIR"] = str(settings.data_dir.resolve())
     logs = settings.data_dir.resolve() / "logs"

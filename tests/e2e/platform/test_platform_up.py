@@ -4,18 +4,28 @@ key included) persists to the next `up`."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from support.eventually import eventually
 from support.processes import METRICS_OFF, free_port
+from verdict.v1 import (
+    assignment_pb2,
+    assignment_pb2_grpc,
+    experiment_pb2,
+    experiment_pb2_grpc,
+)
 from verdict_platform.launcher import SERVICES
 from verdict_platform.settings import Settings
 
@@ -25,6 +35,7 @@ def verdict(
     ports: dict[str, int],
     *args: str,
     cwd: Path | None = None,
+    targets: bool = True,
     **extra: str,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICT_")}
@@ -34,8 +45,9 @@ def verdict(
     env["VERDICT_GRACE_PERIOD_S"] = "2"
     for svc in SERVICES:
         env[f"VERDICT_{svc.name.upper()}_PORT"] = str(ports[svc.name])
-    env["VERDICT_INGEST_TARGET"] = f"127.0.0.1:{ports['ingest']}"
-    env["VERDICT_ASSIGNMENT_TARGET"] = f"127.0.0.1:{ports['assignment']}"
+    if targets:
+        env["VERDICT_INGEST_TARGET"] = f"127.0.0.1:{ports['ingest']}"
+        env["VERDICT_ASSIGNMENT_TARGET"] = f"127.0.0.1:{ports['assignment']}"
     return subprocess.run(
         [sys.executable, "-m", "verdict_platform.cli", *args],
         env=env,
@@ -174,3 +186,68 @@ def test_workers_processes_share_each_grpc_port(tmp_path: Path, settings: Settin
     assert down.returncode == 0
     after = verdict(data_dir, ports, "status", **servers)
     assert "running" not in after.stdout
+
+
+def _exposed_units(database_url: str, experiment_key: str) -> list[str]:
+    async def fetch() -> list[str]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT unit_id FROM exposures WHERE experiment_key = $1", experiment_key
+            )
+            return [row["unit_id"] for row in rows]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_up_on_other_ports_sends_exposures_to_the_ingest_it_started(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Only the ports moved (VERDICT_*_PORT, as a second platform on one machine does), no
+    VERDICT_*_TARGET: the assignment service `up` starts must send its exposures to the ingest
+    `up` started, not to the default port 50052, where they were dropped (or went to another
+    platform) and the unit vanished from the analysis."""
+    data_dir = tmp_path / "data"
+    ports = {svc.name: free_port() for svc in SERVICES}
+    servers = {
+        "VERDICT_DATABASE_URL": settings.require_database_url(),
+        "VERDICT_REDIS_URL": settings.require_redis_url(),
+        "VERDICT_REDIS_NAMESPACE": settings.redis_namespace + "-up-ports",
+    }
+    try:
+        up = verdict(data_dir, ports, "up", targets=False, **servers)
+        assert up.returncode == 0, up.stdout + up.stderr
+        found = re.search(r"admin key\s+(vdk_\S+)", up.stdout)
+        assert found is not None, up.stdout
+        metadata = (("authorization", f"Bearer {found.group(1)}"),)
+        key = f"up-ports-{secrets.token_hex(3)}"
+        experiment = experiment_pb2.Experiment(key=key, name="ports")
+        experiment.variants.add(key="control", is_control=True)
+        experiment.variants.add(key="b")
+        with grpc.insecure_channel(f"127.0.0.1:{ports['assignment']}") as channel:
+            experiments = experiment_pb2_grpc.ExperimentServiceStub(channel)
+            experiments.CreateExperiment(
+                experiment_pb2.CreateExperimentRequest(experiment=experiment), metadata=metadata
+            )
+            started = experiments.StartExperiment(
+                experiment_pb2.StartExperimentRequest(key=key), metadata=metadata
+            )
+            reply = assignment_pb2_grpc.AssignmentServiceStub(channel).Assign(
+                assignment_pb2.AssignRequest(
+                    unit_id="unit-1",
+                    experiment_keys=[key],
+                    min_config_version=started.config_version,
+                ),
+                metadata=metadata,
+            )
+        assert reply.assignments[0].in_experiment
+        database_url = settings.require_database_url()
+        eventually(
+            lambda: _exposed_units(database_url, key) == ["unit-1"],
+            timeout=15,
+            describe=lambda: (data_dir / "logs" / "assignment.log").read_text()[-2000:],
+        )
+    finally:
+        verdict(data_dir, ports, "down", **servers)
