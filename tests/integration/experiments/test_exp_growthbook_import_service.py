@@ -189,6 +189,14 @@ async def test_a_taken_key_is_already_exists_and_nothing_of_the_import_is_stored
         ('{"features": {"f": {"rules": [{"variations": [0, 1], "coverage": "all"}]}}}',
          "features.f.rules[0].coverage: must be a finite number, not a string"),
         ('["not", "an", "object"]', "(root): must be a JSON object, not an array"),
+        # An integer literal too large for a double (JavaScript reads it as Infinity): was
+        # INTERNAL (OverflowError), wherever a number is checked.
+        ('{"features": {"f": {"rules": [{"variations": [0, 1], "coverage": 1' + "0" * 400 + "}]}}}",
+         "features.f.rules[0].coverage: must be a finite number, not an infinite number"),
+        ('{"features": {"f": {"rules": [{"variations": [0, 1], "ranges": [[0, 1' + "0" * 400
+         + "], [0, 1]]}]}}}", "features.f.rules[0].ranges[0]: must be [start, end]: two numbers"),
+        ('{"features": {"f": {"rules": [{"variations": [0, 1], "namespace": ["n", 0, -1'
+         + "0" * 400 + "]}]}}}", "features.f.rules[0].namespace: must be [id, start, end]"),
     ],
 )  # fmt: skip
 async def test_bad_input_is_invalid_argument_naming_the_json_path(
@@ -198,6 +206,23 @@ async def test_bad_input_is_invalid_argument_naming_the_json_path(
     assert code == Code.INVALID_ARGUMENT
     assert [field for field, _ in violations] == ["payload_json"]
     assert violations[0][1].startswith(description), violations
+
+
+async def test_a_variation_too_large_for_a_double_is_skipped_not_internal(
+    served: Served,
+) -> None:
+    """An integer no double holds in a variation's value is skipped like any non-finite
+    number (GrowthBook's JavaScript would read it as Infinity), not an INTERNAL error."""
+    huge = "1" + "0" * 400
+    p = _prefix()
+    payload = (
+        f'{{"experiments": [{{"key": "{p}-huge", "variations": [{{"n": {huge}}}, {{"n": 1}}]}},'
+        f' {{"key": "{p}-fine", "variations": [0, 1]}}]}}'
+    )
+    reply = await served.import_(payload, dry_run=True)
+    assert [e.key for e in reply.experiments] == [f"{p}-fine"]
+    assert len(reply.skipped) == 1 and reply.skipped[0].startswith("experiments[0]: "), reply
+    assert "finite" in reply.skipped[0]
 
 
 async def test_a_payload_over_4_mib_is_invalid_argument(served: Served) -> None:

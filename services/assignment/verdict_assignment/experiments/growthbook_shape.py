@@ -33,7 +33,7 @@ def parse_payload(text: str) -> Any:
     if not text.strip():
         raise InvalidArgument.of(FIELD, "is required: a GrowthBook SDK payload or features JSON")
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_int=_int)
     except ValueError as error:
         where = ""
         if isinstance(error, json.JSONDecodeError):
@@ -46,6 +46,18 @@ def parse_payload(text: str) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _int(text: str) -> int | float:
+    """An integer literal as GrowthBook's JavaScript reads it when no double holds it: an
+    infinity, which the finite-number checks then name (a Python int that large raised
+    OverflowError wherever it met a float: INTERNAL)."""
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    return value
 
 
 def path_of(parent: str, key: str) -> str:
@@ -61,6 +73,8 @@ def kind_of(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "an infinite number" if math.isinf(value) else "not a number"
     if isinstance(value, int | float):
         return "a number"
     if isinstance(value, str):
