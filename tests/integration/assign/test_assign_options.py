@@ -427,3 +427,26 @@ async def test_a_qa_key_may_force_variants(served: Served, make_key: MakeKey) ->
         return bool(a.variant_key == forced and a.reason == R.ASSIGNMENT_REASON_FORCED)
 
     await eventually_async(forced_answer)
+
+
+async def test_a_call_naming_only_a_covered_experiment_exposes_the_unit_to_its_holdout(
+    served: Served,
+) -> None:
+    """A backend asks for its own experiment, never for the holdout covering it: the units
+    held out (HELD_OUT) and the units let in must still be exposed to the holdout, in the
+    variant it gave them, or the holdout's analysis never sees its held-out group."""
+    holdout = experiment(unique("holdout"))
+    holdout.holdout = True
+    covered = experiment(unique("covered"))
+    covered.holdout_key = holdout.key
+    await served.store(holdout, covered)
+    held = value_in(holdout, "v0", "held")
+    let_in = value_in(holdout, "v1", "in")
+    [held_answer] = (await served.assign(held, [covered.key])).assignments
+    [in_answer] = (await served.assign(let_in, [covered.key])).assignments
+    assert held_answer.reason == R.ASSIGNMENT_REASON_HELD_OUT
+    assert in_answer.in_experiment
+    await served.exposed(holdout.key, "sentinel")
+    variants = {e.unit_id: e.variant_key for e in served.ingest.received(holdout.key)}
+    assert (variants.get(held), variants.get(let_in)) == ("v0", "v1"), variants
+    assert [e.unit_id for e in served.ingest.received(covered.key)] == [let_in]

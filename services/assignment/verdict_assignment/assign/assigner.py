@@ -37,6 +37,7 @@ MIN_CONFIG_VERSION_WAIT_S = 2.0
 
 _STICKY_CANDIDATES = (Reason.ASSIGNED, Reason.NOT_IN_TRAFFIC)
 _EXPOSED = (Reason.ASSIGNED, Reason.STICKY)  # forced units are QA traffic: not exposures
+_THROUGH_HOLDOUT = (Reason.ASSIGNED, Reason.STICKY, Reason.HELD_OUT)
 
 
 def _segment_value(value: Any) -> str:
@@ -99,6 +100,35 @@ def check_segments(attributes: Mapping[str, Any], names: Sequence[str]) -> None:
             raise InvalidArgument.of(f"attributes.{name}", "must not contain NUL characters")
 
 
+def holdout_results(
+    snapshot: Snapshot,
+    unit_id: str,
+    attributes: Mapping[str, Any],
+    results: Sequence[Assignment],
+    now: float,
+) -> list[Assignment]:
+    """The unit's assignments to the holdouts covering experiments that answered it (assigned,
+    kept or held out) when the request did not name the holdout, for the exposures only (the
+    answer is unchanged): backends ask for their own experiments, never for the holdout, whose
+    analysis would otherwise see neither its held-out units nor the others."""
+    wanted: list[str] = []
+    for r in results:
+        holdout = snapshot.holdout_of.get(r.experiment_key)
+        if holdout is not None and r.reason in _THROUGH_HOLDOUT and holdout not in wanted:
+            wanted.append(holdout)
+    if not wanted:
+        return []
+    named = {r.experiment_key for r in results}
+    wanted = [key for key in wanted if key not in named]
+    if not wanted:
+        return []
+    return [
+        a
+        for a in snapshot.evaluator.assign(unit_id, attributes, wanted, now)
+        if a.reason is Reason.ASSIGNED
+    ]
+
+
 class Assigner:
     """Assigns units from the current snapshot."""
 
@@ -148,7 +178,10 @@ class Assigner:
             if candidates:
                 await self._apply_sticky(snapshot, unit_id, results, candidates)
         if log_exposures and self._sink is not None:
-            self._record(self._sink, snapshot, unit_id, attributes, results, now)
+            exposed = results
+            if snapshot.holdout_of:
+                exposed = results + holdout_results(snapshot, unit_id, attributes, results, now)
+            self._record(self._sink, snapshot, unit_id, attributes, exposed, now)
         return snapshot, results
 
     def explanations(

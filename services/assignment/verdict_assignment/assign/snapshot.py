@@ -93,6 +93,9 @@ class Snapshot:
     id): their sticky variants are kept per hashed value (`sticky`), so a unit keeps its variant
     when the primary attribute appears, also across allocation changes (they are not in
     `sticky_keys`)."""
+    holdout_of: Mapping[str, str] = field(default_factory=dict)
+    """Running experiment key -> the running holdout covering it: a unit answered by the
+    experiment is exposed to the holdout too (`assigner.holdout_results`)."""
 
     @property
     def experiments(self) -> Mapping[str, ExperimentConfig]:
@@ -213,6 +216,11 @@ def build_snapshot(proto: assignment_pb2.ConfigSnapshot) -> Snapshot:
         segments={e.key: tuple(e.analysis_plan.segments) for e in kept},
         segment_names=tuple(sorted({s for e in kept for s in e.analysis_plan.segments})),
         hashing=hashing,
+        holdout_of={
+            c.key: c.holdout_key
+            for c in configs
+            if c.running and c.holdout_key and c.holdout_key in running
+        },
         fallback_keys=fallback_keys,
     )
 
