@@ -1,6 +1,7 @@
 """Assign, in a real process, refuses requests over its limits with INVALID_ARGUMENT naming the
-field: attributes too large or too deep (the limits assignment.proto promises) and unit ids with
-a NUL character (which PostgreSQL cannot store, so the unit's exposure would be lost)."""
+field: attributes too large or too deep (the limits assignment.proto promises), more than 100
+experiment keys or one over 256 bytes (the contract's default limits), and unit ids with a NUL
+character (which PostgreSQL cannot store, so the unit's exposure would be lost)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,12 @@ def _deep(levels: int) -> dict[str, Any]:
     return {"a": value}
 
 
-def _request(unit_id: str, attributes: dict[str, Any]) -> assignment_pb2.AssignRequest:
-    request = assignment_pb2.AssignRequest(unit_id=unit_id, skip_exposure_logging=True)
+def _request(
+    unit_id: str, attributes: dict[str, Any], keys: tuple[str, ...] = ()
+) -> assignment_pb2.AssignRequest:
+    request = assignment_pb2.AssignRequest(
+        unit_id=unit_id, skip_exposure_logging=True, experiment_keys=keys
+    )
     request.attributes.update(attributes)
     return request
 
@@ -65,8 +70,16 @@ async def served(
         (_request("u-1", {"blob": "x" * MAX_ATTRIBUTES_BYTES}), "attributes"),
         (_request("u-1", _deep(MAX_ATTRIBUTES_DEPTH + 1)), "attributes"),
         (_request("u\x00-1", {"country": "FR"}), "unit_id"),
+        (_request("u-1", {}, tuple(f"e{i}" for i in range(101))), "experiment_keys"),
+        (_request("u-1", {}, ("e", "é" * 129)), "experiment_keys[1]"),
     ],
-    ids=["attributes too large", "attributes too deep", "NUL in the unit id"],
+    ids=[
+        "attributes too large",
+        "attributes too deep",
+        "NUL in the unit id",
+        "101 experiment keys",
+        "an experiment key over 256 bytes",
+    ],
 )
 async def test_a_request_over_the_limits_is_refused_naming_the_field(
     served: Served, request_: assignment_pb2.AssignRequest, field: str
@@ -80,6 +93,7 @@ async def test_a_request_over_the_limits_is_refused_naming_the_field(
 
 
 async def test_a_request_just_within_the_limits_is_answered(served: Served) -> None:
-    within = _request("u-1", {**_deep(MAX_ATTRIBUTES_DEPTH), "blob": "x" * 1000})
+    keys = (*(f"e{i}" for i in range(99)), "é" * 128)  # 100 keys, the longest 256 bytes
+    within = _request("u-1", {**_deep(MAX_ATTRIBUTES_DEPTH), "blob": "x" * 1000}, keys)
     reply = await served.stub.Assign(within, metadata=served.metadata)
-    assert reply.config_version > 0
+    assert reply.config_version > 0 and len(reply.assignments) == 100

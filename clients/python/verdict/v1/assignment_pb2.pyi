@@ -137,7 +137,7 @@ class AssignRequest(_message.Message):
 
     @_builtins.property
     def experiment_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Experiments to assign; empty: every running experiment."""
+        """Experiments to assign; empty: every running experiment. At most 100 keys of at most 256 bytes."""
 
     @_builtins.property
     def forced_variations(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from verdict.evaluation import Assignment, Reason
 from verdict.evaluation.outcomes import hash_value_of
-from verdict.limits import unit_id_problem
+from verdict.limits import DEFAULT_ITEMS, DEFAULT_STRING_BYTES, unit_id_problem
 from verdict.trace_context import sampled_span_context
 from verdict.v1 import assignment_pb2
 from verdict_assignment.assign import engine_api
@@ -50,6 +50,20 @@ def check_unit_id(unit_id: str) -> None:
     problem = unit_id_problem(unit_id)
     if problem is not None:
         raise InvalidArgument.of("unit_id", problem)
+
+
+def check_experiment_keys(keys: Sequence[str]) -> None:
+    """InvalidArgument unless `experiment_keys` holds at most 100 keys of at most 256 bytes (the
+    contract's default limits; Assign checks its own request, see `limits.SELF_CHECKED`)."""
+    if len(keys) > DEFAULT_ITEMS:
+        raise InvalidArgument.of(
+            "experiment_keys", f"has {len(keys)} entries; at most {DEFAULT_ITEMS} allowed"
+        )
+    for i, key in enumerate(keys):
+        if len(key) > DEFAULT_STRING_BYTES // 4 and len(key.encode()) > DEFAULT_STRING_BYTES:
+            raise InvalidArgument.of(
+                f"experiment_keys[{i}]", f"is over {DEFAULT_STRING_BYTES} bytes"
+            )
 
 
 def check_identity(unit_id: str, attributes: Mapping[str, Any]) -> None:
@@ -152,6 +166,8 @@ class Assigner:
         """The results for `keys` (empty: every running experiment) and the snapshot used;
         `forced` (experiment key -> variant key) and `min_config_version` as in AssignRequest."""
         check_unit_id(unit_id)
+        if keys:
+            check_experiment_keys(keys)
         if attributes.get(UNIT_ID_ATTRIBUTE, unit_id) is not unit_id:  # the servicer's setdefault
             check_identity(unit_id, attributes)
         if min_config_version:
