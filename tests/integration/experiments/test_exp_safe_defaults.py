@@ -255,6 +255,11 @@ INVALID: list[tuple[str, dict[str, Any], set[str]]] = [
         {"experiment.fallback_attribute"},
     ),
     ("fallback-is-default-id", {"fallbackAttribute": "id"}, {"experiment.fallback_attribute"}),
+    (
+        "fallback-never-used-under-the-unit-id",
+        {"fallbackAttribute": "device_id"},
+        {"experiment.fallback_attribute"},
+    ),
     ("coverage-above-one", {"coverage": 1.5}, {"experiment.coverage"}),
     (
         "weights-partial-sum",

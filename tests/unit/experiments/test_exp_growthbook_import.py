@@ -304,3 +304,15 @@ def test_what_a_create_request_could_not_carry_is_skipped_or_refused() -> None:
     with pytest.raises(InvalidArgument) as error:
         convert({"savedGroups": {"g": ["ok", "y" * 257]}})
     assert _descriptions(error) == ["savedGroups.g[1]: must be at most 256 bytes, no NUL"]
+
+
+def test_a_fallback_growthbook_never_uses_is_dropped_with_a_note() -> None:
+    for rule in (
+        _rule(hashAttribute="id", fallbackAttribute="device_id"),
+        _rule(hashAttribute="user_id", fallbackAttribute="user_id"),
+    ):
+        conversion = convert(_features(rule))
+        assert _one(conversion).fallback_attribute == ""
+        assert "fallbackAttribute: not imported" in conversion.skipped[0]
+    kept = convert(_features(_rule(hashAttribute="user_id", fallbackAttribute="device_id")))
+    assert _one(kept).fallback_attribute == "device_id" and kept.skipped == ()

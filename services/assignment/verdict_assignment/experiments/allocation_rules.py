@@ -113,11 +113,15 @@ def _fallback(experiment: _Experiment, v: Violations, prefix: str) -> None:
         return
     at = f"{prefix}.fallback_attribute"
     v.check(_size(fallback) <= MAX_ATTRIBUTE_BYTES, at, f"at most {MAX_ATTRIBUTE_BYTES} bytes")
-    v.check(
-        fallback != experiment.hash_attribute,
-        at,
-        f"must differ from hash_attribute ({experiment.hash_attribute!r})",
-    )
+    if experiment.hash_attribute in ("", "id"):
+        # Every request has a unit id (the "id" attribute): the fallback could never be used.
+        v.check(False, at, "is never used with hash_attribute 'id': every unit has an id")
+    else:
+        v.check(
+            fallback != experiment.hash_attribute,
+            at,
+            f"must differ from hash_attribute ({experiment.hash_attribute!r})",
+        )
 
 
 def _holdout(experiment: _Experiment, v: Violations, prefix: str) -> None:

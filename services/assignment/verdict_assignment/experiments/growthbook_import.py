@@ -261,6 +261,13 @@ class _Converter(Shape):
                 "not imported: GrowthBook only uses it with "
                 "sticky bucketing, which disableStickyBucketing turns off",
             )
+        elif fallback and (fallback in (exp.hash_attribute, "id") or exp.hash_attribute == "id"):
+            # GrowthBook ignores a fallback it never needs; Verdict refuses one on write.
+            self.skip(
+                f"{at}.fallbackAttribute",
+                "not imported: the hash attribute is the unit id (always present) or the "
+                "fallback itself, so GrowthBook never uses it",
+            )
         elif fallback:
             exp.fallback_attribute = fallback
         self.variants(exp, raw, at, variations)
