@@ -69,6 +69,18 @@ def server_settings() -> Settings:
 @pytest.fixture(scope="session")
 def settings(server_settings: Settings) -> Iterator[Settings]:
     """Settings for this test session: a fresh, migrated database and a private namespace."""
+    yield from _fresh(server_settings)
+
+
+@pytest.fixture(scope="module")
+def own_settings(server_settings: Settings) -> Iterator[Settings]:
+    """Settings with a database and namespace of the module's own, for tests whose answers
+    depend on every running experiment (LiteLLM routing considers them all): experiments that
+    other modules leave running in the session's database cannot change them."""
+    yield from _fresh(server_settings)
+
+
+def _fresh(server_settings: Settings) -> Iterator[Settings]:
     token = secrets.token_hex(4)
     name = f"verdict_test_{token}"
     server_url = server_settings.require_database_url()

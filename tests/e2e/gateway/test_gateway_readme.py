@@ -12,12 +12,13 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import litellm
 import pytest
+import pytest_asyncio
 import yaml
 from gateway_suite import GatewaySuite, gateway_suite
 from litellm.caching.dual_cache import DualCache
@@ -33,9 +34,18 @@ README = (ROOT / "README.md").read_text()
 
 
 @pytest.fixture(scope="module")
-def suite(settings: Settings) -> Iterator[GatewaySuite]:
-    with gateway_suite(settings) as s:
+def suite(own_settings: Settings) -> Iterator[GatewaySuite]:
+    # A database of its own: the examples route across every running experiment.
+    with gateway_suite(own_settings) as s:
         yield s
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the module's own database (overrides the session's)."""
+    p = await asyncpg.create_pool(own_settings.require_database_url(), min_size=1, max_size=2)
+    yield p
+    await p.close()
 
 
 def _env(suite: GatewaySuite, user: str) -> dict[str, str]:

@@ -162,6 +162,21 @@ async def test_explicit_ranges_that_are_all_empty_cannot_start(client: Client) -
     assert code is Code.FAILED_PRECONDITION and set(fields) == {"variants"}
 
 
+async def test_a_control_kept_out_of_traffic_cannot_start(client: Client) -> None:
+    ranged = unique("emptycontrol")
+    await _create(client, experiment(ranged, variants=_ranged((0.2, 0.2), (0.5, 0.9))))
+    code, fields = await precondition_failure(_start(client, ranged))
+    assert code is Code.FAILED_PRECONDITION and set(fields) == {"variants[0].range"}
+    weighted = unique("zerocontrol")
+    variants = [
+        {"key": "control", "isControl": True, "weight": 0.0},
+        {"key": "treatment", "weight": 1.0},
+    ]
+    await _create(client, experiment(weighted, variants=variants))
+    code, fields = await precondition_failure(_start(client, weighted))
+    assert code is Code.FAILED_PRECONDITION and set(fields) == {"variants[0].weight"}
+
+
 async def test_explicit_ranges_replace_coverage(client: Client) -> None:
     key = unique("rangedcov")
     await _create(client, experiment(key, coverage=0.0, variants=_ranged((0, 0.3), (0.3, 0.6))))

@@ -7,7 +7,10 @@ out. Such an
 experiment would look live and collect nothing, and its zero values are the easiest mistake to
 make (a client that forgets `coverage` used to store 0).
 
-Not traps, so not refused: every variant weight 0 (an equal split, per the contract); some
+Also refused: a control kept out of traffic (weight 0 or an empty range) while other variants
+get some, since every comparison would then be against nobody.
+
+Not traps, so not refused: every variant weight 0 (an equal split, per the contract); treatment
 variants with an empty range or weight 0 (kept out of traffic) while another has traffic; QA
 mode (forced requests enrol).
 """
@@ -18,6 +21,7 @@ from verdict.v1 import experiment_pb2
 from verdict_platform.errors import FailedPrecondition, FieldViolation
 
 NOBODY = "the experiment would enrol nobody"
+CONTROL_EMPTY = "the control gets no traffic: every variant would be compared with nobody"
 
 
 def _empty(bucket_range: experiment_pb2.BucketRange) -> bool:
@@ -37,6 +41,7 @@ def nobody_reasons(experiment: experiment_pb2.Experiment, prefix: str = "") -> l
             )
     elif experiment.HasField("coverage") and experiment.coverage <= 0:
         found.append(FieldViolation(f"{prefix}coverage", f"is 0: {NOBODY}"))
+    found += _control_reasons(experiment, ranged, prefix)
     if experiment.HasField("layer") and not experiment.layer.start < experiment.layer.end:
         found.append(FieldViolation(f"{prefix}layer", f"its range is empty: {NOBODY}"))
     for i, f in enumerate(experiment.filters):
@@ -45,6 +50,22 @@ def nobody_reasons(experiment: experiment_pb2.Experiment, prefix: str = "") -> l
                 FieldViolation(f"{prefix}filters[{i}].ranges", f"every range is empty: {NOBODY}")
             )
     return found
+
+
+def _control_reasons(
+    experiment: experiment_pb2.Experiment, ranged: bool, prefix: str
+) -> list[FieldViolation]:
+    """The control kept out of traffic while others get some: every comparison would be against
+    nobody (a treatment may be kept out; the baseline may not)."""
+    variants = experiment.variants
+    for i, variant in enumerate(variants):
+        if not variant.is_control:
+            continue
+        if ranged and _empty(variant.range) and not all(_empty(v.range) for v in variants):
+            return [FieldViolation(f"{prefix}variants[{i}].range", CONTROL_EMPTY)]
+        if not ranged and variant.weight <= 0 and any(v.weight > 0 for v in variants):
+            return [FieldViolation(f"{prefix}variants[{i}].weight", CONTROL_EMPTY)]
+    return []
 
 
 def refuse_enrolling_nobody(
@@ -62,7 +83,7 @@ def refuse_enrolling_nobody(
         already = {r.field for r in nobody_reasons(before, prefix)}
         reasons = [r for r in reasons if r.field not in already]
     if reasons:
-        detail = "; ".join(f"{r.field} {r.description}" for r in reasons)
+        detail = "; ".join(f"{r.field}: {r.description}" for r in reasons)
         raise FailedPrecondition(
             f"cannot {action} {experiment.key!r}: {detail} (a draft may hold this, a live "
             "experiment may not)",
