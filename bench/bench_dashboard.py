@@ -46,7 +46,7 @@ from verdict.v1 import (  # noqa: E402
     experiment_pb2,
     experiment_pb2_grpc,
 )
-from verdict_analysis.snapshots import SnapshotStore  # noqa: E402
+from verdict_analysis.snapshot_store import SnapshotStore  # noqa: E402
 from verdict_platform.db import with_database  # noqa: E402
 from verdict_platform.embedded import resolve_servers  # noqa: E402
 from verdict_platform.migrator import migrate  # noqa: E402
