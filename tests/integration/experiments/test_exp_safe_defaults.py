@@ -194,6 +194,21 @@ async def test_a_filter_whose_ranges_are_all_empty_cannot_start(client: Client) 
     assert code is Code.FAILED_PRECONDITION and set(fields) == {"filters[1].ranges"}
 
 
+async def test_filters_on_one_seed_whose_ranges_never_overlap_cannot_start(client: Client) -> None:
+    key = unique("disjointfilters")
+    filters = [
+        {"seed": "other", "ranges": [{"start": 0, "end": 0.3}, {"start": 0.6, "end": 0.7}]},
+        {"seed": "other", "ranges": [{"start": 0.3, "end": 0.6}]},
+    ]
+    await _create(client, experiment(key, filters=filters))
+    code, fields = await precondition_failure(_start(client, key))
+    assert code is Code.FAILED_PRECONDITION and set(fields) == {"filters[1].ranges"}
+    overlapping = unique("overlapfilters")
+    filters[1]["ranges"] = [{"start": 0.25, "end": 0.6}]  # [0.25, 0.3) is in both
+    await _create(client, experiment(overlapping, filters=filters))
+    assert (await _start(client, overlapping)).experiment.status == pb.EXPERIMENT_STATUS_RUNNING
+
+
 async def test_every_reason_to_enrol_nobody_is_named_at_once(client: Client) -> None:
     key = unique("allnobody")
     filters = [{"seed": "x", "ranges": [{"start": 0.4, "end": 0.4}]}]

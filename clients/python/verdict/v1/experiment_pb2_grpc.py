@@ -169,7 +169,8 @@ class ExperimentServiceServicer:
         Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
         NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
         nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
-        ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+        ranges, filters on one seed whose ranges never overlap, a control kept out of traffic; or
+        its holdout not running; the fields in google.rpc.PreconditionFailure),
         UNAUTHENTICATED, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

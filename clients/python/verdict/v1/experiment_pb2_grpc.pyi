@@ -68,7 +68,8 @@ class ExperimentServiceStub:
     Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
     NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
     nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
-    ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+    ranges, filters on one seed whose ranges never overlap, a control kept out of traffic; or
+    its holdout not running; the fields in google.rpc.PreconditionFailure),
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StopExperiment: _grpc.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]
@@ -160,7 +161,8 @@ class ExperimentServiceAsyncStub(ExperimentServiceStub):
     Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
     NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
     nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
-    ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+    ranges, filters on one seed whose ranges never overlap, a control kept out of traffic; or
+    its holdout not running; the fields in google.rpc.PreconditionFailure),
     UNAUTHENTICATED, PERMISSION_DENIED.
     """
     StopExperiment: _aio.UnaryUnaryMultiCallable[_experiment_pb2.StopExperimentRequest, _experiment_pb2.StopExperimentResponse]  # type: ignore[assignment]
@@ -279,7 +281,8 @@ class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
         Returns INVALID_ARGUMENT (no reason for an override, a malformed rule override),
         NOT_FOUND, FAILED_PRECONDITION (already running, archived, an experiment that can enrol
         nobody: coverage 0, empty variant ranges, an empty layer range, a filter with only empty
-        ranges; or its holdout not running; the fields in google.rpc.PreconditionFailure),
+        ranges, filters on one seed whose ranges never overlap, a control kept out of traffic; or
+        its holdout not running; the fields in google.rpc.PreconditionFailure),
         UNAUTHENTICATED, PERMISSION_DENIED.
         """
 

@@ -8,7 +8,8 @@ experiment would look live and collect nothing, and its zero values are the easi
 make (a client that forgets `coverage` used to store 0).
 
 Also refused: a control kept out of traffic (weight 0 or an empty range) while other variants
-get some, since every comparison would then be against nobody.
+get some, since every comparison would then be against nobody; and filters hashing the same
+seed, attribute and version whose ranges have no point in common.
 
 Not traps, so not refused: every variant weight 0 (an equal split, per the contract); treatment
 variants with an empty range or weight 0 (kept out of traffic) while another has traffic; QA
@@ -48,6 +49,36 @@ def nobody_reasons(experiment: experiment_pb2.Experiment, prefix: str = "") -> l
         if all(_empty(r) for r in f.ranges):
             found.append(
                 FieldViolation(f"{prefix}filters[{i}].ranges", f"every range is empty: {NOBODY}")
+            )
+    found += _disjoint_filters(experiment, prefix)
+    return found
+
+
+def _disjoint_filters(experiment: experiment_pb2.Experiment, prefix: str) -> list[FieldViolation]:
+    """Filters that hash the same thing (seed, attribute, version) place a unit at one point, so
+    a unit passes them all only where their ranges overlap; none overlapping keeps everyone out."""
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for i, f in enumerate(experiment.filters):
+        groups.setdefault((f.seed, f.attribute, f.hash_version or 2), []).append(i)
+    found = []
+    for indexes in groups.values():
+        if len(indexes) < 2:
+            continue
+        common = [(r.start, r.end) for r in experiment.filters[indexes[0]].ranges if not _empty(r)]
+        for i in indexes[1:]:
+            common = [
+                (max(a, r.start), min(b, r.end))
+                for a, b in common
+                for r in experiment.filters[i].ranges
+                if max(a, r.start) < min(b, r.end)
+            ]
+        if not common:
+            found.append(
+                FieldViolation(
+                    f"{prefix}filters[{indexes[-1]}].ranges",
+                    f"no unit is in the ranges of every filter on seed "
+                    f"{experiment.filters[indexes[0]].seed!r}: {NOBODY}",
+                )
             )
     return found
 
