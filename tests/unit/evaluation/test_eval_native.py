@@ -1,6 +1,6 @@
 """The compiled accelerator (`_native.c`) answers exactly what the Python reference answers.
 
-Random configurations cover every step of `_assign_one`: schedules, forced variants, hash
+Random configurations cover every step of `eligibility.evaluate`: schedules, forced variants, hash
 attributes of every JSON type, layers, shared and distinct conditions, coverage and weights,
 explicit ranges, hash versions 1 and 2, ASCII and non-ASCII ids and seeds (the latter go through
 the Python hashers from C), and the steps the accelerator calls back into Python for: fallback

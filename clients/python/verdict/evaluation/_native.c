@@ -1,8 +1,8 @@
 /* The assignment engine's per-unit loop, compiled: an accelerator for `engine.Evaluator`.
  *
- * `engine.py` is the reference implementation and stays the only description of the rules: this
- * file repeats `_assign_one` step for step (schedule, forced variants, hash attribute, layer,
- * targeting, bucket ranges) and GrowthBook's FNV-1a hashes for ASCII text. Everything else calls
+ * `eligibility.evaluate` is the reference implementation and stays the only description of the
+ * rules: this file repeats its hot-path steps (schedule, forced variants, hash attribute, layer,
+ * targeting, bucket ranges; experiments with other steps call their `python` record field) and GrowthBook's FNV-1a hashes for ASCII text. Everything else calls
  * back into the Python objects the engine compiled: targeting conditions, `hash_value_of` for
  * non-string hash attributes, and the Python hashers for non-ASCII text. Tests run both paths on
  * GrowthBook's vectors and on random units and require identical answers.
@@ -713,7 +713,7 @@ static PyObject *call_python(PyObject *python, PyObject *unit_id, PyObject *attr
     return out;
 }
 
-/* `engine._assign_one`, step for step. Returns a new reference, or NULL with an exception. */
+/* `eligibility.evaluate`'s hot-path steps, one for one. Returns a new reference, or NULL with an exception. */
 static PyObject *assign_one(Plan *plan, Experiment *e, PyObject *unit_id, PyObject *attributes,
                             double now, Call *call) {
     if (!e->running || !(e->start <= now && now < e->end)) return Py_NewRef(e->not_running);

@@ -29,7 +29,7 @@ class Compiled:
 
     `python` is set by the Evaluator for experiments whose steps only the Python code implements
     (fallback attribute, filters, a holdout, QA mode): a `(unit_id, attributes, now) ->
-    Assignment` both paths call instead of their own steps. `holdout` is the covering holdout
+    Assignment` the C accelerator calls instead of its own steps. `holdout` is the covering holdout
     when it is running in the same Evaluator, else None (the experiment then ignores it).
     """
 

@@ -17,9 +17,9 @@ request's forced variations and explanations.
 8. the bucket against the ranges (explicit ranges, or weights and coverage): ASSIGNED or
    NOT_IN_TRAFFIC.
 
-The engine's `_assign_one` (and its C copy) runs the same steps for experiments without these
-features, and calls `evaluate` for the others, so that both paths answer with the one
-implementation here.
+`evaluate` is the engine's pure-Python path for every experiment. The C accelerator repeats
+the steps of experiments without these features and calls `evaluate` (through `Compiled.python`)
+for the others, so that both paths answer with the one implementation here.
 """
 
 from __future__ import annotations

@@ -5,14 +5,15 @@ same configuration, so they cannot disagree. Everything that depends only on the
 (compiled conditions, bucket ranges, seeded hashers, layer seeds) is prepared once when the
 `Evaluator` is built; `assign` does only per-unit work and no I/O.
 
-`_assign_one` below is the reference implementation. When the compiled accelerator
-(`_native.c`, built by `make setup`) is importable, `assign` runs its copy of the same steps
-instead, calling back into the conditions and hashers compiled here; experiments with identical
-conditions share one compiled condition, evaluated once per call. Tests hold the two paths equal.
+`eligibility.evaluate` is the reference implementation, the one description of the rules in
+Python. When the compiled accelerator (`_native.c`, built by `make setup`) is importable,
+`assign` runs its copy of the hot-path steps instead, calling back into the conditions and
+hashers compiled here; experiments with identical conditions share one compiled condition,
+evaluated once per call. Tests hold the two paths equal.
 
 Experiments using a fallback attribute, filters, a holdout or QA mode carry a Python callable
-(`Compiled.python`, `eligibility.evaluate` bound to them) that both paths call instead of their own
-steps: the C code never implements those, and experiments without them stay on the fast path.
+(`Compiled.python`, `eligibility.evaluate` bound to them) that the C code calls instead of its
+own steps: it never implements those, and experiments without them stay on the fast path.
 Per-request forced variations and explanations (QA and debugging traffic) always run
 `eligibility.evaluate`.
 """
@@ -213,7 +214,7 @@ class Evaluator:
                 else _outcome(key, Reason.UNKNOWN_KEY)
                 for key in keys
             ]
-        assign_one, buckets = _assign_one, self._buckets
+        assign_one, buckets = evaluate, self._buckets
         if keys:
             by_key = self._by_key
             return [
@@ -285,62 +286,9 @@ def _with_id(unit_id: str, attributes: Mapping[str, Any] | None) -> dict[str, An
 
 
 def _bound(c: Compiled, buckets: bool) -> Callable[[str, Mapping[str, Any], float], Assignment]:
-    """`eligibility.evaluate` for `c`, as `Compiled.python` (called by both paths)."""
+    """`eligibility.evaluate` for `c`, as `Compiled.python` (called by the C accelerator)."""
 
     def assign(unit_id: str, attributes: Mapping[str, Any], now: float) -> Assignment:
         return evaluate(c, unit_id, attributes, now, buckets)
 
     return assign
-
-
-def _assign_one(
-    experiment: Compiled,
-    unit_id: str,
-    attributes: Mapping[str, Any],
-    now: float,
-    buckets: bool = True,
-) -> Assignment:
-    """The checks of `Evaluator.assign` for one experiment, in GrowthBook's order; experiments
-    with steps only Python implements go to their `python` callable (`eligibility.evaluate`)."""
-    if not experiment.running or not experiment.start <= now < experiment.end:
-        return experiment.not_running
-    if experiment.python is not None:
-        return experiment.python(unit_id, attributes, now)
-    raw = attributes.get(experiment.hash_attribute)
-    hash_value = (raw or None) if type(raw) is str else hash_value_of(raw)
-    forced = experiment.forced
-    if forced:
-        hit = forced.get(unit_id)
-        if hit is None and hash_value is not None:
-            hit = forced.get(hash_value)
-        if hit is not None:
-            return hit
-    if hash_value is None:
-        return experiment.no_hash_attribute
-    layer_seed = experiment.layer_seed
-    if layer_seed is not None:
-        position = _hash(layer_seed, hash_value, 1)
-        if position is None or not experiment.layer_start <= position < experiment.layer_end:
-            return experiment.not_in_layer
-    condition = experiment.condition
-    if condition is not None and not condition(attributes):
-        return experiment.not_targeted
-    n = experiment.hasher(hash_value)
-    if n is None:  # unreachable: ExperimentConfig admits only known hash versions
-        return _outcome(experiment.key, Reason.NOT_IN_TRAFFIC)
-    for index, (start, end) in enumerate(experiment.ranges):
-        if start <= n < end:
-            if not buckets:
-                return experiment.assigned[index]
-            return Assignment(
-                experiment.key,
-                experiment.variant_keys[index],
-                index,
-                Reason.ASSIGNED,
-                experiment.payloads[index],
-                n,
-                True,
-            )
-    return (
-        _outcome(experiment.key, Reason.NOT_IN_TRAFFIC, n) if buckets else experiment.not_in_traffic
-    )
