@@ -18,7 +18,6 @@ from verdict.evaluation import (
     LayerConfig,
     Reason,
     VariantConfig,
-    forced_problem,
     hash,
     hashed_by,
     identity_problem,
@@ -362,23 +361,6 @@ def test_forcing_a_holdout_to_its_control_holds_the_unit_out(native: bool) -> No
     )
     both = {"hold": "held", "exp": "1"}
     assert evaluator.assign("u", keys=["exp"], now=NOW, forced=both)[0].reason is Reason.FORCED
-
-
-def test_forced_problem_names_the_offending_entry() -> None:
-    evaluator = Evaluator([experiment("a"), experiment("b")], native=False)
-    assert forced_problem(evaluator, {"a": "1", "b": "0"}) is None
-    assert forced_problem(evaluator, {"a": "1", "x": "0"}) == (
-        "forced_variations.x",
-        "no experiment has this key",
-    )
-    assert forced_problem(list(evaluator.experiments.values()), {"b": "z"}) == (
-        "forced_variations.b",
-        "experiment 'b' has no variant 'z'",
-    )
-    assert forced_problem(evaluator.experiments, {f"k{i}": "0" for i in range(101)}) == (
-        "forced_variations",
-        "at most 100 entries",
-    )
 
 
 def test_identity_problem_refuses_an_id_other_than_the_unit_id() -> None:

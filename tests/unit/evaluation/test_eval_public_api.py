@@ -28,7 +28,6 @@ DOCUMENTED = {
     "FilterConfig",
     "Explanation",
     "hashed_by",
-    "forced_problem",
     "identity_problem",
 }
 

@@ -16,7 +16,6 @@ Assignment engine:
 
 For the assignment service (pure checks it calls around `Evaluator.assign`):
     hashed_by (the attribute and value an experiment hashes, recorded on exposures),
-    forced_problem (a request's forced variations checked against the experiments),
     identity_problem (an `id` attribute other than the unit id)
 """
 
@@ -28,7 +27,7 @@ from verdict.evaluation.buckets import (
 )
 from verdict.evaluation.conditions import ConditionError, compile_condition, evaluate_condition
 from verdict.evaluation.config import ExperimentConfig, FilterConfig, LayerConfig, VariantConfig
-from verdict.evaluation.eligibility import forced_problem, hashed_by, identity_problem
+from verdict.evaluation.eligibility import hashed_by, identity_problem
 from verdict.evaluation.engine import Evaluator
 from verdict.evaluation.explain import Explanation
 from verdict.evaluation.hashing import hash
@@ -54,7 +53,6 @@ __all__ = [
     "choose_variation",
     "compile_condition",
     "evaluate_condition",
-    "forced_problem",
     "get_bucket_ranges",
     "get_equal_weights",
     "hash",

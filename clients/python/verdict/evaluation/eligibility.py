@@ -24,24 +24,14 @@ for the others, so that both paths answer with the one implementation here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any
 
 from verdict.evaluation.compiled import Compiled
 from verdict.evaluation.config import ExperimentConfig
 from verdict.evaluation.explain import Trace, failing_part, ranges_text
 from verdict.evaluation.hashing import hash as _hash
 from verdict.evaluation.outcomes import Assignment, Reason, hash_value_of
-
-MAX_FORCED = 100
-"""At most this many forced variations per request (AssignRequest.forced_variations)."""
-
-
-class HasExperiments(Protocol):
-    """An `Evaluator`, for `forced_problem`."""
-
-    @property
-    def experiments(self) -> Mapping[str, ExperimentConfig]: ...
 
 
 def _hashed(
@@ -82,34 +72,6 @@ def identity_problem(unit_id: str, attributes: Mapping[str, Any] | None) -> tupl
     if type(given) is str and given == unit_id:
         return None
     return "attributes.id", f"must equal unit_id {unit_id!r} when given, got {given!r}"
-
-
-def forced_problem(
-    source: HasExperiments | Mapping[str, ExperimentConfig] | Iterable[ExperimentConfig],
-    forced: Mapping[str, str],
-) -> tuple[str, str] | None:
-    """(field, description) of the first problem of a request's forced variations against the
-    experiments of `source` (an Evaluator, configurations by key, or configurations), or None.
-
-    Problems: more than MAX_FORCED entries, an unknown experiment, a variant the experiment does
-    not have. The service answers INVALID_ARGUMENT with them.
-    """
-    if len(forced) > MAX_FORCED:
-        return "forced_variations", f"at most {MAX_FORCED} entries"
-    experiments: Mapping[str, ExperimentConfig]
-    if isinstance(source, Mapping):
-        experiments = source
-    elif hasattr(source, "experiments"):
-        experiments = source.experiments
-    else:
-        experiments = {config.key: config for config in source}
-    for key, variant in forced.items():
-        config = experiments.get(key)
-        if config is None:
-            return f"forced_variations.{key}", "no experiment has this key"
-        if all(v.key != variant for v in config.variants):
-            return f"forced_variations.{key}", f"experiment {key!r} has no variant {variant!r}"
-    return None
 
 
 def evaluate(

@@ -189,11 +189,10 @@ class Evaluator:
         `attributes` are the unit's targeting attributes; `"id"` is the unit id unless they carry
         one. `now` (epoch seconds, default the current time) decides schedules. `forced` (QA):
         experiment key -> variant key, answered FORCED in a running experiment; keys of no
-        experiment are ignored, a variant the experiment does not have raises ValueError (see
-        `eligibility.forced_problem`). Checks, in order (`eligibility`'s docstring): not running
-        or outside the schedule, forced variant, QA mode, hash attribute (or its fallback),
-        filters, layer, targeting condition, holdout, bucket ranges (coverage and weights, or
-        explicit ranges).
+        experiment are ignored, a variant the experiment does not have raises ValueError.
+        Checks, in order (`eligibility`'s docstring): not running or outside the schedule,
+        forced variant, QA mode, hash attribute (or its fallback), filters, layer, targeting
+        condition, holdout, bucket ranges (coverage and weights, or explicit ranges).
         """
         if attributes is None:  # inlined `_with_id`: this is the hot path
             attributes = {"id": unit_id}

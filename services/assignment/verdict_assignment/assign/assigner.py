@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from verdict.evaluation import Assignment, Reason
+from verdict.evaluation import Assignment, Reason, identity_problem
 from verdict.evaluation.outcomes import hash_value_of
 from verdict.limits import DEFAULT_ITEMS, DEFAULT_STRING_BYTES, unit_id_problem
 from verdict.trace_context import sampled_span_context
@@ -67,14 +67,11 @@ def check_experiment_keys(keys: Sequence[str]) -> None:
 
 
 def check_identity(unit_id: str, attributes: Mapping[str, Any]) -> None:
-    """InvalidArgument when the attributes carry an `id` other than the unit id: `unit_id` is
-    the value of the default hash attribute "id", and two answers to "who is this" would bucket
-    and record the unit inconsistently. The same string only (no number for a numeric id)."""
-    given = attributes.get(UNIT_ID_ATTRIBUTE, unit_id)
-    if given != unit_id or type(given) is not str:
-        raise InvalidArgument.of(
-            "attributes.id", "differs from unit_id (the unit id is the `id` attribute)"
-        )
+    """InvalidArgument when the attributes carry an `id` other than the unit id (the engine's
+    `identity_problem`, the rule `LocalEvaluator` applies too)."""
+    problem = identity_problem(unit_id, attributes)
+    if problem is not None:
+        raise InvalidArgument.of(*problem)
 
 
 def check_forced(snapshot: Snapshot, forced: Mapping[str, str]) -> None:
