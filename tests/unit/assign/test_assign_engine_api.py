@@ -1,5 +1,4 @@
-"""`engine_api`, the Assign path's door to the engine's per-request options: forced variants,
-explanations as proto messages, the attribute and value an experiment hashes."""
+"""`engine_api`: the engine's explanations as the proto's, one per result."""
 
 from __future__ import annotations
 
@@ -17,29 +16,6 @@ from verdict_assignment.assign import engine_api
 def _config(**extra: object) -> ExperimentConfig:
     variants = (VariantConfig("a", 0.5, '{"m": 1}'), VariantConfig("b", 0.5, '{"m": 2}'))
     return ExperimentConfig("e", variants, **extra)  # type: ignore[arg-type]
-
-
-def test_forced_variants_are_answered_forced_with_their_payload() -> None:
-    evaluator = Evaluator([_config()])
-    natural = evaluator.assign("u", {}, ["e"], 0.0)[0]
-    flipped = "b" if natural.variant_key == "a" else "a"
-    [forced] = engine_api.assign(evaluator, "u", {}, ["e"], 0.0, {"e": flipped})
-    assert (forced.variant_key, forced.reason, forced.in_experiment) == (
-        flipped,
-        Reason.FORCED,
-        True,
-    )
-    assert forced.payload_json == ('{"m": 1}' if flipped == "a" else '{"m": 2}')
-
-
-def test_the_fallback_attribute_is_what_is_hashed_when_the_primary_is_missing() -> None:
-    config = _config(hash_attribute="user_id", fallback_attribute="device_id")
-    assert engine_api.hashed_by(config, {"id": "u", "device_id": "d"}) == ("device_id", "d")
-    assert engine_api.hashed_by(config, {"id": "u", "user_id": "x", "device_id": "d"}) == (
-        "user_id",
-        "x",
-    )
-    assert engine_api.hashed_by(config, {"id": "u"}) is None
 
 
 def test_explanations_come_one_per_result_with_bucket_and_layer_position() -> None:

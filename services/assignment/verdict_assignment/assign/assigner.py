@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from verdict.evaluation import Assignment, Reason, identity_problem
+from verdict.evaluation import Assignment, Reason, hashed_by, identity_problem
 from verdict.evaluation.outcomes import hash_value_of
 from verdict.limits import DEFAULT_ITEMS, DEFAULT_STRING_BYTES, unit_id_problem
 from verdict.trace_context import sampled_span_context
@@ -176,7 +176,7 @@ class Assigner:
         now = time.time()
         if forced:
             check_forced(snapshot, forced)
-            results = engine_api.assign(snapshot.evaluator, unit_id, attributes, keys, now, forced)
+            results = snapshot.evaluator.assign(unit_id, attributes, keys, now, forced=forced)
         else:
             results = snapshot.evaluator.assign(unit_id, attributes, keys, now)
         if snapshot.fallback_keys and self._sticky is not None:
@@ -322,7 +322,7 @@ class Assigner:
             )
             hashed: tuple[str, str] = ("", "")  # the unit id itself
             if r.experiment_key in hashing:
-                found = engine_api.hashed_by(experiments[r.experiment_key], attributes)
+                found = hashed_by(experiments[r.experiment_key], attributes)
                 if found is not None and found[0] != UNIT_ID_ATTRIBUTE:
                     hashed = found
             sink.record(

@@ -1,8 +1,7 @@
-"""The evaluation engine's per-request options as the Assign path calls them, in one place.
+"""The engine's explanations as the Assign path answers them (`AssignRequest.explain`).
 
-Forced variations, explanations and the attribute an experiment hashes are the engine's
-(`verdict.evaluation`); this module turns them into the shapes the service answers with, so the
-servicer and the assigner never touch the engine's explanation objects or the proto's.
+Explanations are the engine's (`Evaluator.explain`); this module turns them into the proto's
+`Explanation`, so the servicer and the assigner never touch the engine's explanation objects.
 """
 
 from __future__ import annotations
@@ -10,35 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from verdict.evaluation import Assignment, Evaluator, ExperimentConfig, Explanation
-from verdict.evaluation import hashed_by as _hashed_by
+from verdict.evaluation import Evaluator, Explanation
 from verdict.v1 import assignment_pb2
-from verdict_platform.roles import FORCERS
 
 UNIT_ID_ATTRIBUTE = "id"
 """The default hash attribute: the unit id itself (`AssignRequest.unit_id`)."""
-
-FORCING_ROLES = FORCERS
-"""Roles that may send `forced_variations` (qa and admin)."""
-
-
-def hashed_by(config: ExperimentConfig, attributes: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(attribute, value) hashed to bucket the unit in `config`: the hash attribute's, or the
-    fallback attribute's when the unit has no value for it; None when it has neither."""
-    return _hashed_by(config, attributes)
-
-
-def assign(
-    evaluator: Evaluator,
-    unit_id: str,
-    attributes: Mapping[str, Any],
-    keys: Sequence[str],
-    now: float,
-    forced: Mapping[str, str],
-) -> list[Assignment]:
-    """`evaluator.assign` with the request's forced variations (experiment key -> variant key,
-    all known to the evaluator: the caller checked them)."""
-    return evaluator.assign(unit_id, attributes, keys, now, forced=forced)
 
 
 def explain(

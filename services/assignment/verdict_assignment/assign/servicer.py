@@ -23,10 +23,10 @@ import grpc
 from verdict.v1 import assignment_pb2
 from verdict_assignment.assign import fastpath
 from verdict_assignment.assign.assigner import Assigner
-from verdict_assignment.assign.engine_api import FORCING_ROLES
 from verdict_assignment.assign.holder import SnapshotHolder
 from verdict_platform.errors import InvalidArgument, PermissionDenied
 from verdict_platform.guard import current_principal
+from verdict_platform.roles import may_force
 
 SERVICE_NAME = assignment_pb2.DESCRIPTOR.services_by_name["AssignmentService"].full_name
 
@@ -73,7 +73,7 @@ class AssignmentServicer:
     ) -> bytes:
         """Assign for a request with options (off the hot path)."""
         forced = options.forced
-        if forced and current_principal().role not in FORCING_ROLES:
+        if forced and not may_force(current_principal().role):
             raise PermissionDenied("forced_variations needs an API key with the qa or admin role")
         snapshot, results = await self._assigner.assign(
             unit_id,
